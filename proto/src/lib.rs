@@ -1,0 +1,21 @@
+//! einfo's protobuf contracts (`einfo.<service>.v1`): generated messages, clients and servers,
+//! and the descriptor set that server reflection serves.
+#![allow(clippy::all, missing_docs)]
+
+/// Encoded `FileDescriptorSet` of every einfo proto, for reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/einfo_descriptor.bin"));
+
+pub mod log {
+    pub mod v1 {
+        tonic::include_proto!("einfo.log.v1");
+    }
+}
+
+pub mod registry {
+    pub mod v1 {
+        tonic::include_proto!("einfo.registry.v1");
+    }
+}
+
+pub use prost;
+pub use prost_types;

@@ -1,0 +1,6 @@
+//! The `einfo` binary's library: node assembly (used by the binary and by the tests), the
+//! offline chain verifier, and the benchmark.
+#![forbid(unsafe_code)]
+
+pub mod node;
+pub mod verify;

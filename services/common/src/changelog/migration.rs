@@ -1,0 +1,76 @@
+//! Tables of the change log and of idempotency keys, shared by every service of a node.
+
+use sea_orm_migration::prelude::*;
+
+use crate::db::execute_ddl;
+
+/// Migrations of the shared tables, tracked in their own table so that each service's
+/// migrator can run beside it.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001ChangeLog)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "einfo_migrations_common".into_iden()
+    }
+}
+
+struct M0001ChangeLog;
+
+impl MigrationName for M0001ChangeLog {
+    fn name(&self) -> &str {
+        "m0001_change_log"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0001ChangeLog {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "CREATE TABLE log_heads (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (jurisdiction, service))",
+                "CREATE TABLE change_log (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    resource TEXT NOT NULL,
+                    operation TEXT NOT NULL,
+                    state_type TEXT NOT NULL,
+                    state BLOB NOT NULL,
+                    actor_subject TEXT NOT NULL,
+                    actor_role TEXT NOT NULL,
+                    actor_jurisdiction TEXT NOT NULL,
+                    server_time BIGINT NOT NULL,
+                    schema_version INTEGER NOT NULL,
+                    prev_hash BLOB NOT NULL,
+                    hash BLOB NOT NULL,
+                    reason TEXT NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, seq))",
+                "CREATE INDEX change_log_time ON change_log (jurisdiction, service, server_time)",
+                "CREATE TABLE idempotency_keys (
+                    scope TEXT NOT NULL,
+                    method TEXT NOT NULL,
+                    request_id TEXT NOT NULL,
+                    body_hash BLOB NOT NULL,
+                    response BLOB NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (scope, method, request_id))",
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the change log is never dropped".into()))
+    }
+}

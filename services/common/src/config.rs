@@ -1,0 +1,154 @@
+//! Layered configuration: defaults, then a TOML file, then `EINFO_…` environment variables
+//! (`__` separates levels: `EINFO_TELEMETRY__OTLP_ENDPOINT`). Typed at load; unknown keys are
+//! refused so a misspelt setting fails loudly instead of being ignored. Secrets are never logged
+//! (`AuthSettings`'s `Debug` hides them). Tests build [`Settings`] as values.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use einfo_domain::Scheme;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::telemetry::TelemetrySettings;
+
+/// Settings of one einfo process.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Province scheme of the node: 2008 (63 provinces, the default) or 2025 (34 provinces).
+    pub scheme: Scheme,
+    /// Codes of the provinces this node hosts, e.g. ["01", "79"].
+    pub provinces: Vec<String>,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for the embedded SQLite database and the generated token secret.
+    pub data_dir: PathBuf,
+    /// `postgres://…` for PostgreSQL; unset for SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// Logging and tracing.
+    pub telemetry: TelemetrySettings,
+    /// Bearer tokens.
+    pub auth: AuthSettings,
+    /// Registry service.
+    pub registry: RegistrySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            scheme: Scheme::P63,
+            provinces: Vec::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from(".einfo"),
+            database_url: None,
+            telemetry: TelemetrySettings::default(),
+            auth: AuthSettings::default(),
+            registry: RegistrySettings::default(),
+        }
+    }
+}
+
+/// Bearer-token settings.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The HS256 secret (at least 32 bytes). If unset, `secret_file` is read; if that is unset
+    /// too, `{data_dir}/token-secret` is used, created with a random secret on first start.
+    pub secret: Option<String>,
+    /// A file holding the secret.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
+            .field("secret_file", &self.secret_file)
+            .finish()
+    }
+}
+
+/// Registry settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrySettings {
+    /// How often the node looks for time-driven transitions (licence expiry, end of a
+    /// suspension or a trial), in milliseconds.
+    pub clock_interval_ms: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        Self { clock_interval_ms: 1000 }
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the `EINFO_` environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(f) = file {
+            anyhow::ensure!(f.exists(), "configuration file {} does not exist", f.display());
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(Env::prefixed("EINFO_").split("__").map(|k| k.as_str().to_ascii_lowercase().into()));
+        Ok(fig.extract()?)
+    }
+
+    /// The database URL: the configured one, or SQLite under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("einfo.db").display()),
+        }
+    }
+
+    /// Reads (or on first start creates) the token secret.
+    pub fn token_secret(&self) -> anyhow::Result<Vec<u8>> {
+        if let Some(s) = &self.auth.secret {
+            return Ok(s.as_bytes().to_vec());
+        }
+        let path = self.auth.secret_file.clone().unwrap_or_else(|| self.data_dir.join("token-secret"));
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s.trim().as_bytes().to_vec()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.auth.secret_file.is_none() => {
+                std::fs::create_dir_all(&self.data_dir)?;
+                let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                std::fs::write(&path, &secret)?;
+                Ok(secret.into_bytes())
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read token secret {}: {e}", path.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own signature
+    fn the_environment_overrides_the_file_and_unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "einfo.toml",
+                "scheme = \"2025\"\nprovinces = [\"01\"]\n[registry]\nclock_interval_ms = 50\n",
+            )?;
+            jail.set_env("EINFO_REGISTRY__CLOCK_INTERVAL_MS", "70");
+            let s = Settings::load(Some(Path::new("einfo.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.scheme, Scheme::P34);
+            assert_eq!(s.registry.clock_interval_ms, 70);
+            jail.create_file("bad.toml", "sheme = \"2025\"\n")?;
+            assert!(Settings::load(Some(Path::new("bad.toml"))).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = AuthSettings { secret: Some("hunter2hunter2hunter2hunter2hunter2".into()), secret_file: None };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,160 @@
+//! Opening the database: SQLite (the embedded default) or PostgreSQL (production), and the
+//! small SQL helpers every store uses.
+//!
+//! SQLite runs in WAL mode with `synchronous=FULL`, so an acknowledged write survives a power
+//! loss, and with a busy timeout. Writers are serialised in-process (one write lock per
+//! database) and start their transactions with `BEGIN IMMEDIATE`, so they never deadlock on a
+//! lock upgrade. On PostgreSQL, writers of one log serialise on that log's head row instead
+//! (`SELECT … FOR UPDATE`), so unrelated logs commit in parallel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+
+/// An open database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    conn: DatabaseConnection,
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    commits: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Database {
+    /// Opens `url`: `sqlite://path?mode=rwc` or `postgres://…`.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.sqlx_logging(false)
+            .test_before_acquire(false)
+            .test_before_acquire_if_idle_for(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            opts.max_connections(8).min_connections(1).map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true)
+            });
+        } else {
+            opts.max_connections(32).min_connections(1);
+        }
+        let conn = sea_orm::Database::connect(opts).await?;
+        Ok(Self {
+            conn,
+            write_lock: sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
+            commits: Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
+    }
+
+    /// The sea-orm connection.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// SQLite or PostgreSQL.
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// The in-process write lock (SQLite only).
+    pub(crate) fn write_lock(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        self.write_lock.as_ref()
+    }
+
+    /// Counts commits made through this handle; followers of the log wait on it.
+    pub(crate) fn commits(&self) -> Arc<tokio::sync::watch::Sender<u64>> {
+        self.commits.clone()
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.conn.close().await?;
+        Ok(())
+    }
+}
+
+/// A statement written with PostgreSQL placeholders (`$1`, `$2`…), made to run on `backend`
+/// (SQLite reads them as `?1`, `?2`…). Types: `BLOB` becomes `BYTEA` on PostgreSQL.
+pub fn stmt(backend: DbBackend, sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(backend, adapt(backend, sql), values)
+}
+
+/// Rewrites placeholders and types of `sql` for `backend`.
+pub fn adapt(backend: DbBackend, sql: &str) -> String {
+    match backend {
+        DbBackend::Sqlite => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+                    out.push('?');
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        _ => sql.replace("BLOB", "BYTEA"),
+    }
+}
+
+/// Executes DDL statements in order (used by migrations).
+pub async fn execute_ddl<C: ConnectionTrait>(conn: &C, statements: &[&str]) -> Result<(), sea_orm::DbErr> {
+    let backend = conn.get_database_backend();
+    for s in statements {
+        conn.execute_unprepared(&adapt(backend, s)).await?;
+    }
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch, the form every instant is stored in.
+pub fn micros(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The instant of a stored microsecond count.
+pub fn from_micros(us: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Whether a database error is a unique-constraint violation.
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_adapted_for_sqlite() {
+        assert_eq!(adapt(DbBackend::Sqlite, "a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+        assert_eq!(adapt(DbBackend::Postgres, "x BLOB"), "x BYTEA");
+    }
+
+    #[tokio::test]
+    async fn sqlite_runs_with_wal_and_synchronous_full() {
+        let dir = std::env::temp_dir().join(format!("einfo-db-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Database::connect(&format!("sqlite://{}?mode=rwc", dir.join("t.db").display())).await.unwrap();
+        let row = db
+            .conn()
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA synchronous"))
+            .await
+            .unwrap()
+            .unwrap();
+        // 2 is FULL.
+        assert_eq!(row.try_get_by_index::<i32>(0).unwrap(), 2);
+        let row = db
+            .conn()
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA journal_mode"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "wal");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

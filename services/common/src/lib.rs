@@ -1,0 +1,16 @@
+//! What every einfo service shares: layered configuration, telemetry, server assembly (health,
+//! reflection, trace context, graceful shutdown), the error-code table, caller identity, the
+//! database and the hash-chained change log with idempotent mutations.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod changelog;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+pub mod trace_context;
+
+pub use auth::{Caller, Role};
+pub use error::{ApiError, ApiResult, Reason};

@@ -1,0 +1,113 @@
+//! The registry's tables. Each row holds the full protobuf state of its resource (the same
+//! bytes the change log records) beside the columns that queries filter on.
+
+use einfo_common::db::execute_ddl;
+use sea_orm_migration::prelude::*;
+
+/// Registry migrations, tracked apart from other services' so services can share a database.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Registry)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "einfo_migrations_registry".into_iden()
+    }
+}
+
+struct M0001Registry;
+
+impl MigrationName for M0001Registry {
+    fn name(&self) -> &str {
+        "m0001_registry"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0001Registry {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "CREATE TABLE reg_sites (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    name_folded TEXT NOT NULL,
+                    owner_tax_code TEXT NOT NULL,
+                    voided INTEGER NOT NULL,
+                    revision BIGINT NOT NULL,
+                    state BLOB NOT NULL)",
+                "CREATE INDEX reg_sites_jurisdiction ON reg_sites (jurisdiction, name)",
+                "CREATE INDEX reg_sites_tax ON reg_sites (jurisdiction, owner_tax_code)",
+                "CREATE TABLE reg_site_domains (
+                    jurisdiction TEXT NOT NULL,
+                    ascii TEXT NOT NULL,
+                    registrable TEXT NOT NULL,
+                    site TEXT NOT NULL,
+                    PRIMARY KEY (jurisdiction, ascii))",
+                "CREATE INDEX reg_site_domains_registrable ON reg_site_domains (jurisdiction, registrable)",
+                "CREATE INDEX reg_site_domains_site ON reg_site_domains (site)",
+                "CREATE TABLE reg_applications (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    site TEXT NOT NULL,
+                    state INTEGER NOT NULL,
+                    deadline BIGINT NOT NULL,
+                    revision BIGINT NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX reg_applications_jurisdiction ON reg_applications (jurisdiction, name)",
+                "CREATE INDEX reg_applications_site ON reg_applications (site)",
+                "CREATE TABLE reg_licences (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    site TEXT NOT NULL,
+                    state INTEGER NOT NULL,
+                    issue_time BIGINT NOT NULL,
+                    expire_time BIGINT NOT NULL,
+                    suspended_until BIGINT NOT NULL,
+                    revision BIGINT NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX reg_licences_jurisdiction ON reg_licences (jurisdiction, name)",
+                "CREATE INDEX reg_licences_site ON reg_licences (site)",
+                "CREATE INDEX reg_licences_due ON reg_licences (state, expire_time)",
+                "CREATE TABLE reg_records (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    site TEXT NOT NULL,
+                    start_time BIGINT NOT NULL,
+                    end_time BIGINT NOT NULL,
+                    ended INTEGER NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX reg_records_site ON reg_records (site)",
+                "CREATE TABLE reg_history (
+                    jurisdiction TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    resource TEXT NOT NULL,
+                    resource_type TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    deadline BIGINT NOT NULL,
+                    voided INTEGER NOT NULL,
+                    PRIMARY KEY (jurisdiction, seq, resource))",
+                "CREATE INDEX reg_history_resource ON reg_history (jurisdiction, resource_type, resource, seq)",
+                "CREATE TABLE reg_events (
+                    jurisdiction TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    resource TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    event_time BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, seq, resource, event))",
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("registry tables are never dropped".into()))
+    }
+}
