@@ -1,1 +1,313 @@
-//! placeholder
+//! Test helpers: a fresh database per test (SQLite in a temporary directory, or a PostgreSQL
+//! database created and dropped around the test), real nodes on port 0, tokens and clients.
+//!
+//! PostgreSQL is found at `EINFO_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached, a PostgreSQL test
+//! panics if `CI` is set, and otherwise prints `POSTGRES UNAVAILABLE` and returns early.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use einfo_cli::node::{self, Node, Options, Role as NodeRole};
+use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::config::Settings;
+use einfo_common::db::Database;
+use einfo_domain::Jurisdiction;
+use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
+use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use sea_orm::ConnectionTrait;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in a temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server.
+    Postgres,
+}
+
+/// The admin URL tests create their PostgreSQL databases through.
+pub fn postgres_admin_url() -> String {
+    std::env::var("EINFO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// A database that lives as long as the test: a directory removed on drop, or a PostgreSQL
+/// database dropped on drop.
+pub struct TestDb {
+    /// Its URL.
+    pub url: String,
+    /// Its kind.
+    pub backend: Backend,
+    /// Scratch directory (data dir of nodes, SQLite file).
+    pub dir: PathBuf,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is unreachable outside CI.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("einfo-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}?mode=rwc", dir.join("einfo.db").display());
+                Some(Self { url, backend, dir, pg_name: None })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let conn = match tokio::time::timeout(Duration::from_secs(10), sea_orm::Database::connect(&admin)).await
+                {
+                    Ok(Ok(c)) => c,
+                    other => {
+                        let why = match other {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timed out".into(),
+                        };
+                        if on_ci() {
+                            panic!(
+                                "PostgreSQL at {admin} is unreachable on CI ({why}); the PostgreSQL tests cannot run"
+                            );
+                        }
+                        eprintln!("POSTGRES UNAVAILABLE at {admin} ({why}): this PostgreSQL test did not run");
+                        let _ = std::fs::remove_dir_all(&dir);
+                        return None;
+                    }
+                };
+                let name = format!("einfo_test_{}", uuid::Uuid::new_v4().simple());
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+                Some(Self { url: format!("{base}/{name}"), backend, dir, pg_name: Some(name) })
+            }
+        }
+    }
+
+    /// A new connection to it.
+    pub async fn connect(&self) -> Database {
+        Database::connect(&self.url).await.expect("connect to test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(name) = self.pg_name.take() {
+            let admin = postgres_admin_url();
+            // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async move {
+                    if let Ok(c) = sea_orm::Database::connect(&admin).await {
+                        let _ = c.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                        let _ = c.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// `provinces/2008-{code}`.
+pub fn province(code: &str) -> Jurisdiction {
+    Jurisdiction::parse(&format!("provinces/2008-{code}")).expect("a province of the 2008 scheme")
+}
+
+/// A registry client that sends a bearer token.
+pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
+/// A change-log client that sends a bearer token.
+pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A node serving on 127.0.0.1:0 for one test.
+pub struct TestNode {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// Its token keys.
+    pub keys: TokenKeys,
+    /// Its settings.
+    pub settings: Settings,
+    /// Its database (kept until the test ends).
+    pub db: TestDb,
+    node: Option<Node>,
+}
+
+/// Settings for a test node on `db` hosting `provinces` of the 2008 scheme.
+pub fn settings(db: &TestDb, provinces: &[&str]) -> Settings {
+    let mut s = Settings {
+        provinces: provinces.iter().map(|p| p.to_string()).collect(),
+        data_dir: db.dir.clone(),
+        database_url: Some(db.url.clone()),
+        ..Default::default()
+    };
+    s.auth.secret = Some("einfo-test-secret-that-is-long-enough-0123456789".into());
+    s.registry.clock_interval_ms = 100;
+    s
+}
+
+impl TestNode {
+    /// A node on a fresh database hosting `provinces`; `None` when PostgreSQL is unavailable
+    /// outside CI.
+    pub async fn start(backend: Backend, provinces: &[&str]) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let s = settings(&db, provinces);
+        Some(Self::start_on(db, s, Options::default()).await)
+    }
+
+    /// A node with these settings and options, waiting until it serves (unless a migration gate
+    /// holds it).
+    pub async fn start_on(db: TestDb, settings: Settings, options: Options) -> Self {
+        init_logs();
+        let gated = options.migration_gate.is_some();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let node = node::start(&settings, NodeRole::Node, listener, options).await.expect("start node");
+        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, node: Some(node) };
+        if !gated {
+            t.wait_serving().await;
+        }
+        t
+    }
+
+    /// Waits until health says SERVING.
+    pub async fn wait_serving(&self) {
+        let ch = self.channel().await;
+        let mut h = tonic_health_client(ch);
+        for _ in 0..200 {
+            if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
+                && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("node at {} never became SERVING", self.addr);
+    }
+
+    /// A channel to the node.
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect to node")
+    }
+
+    /// A token for `caller`.
+    pub fn token(&self, caller: &Caller) -> String {
+        self.keys.issue(caller, Duration::from_secs(3600)).expect("issue token")
+    }
+
+    /// The operator of a province (2008 scheme code).
+    pub fn operator(code: &str) -> Caller {
+        Caller { subject: format!("operator-{code}"), role: Role::Operator, jurisdiction: province(code) }
+    }
+
+    /// A central analyst.
+    pub fn analyst() -> Caller {
+        Caller { subject: "analyst".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central }
+    }
+
+    /// A registry client acting as `caller`.
+    pub async fn registry_as(&self, caller: &Caller) -> RegistryClient {
+        RegistryServiceClient::with_interceptor(
+            self.channel().await,
+            BearerToken::new(&self.token(caller)).expect("token"),
+        )
+    }
+
+    /// A registry client of the operator of province `code`.
+    pub async fn registry(&self, code: &str) -> RegistryClient {
+        self.registry_as(&Self::operator(code)).await
+    }
+
+    /// A change-log client of a central analyst.
+    pub async fn changelog(&self) -> ChangeLogClient {
+        ChangeLogServiceClient::with_interceptor(
+            self.channel().await,
+            BearerToken::new(&self.token(&Self::analyst())).expect("token"),
+        )
+    }
+
+    /// The last sequence of a province's registry log.
+    pub async fn last_sequence(&self, code: &str) -> u64 {
+        let mut c = self.changelog().await;
+        c.get_log_head(einfo_proto::log::v1::GetLogHeadRequest {
+            jurisdiction: province(code).to_string(),
+            service: "registry".into(),
+        })
+        .await
+        .expect("log head")
+        .into_inner()
+        .sequence
+    }
+
+    /// Stops the node (the database stays until the test ends).
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.stop().await.expect("node stopped cleanly");
+        }
+    }
+
+    /// Starts the node again on the same database and settings (a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let node =
+            node::start(&self.settings, NodeRole::Node, listener, Options::default()).await.expect("restart node");
+        self.addr = node.addr;
+        self.node = Some(node);
+        self.wait_serving().await;
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(n) = self.node.take() {
+            let _ = n.stopper().send(true);
+        }
+    }
+}
+
+/// A health client on a channel.
+pub fn tonic_health_client(ch: Channel) -> tonic_health::pb::health_client::HealthClient<Channel> {
+    tonic_health::pb::health_client::HealthClient::new(ch)
+}
+
+/// Log output for tests (`RUST_LOG` to see more), installed once.
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A timestamp `secs` seconds from now (negative for the past).
+pub fn in_secs(secs: i64) -> prost_types::Timestamp {
+    let t = chrono::Utc::now() + chrono::Duration::milliseconds(secs * 1000);
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+}
+
+/// Generates a `sqlite` and a `postgres` test for each async fn taking a [`Backend`].
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
