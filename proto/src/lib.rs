@@ -11,6 +11,12 @@ pub mod log {
     }
 }
 
+pub mod inspection {
+    pub mod v1 {
+        tonic::include_proto!("einfo.inspection.v1");
+    }
+}
+
 pub mod registry {
     pub mod v1 {
         tonic::include_proto!("einfo.registry.v1");

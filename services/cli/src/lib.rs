@@ -2,5 +2,6 @@
 //! offline chain verifier, and the benchmark.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod node;
 pub mod verify;

@@ -36,6 +36,8 @@ enum Command {
     Token(TokenArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes.
     Up(UpArgs),
+    /// Measure GetSite and RegisterSite on SQLite and PostgreSQL against baselines, and a node's peak memory.
+    Bench(einfo_cli::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -44,6 +46,9 @@ enum Serve {
     Node(ServeArgs),
     /// The registry service alone.
     Registry(ServeArgs),
+    /// The inspection service alone; set `inspection.registry_endpoint` (or
+    /// `EINFO_INSPECTION__REGISTRY_ENDPOINT`) to the registry it uses.
+    Inspection(ServeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -122,9 +127,11 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(Serve::Node(a)) => serve(a, Role::Node).await,
         Command::Serve(Serve::Registry(a)) => serve(a, Role::Registry).await,
+        Command::Serve(Serve::Inspection(a)) => serve(a, Role::Inspection).await,
         Command::Verify(a) => verify(a).await,
         Command::Token(a) => token(a),
         Command::Up(a) => up(a).await,
+        Command::Bench(a) => einfo_cli::bench::run(a).await,
     }
 }
 
@@ -142,6 +149,7 @@ async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
     let name = match role {
         Role::Node => "einfo-node",
         Role::Registry => "einfo-registry",
+        Role::Inspection => "einfo-inspection",
     };
     let _telemetry = telemetry::init(name, &s.telemetry)?;
     let listener =

@@ -11,6 +11,7 @@ use einfo_common::config::Settings;
 use einfo_common::db::Database;
 use einfo_common::server;
 use einfo_domain::Jurisdiction;
+use einfo_inspection::{Inspection, InspectionGrpc, RegistryLink};
 use einfo_registry::{Registry, RegistryGrpc};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
@@ -18,16 +19,50 @@ use tokio::sync::watch;
 
 /// gRPC names of the services a node runs, for health.
 pub const REGISTRY_GRPC: &str = "einfo.registry.v1.RegistryService";
+/// gRPC name of the inspection service.
+pub const INSPECTION_GRPC: &str = "einfo.inspection.v1.InspectionService";
 /// gRPC name of the change-log service.
 pub const CHANGELOG_GRPC: &str = "einfo.log.v1.ChangeLogService";
 
 /// Which services a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Every provincial service (registry now; inspection and reporting join as they land).
+    /// Every provincial service: registry and inspection (reporting joins when it lands).
     Node,
     /// Registry alone.
     Registry,
+    /// Inspection alone; it reaches registry at `inspection.registry_endpoint`.
+    Inspection,
+}
+
+impl Role {
+    fn registry(self) -> bool {
+        matches!(self, Role::Node | Role::Registry)
+    }
+    fn inspection(self) -> bool {
+        matches!(self, Role::Node | Role::Inspection)
+    }
+    /// The services (log names) this role runs.
+    pub fn services(self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.registry() {
+            out.push(einfo_registry::SERVICE);
+        }
+        if self.inspection() {
+            out.push(einfo_inspection::SERVICE);
+        }
+        out
+    }
+    fn grpc_names(self) -> Vec<&'static str> {
+        let mut out = vec![CHANGELOG_GRPC];
+        if self.registry() {
+            out.push(REGISTRY_GRPC);
+        }
+        if self.inspection() {
+            out.push(INSPECTION_GRPC);
+        }
+        out
+    }
 }
 
 /// Options that tests set; the defaults are what `einfo serve` uses.
@@ -94,10 +129,11 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 /// Runs every migration of the services of `role`.
 pub async fn migrate(db: &Database, role: Role) -> anyhow::Result<()> {
     changelog::Migrator::up(db.conn(), None).await.context("change-log migrations")?;
-    match role {
-        Role::Node | Role::Registry => {
-            einfo_registry::Migrator::up(db.conn(), None).await.context("registry migrations")?
-        }
+    if role.registry() {
+        einfo_registry::Migrator::up(db.conn(), None).await.context("registry migrations")?;
+    }
+    if role.inspection() {
+        einfo_inspection::Migrator::up(db.conn(), None).await.context("inspection migrations")?;
     }
     Ok(())
 }
@@ -110,23 +146,38 @@ pub async fn start(
     mut options: Options,
 ) -> anyhow::Result<Node> {
     let hosted = hosted(settings)?;
+    anyhow::ensure!(
+        role != Role::Inspection || settings.inspection.registry_endpoint.is_some(),
+        "inspection alone needs the registry it uses: set inspection.registry_endpoint (EINFO_INSPECTION__REGISTRY_ENDPOINT)"
+    );
     let db = open_database(settings).await?;
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
     let addr = listener.local_addr()?;
 
-    let names = [REGISTRY_GRPC, CHANGELOG_GRPC];
+    let names = role.grpc_names();
     let (health, health_service) = server::health(&names);
-    let registry = Registry::new(db.clone(), settings.scheme, hosted.clone());
-    let log_service = ChangeLogService::new(db.clone(), hosted.clone(), &[einfo_registry::SERVICE]);
+    let services = role.services();
     let mut routes = tonic::service::Routes::builder();
-    routes
-        .add_service(health_service)
-        .add_service(RegistryGrpc(registry.clone()).into_server())
-        .add_service(log_service.into_server());
+    routes.add_service(health_service);
+    routes.add_service(ChangeLogService::new(db.clone(), hosted.clone(), &services).into_server());
+    let registry = role.registry().then(|| Registry::new(db.clone(), settings.scheme, hosted.clone()));
+    if let Some(r) = &registry {
+        routes.add_service(RegistryGrpc(r.clone()).into_server());
+    }
+    let inspection = if role.inspection() {
+        let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let link =
+            RegistryLink::new(&endpoint, keys.clone(), Duration::from_millis(settings.inspection.registry_timeout_ms))
+                .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
+        let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link);
+        routes.add_service(InspectionGrpc(i.clone()).into_server());
+        Some(i)
+    } else {
+        None
+    };
     let routes = server::add_reflection(routes)?.routes();
 
     let (stop, mut stopped) = watch::channel(false);
-    let mut stopped2 = stop.subscribe();
     let shutdown = async move {
         tokio::select! {
             _ = server::shutdown_signal() => {}
@@ -134,9 +185,10 @@ pub async fn start(
         }
     };
     let served = tokio::spawn(server::serve(listener, routes, Authenticator::new(keys.clone()), shutdown));
-    tracing::info!(%addr, provinces = ?hosted.iter().map(|j| j.to_string()).collect::<Vec<_>>(), "node listening; migrating");
+    tracing::info!(%addr, provinces = ?hosted.iter().map(|j| j.to_string()).collect::<Vec<_>>(), ?services, "listening; migrating");
 
-    let interval = Duration::from_millis(settings.registry.clock_interval_ms.max(10));
+    let clock_interval = Duration::from_millis(settings.registry.clock_interval_ms.max(10));
+    let outbox_interval = Duration::from_millis(settings.inspection.outbox_interval_ms.max(10));
     let hosted_for_task = hosted.clone();
     let stop_after_serve = stop.clone();
     let task = tokio::spawn(async move {
@@ -145,20 +197,39 @@ pub async fn start(
         }
         migrate(&db, role).await?;
         for j in &hosted_for_task {
-            db.ensure_log(&LogId { jurisdiction: *j, service: einfo_registry::SERVICE })
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            for service in &services {
+                db.ensure_log(&LogId { jurisdiction: *j, service }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
         }
         server::set_serving(&health, &names).await;
         tracing::info!("migrations done; serving");
-        let stop_clock = async move {
-            let _ = stopped2.wait_for(|s| *s).await;
+        let stopped_signal = |tx: &watch::Sender<bool>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
         };
-        let clock = tokio::spawn(einfo_registry::clock::run(registry, interval, stop_clock));
+        let mut background = Vec::new();
+        if let Some(r) = registry {
+            background.push(tokio::spawn(einfo_registry::clock::run(
+                r,
+                clock_interval,
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        if let Some(i) = inspection {
+            background.push(tokio::spawn(einfo_inspection::outbox::run(
+                i,
+                outbox_interval,
+                stopped_signal(&stop_after_serve),
+            )));
+        }
         let result = served.await.context("server task panicked")?;
-        // Stopped by a signal or by `stop`: either way the clock stops before the pool closes.
+        // Stopped by a signal or by `stop`: either way the background work stops before the pool closes.
         let _ = stop_after_serve.send(true);
-        let _ = clock.await;
+        for b in background {
+            let _ = b.await;
+        }
         db.close().await?;
         result
     });

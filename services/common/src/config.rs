@@ -33,6 +33,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Registry service.
     pub registry: RegistrySettings,
+    /// Inspection service.
+    pub inspection: InspectionSettings,
 }
 
 impl Default for Settings {
@@ -46,6 +48,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             auth: AuthSettings::default(),
             registry: RegistrySettings::default(),
+            inspection: InspectionSettings::default(),
         }
     }
 }
@@ -85,6 +88,25 @@ impl Default for RegistrySettings {
     }
 }
 
+/// Inspection settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectionSettings {
+    /// Registry to resolve sites in and to send licence measures to, e.g. `http://127.0.0.1:50051`.
+    /// Unset: the node's own listener (registry runs in the same node).
+    pub registry_endpoint: Option<String>,
+    /// How often the outbox is looked at, in milliseconds.
+    pub outbox_interval_ms: u64,
+    /// How long one call to registry may take, in milliseconds.
+    pub registry_timeout_ms: u64,
+}
+
+impl Default for InspectionSettings {
+    fn default() -> Self {
+        Self { registry_endpoint: None, outbox_interval_ms: 500, registry_timeout_ms: 5000 }
+    }
+}
+
 impl Settings {
     /// Defaults, then `file` if given, then the `EINFO_` environment.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -93,7 +115,13 @@ impl Settings {
             anyhow::ensure!(f.exists(), "configuration file {} does not exist", f.display());
             fig = fig.merge(Toml::file(f));
         }
-        fig = fig.merge(Env::prefixed("EINFO_").split("__").map(|k| k.as_str().to_ascii_lowercase().into()));
+        // `EINFO_TEST_…` variables belong to the test helpers, not to a process's settings.
+        fig = fig.merge(
+            Env::prefixed("EINFO_")
+                .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_"))
+                .split("__")
+                .map(|k| k.as_str().to_ascii_lowercase().into()),
+        );
         Ok(fig.extract()?)
     }
 
@@ -137,6 +165,7 @@ mod tests {
                 "scheme = \"2025\"\nprovinces = [\"01\"]\n[registry]\nclock_interval_ms = 50\n",
             )?;
             jail.set_env("EINFO_REGISTRY__CLOCK_INTERVAL_MS", "70");
+            jail.set_env("EINFO_TEST_DATABASE_URL", "postgres://ignored");
             let s = Settings::load(Some(Path::new("einfo.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(s.scheme, Scheme::P34);
             assert_eq!(s.registry.clock_interval_ms, 70);

@@ -169,7 +169,7 @@ impl From<ApiError> for tonic::Status {
 
 /// Collects field violations while a request is parsed, so that all of them are reported at once.
 #[derive(Default, Debug)]
-pub struct Violations(Vec<Violation>);
+pub struct Violations(Vec<Violation>, Option<Reason>);
 
 impl Violations {
     /// Empty.
@@ -179,6 +179,12 @@ impl Violations {
     /// Records a violation.
     pub fn add(&mut self, field: impl Into<String>, description: impl fmt::Display) {
         self.0.push(Violation { field: field.into(), description: description.to_string() });
+    }
+    /// Records a violation whose cause has its own `INVALID_ARGUMENT` reason (e.g.
+    /// `PAGE_TOKEN_MISMATCH`); the error then carries that reason.
+    pub fn add_with(&mut self, reason: Reason, field: impl Into<String>, description: impl fmt::Display) {
+        self.add(field, description);
+        self.1.get_or_insert(reason);
     }
     /// Keeps the value of a parse, or records its error against `field`.
     pub fn check<T, E: fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
@@ -192,7 +198,14 @@ impl Violations {
     }
     /// Ok when nothing was recorded.
     pub fn finish(self) -> ApiResult<()> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::fields(self.0)) }
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut e = ApiError::fields(self.0);
+        if let Some(r) = self.1 {
+            e.reason = r;
+        }
+        Err(e)
     }
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {

@@ -8,6 +8,7 @@ pub mod changelog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fields;
 pub mod server;
 pub mod telemetry;
 pub mod trace_context;

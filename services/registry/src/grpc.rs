@@ -61,6 +61,7 @@ rpcs! {
     renew_licence(pb::RenewLicenceRequest) -> pb::Licence => renew_licence;
     suspend_licence(pb::SuspendLicenceRequest) -> pb::Licence => suspend_licence;
     revoke_licence(pb::RevokeLicenceRequest) -> pb::Licence => revoke_licence;
+    apply_sanction(pb::ApplySanctionRequest) -> pb::Licence => apply_sanction;
     import_sites(pb::ImportSitesRequest) -> pb::ImportSitesResponse => import_sites;
     get_statistics(pb::GetStatisticsRequest) -> pb::GetStatisticsResponse => statistics;
 }

@@ -191,7 +191,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListSitesRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        v.finish()?;
+        finish_page(v)?;
         let after = after.unwrap_or_default();
         let mut sites = store::list_sites(self.db.conn(), &f, &after, size as u64 + 1).await?;
         let next_page_token = next_token(&mut sites, size, &fingerprint, |s| &s.name);
@@ -518,7 +518,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListApplicationsRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        v.finish()?;
+        finish_page(v)?;
         let now = Utc::now();
         let mut apps = store::list_applications(
             self.db.conn(),
@@ -536,14 +536,14 @@ impl Registry {
         })
     }
 
-    async fn application_step(
+    async fn application_step<R: Message + Default>(
         &self,
         caller: &Caller,
         name: &str,
         method: &'static str,
         request_id: &str,
         body: &impl Message,
-    ) -> ApiResult<Result<(Mutation, Jurisdiction, pb::LicenceApplication), pb::LicenceApplication>> {
+    ) -> ApiResult<Result<(Mutation, Jurisdiction, pb::LicenceApplication), R>> {
         let j = self.resource(name, "name", "applications")?;
         let m = match self.begin(caller, &j, method, request_id, body).await? {
             Begin::Replay(r) => return Ok(Err(r)),
@@ -695,10 +695,7 @@ impl Registry {
             .await?
         {
             Ok(x) => x,
-            Err(replay) => {
-                let licence = store::get_licence(self.db.conn(), &replay.licence).await?.unwrap_or_default();
-                return Ok(pb::ApproveApplicationResponse { application: Some(replay), licence: Some(licence) });
-            }
+            Err(replay) => return Ok(replay),
         };
         expect_app_state(&app, &[ApplicationState::Received])?;
         live_site(&m, &app.site).await?;
@@ -740,8 +737,8 @@ impl Registry {
         let seq = m.append(&licence.name, "ISSUE", &licence, "").await?;
         store::put_event(m.txn(), &j, seq, &licence.name, "licence_issued", issue).await?;
         self.restatus(&mut m, &j, &app.site.clone(), "licence issued").await?;
-        let resp = pb::ApproveApplicationResponse { application: Some(app.clone()), licence: Some(licence.clone()) };
-        m.commit(&app).await?;
+        let resp = pb::ApproveApplicationResponse { application: Some(app), licence: Some(licence) };
+        m.commit(&resp).await?;
         Ok(resp)
     }
 
@@ -775,7 +772,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListLicencesRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        v.finish()?;
+        finish_page(v)?;
         let before =
             (req.expiring_within_days > 0).then(|| Utc::now() + Duration::days(req.expiring_within_days as i64));
         let mut licences = store::list_licences(
@@ -973,6 +970,66 @@ impl Registry {
         Ok(l)
     }
 
+    /// ApplySanction: a sanction decision's suspension or revocation of the site's current licence.
+    pub async fn apply_sanction(&self, caller: &Caller, mut req: pb::ApplySanctionRequest) -> ApiResult<pb::Licence> {
+        let j = self.resource(&req.site, "site", "sites")?;
+        let mut v = Violations::new();
+        let measure = match pb::SanctionMeasure::try_from(req.measure) {
+            Ok(pb::SanctionMeasure::Unspecified) => {
+                v.add("measure", "is required: SUSPEND or REVOKE");
+                pb::SanctionMeasure::Unspecified
+            }
+            Ok(m) => m,
+            Err(_) => {
+                v.add("measure", format!("unknown enum value {}", req.measure));
+                pb::SanctionMeasure::Unspecified
+            }
+        };
+        let until = if measure == pb::SanctionMeasure::Suspend {
+            required_instant(req.until.as_ref(), "until", &mut v)
+        } else {
+            None
+        };
+        let reason = convert::reason(&format!("sanction decision {}", req.decision.trim()), "decision", &mut v);
+        if req.decision.trim().is_empty() {
+            v.add("decision", "is required");
+        }
+        v.finish()?;
+        let request_id = std::mem::take(&mut req.request_id);
+        let mut m = match self
+            .begin(caller, &j, "/einfo.registry.v1.RegistryService/ApplySanction", &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
+        live_site(&m, &req.site).await?;
+        let current = store::site_licences(m.txn(), &req.site)
+            .await?
+            .into_iter()
+            .filter(|l| l.state() != LicenceState::Superseded)
+            .max_by_key(|l| (instant(l.issue_time.as_ref()), l.name.clone()));
+        let Some(mut l) = current else {
+            return Err(ApiError::new(Reason::InvalidState, format!("{} has no licence to {measure:?}", req.site)));
+        };
+        match measure {
+            pb::SanctionMeasure::Suspend => {
+                expect_licence_state(&l, &[LicenceState::Valid])?;
+                l.state = LicenceState::Suspended as i32;
+                l.suspended_until = until.map(timestamp);
+                self.save_licence(&mut m, &j, &mut l, "SUSPEND", &reason, Some("licence_suspended")).await?;
+            }
+            _ => {
+                expect_licence_state(&l, &[LicenceState::Valid, LicenceState::Suspended, LicenceState::Expired])?;
+                l.state = LicenceState::Revoked as i32;
+                l.suspended_until = None;
+                self.save_licence(&mut m, &j, &mut l, "REVOKE", &reason, Some("licence_revoked")).await?;
+            }
+        }
+        m.commit(&l).await?;
+        Ok(l)
+    }
+
     // ---------------------------------------------------------------- time-driven transitions
 
     /// Writes every time-driven transition due at `now` in every hosted province, as the
@@ -1056,32 +1113,14 @@ impl Registry {
         let j = self.parent(&req.parent, "parent")?;
         caller.authorize_write(&j)?;
         let (sites, mut errors) = crate::import::parse(&req.csv, &self.kinds)?;
-        // Domains already held in the jurisdiction.
-        let all: Vec<String> = sites.iter().flat_map(|(_, s)| s.domains.clone()).collect();
-        for (d, holder) in store::domain_holders(self.db.conn(), &j, &all, "").await? {
-            if let Some((line, _)) = sites.iter().find(|(_, s)| s.domains.contains(&d)) {
-                errors.push(pb::ImportRowError {
-                    line: *line,
-                    field: "domains".into(),
-                    description: format!("{d} is held by {holder}"),
-                });
-            }
-        }
-        errors.sort_by_key(|e| e.line);
         let row_count = sites.len() as u32;
-        if req.dry_run {
-            return Ok(pb::ImportSitesResponse { errors, row_count, sites: Vec::new() });
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::fields(
-                errors
-                    .iter()
-                    .map(|e| einfo_common::error::Violation {
-                        field: format!("csv.line[{}].{}", e.line, e.field),
-                        description: e.description.clone(),
-                    })
-                    .collect(),
-            ));
+        if req.dry_run || !errors.is_empty() {
+            errors.extend(held_domains(self.db.conn(), &j, &sites).await?);
+            errors.sort_by_key(|e| e.line);
+            if req.dry_run {
+                return Ok(pb::ImportSitesResponse { errors, row_count, sites: Vec::new() });
+            }
+            return Err(import_error(&errors));
         }
         let request_id = std::mem::take(&mut req.request_id);
         let mut m =
@@ -1089,6 +1128,12 @@ impl Registry {
                 Begin::Replay(r) => return Ok(r),
                 Begin::Fresh(m) => m,
             };
+        // Checked under the log's lock, after the idempotency key: a retry of an import that
+        // succeeded finds its own sites holding the domains and must get the first answer.
+        let held = held_domains(m.txn(), &j, &sites).await?;
+        if !held.is_empty() {
+            return Err(import_error(&held));
+        }
         let mut names = Vec::with_capacity(sites.len());
         for (_, s) in sites {
             names.push(self.create_site(&mut m, &j, s).await?.name);
@@ -1165,6 +1210,40 @@ impl Registry {
     pub fn site_kinds(&self) -> pb::ListSiteKindsResponse {
         pb::ListSiteKindsResponse { kinds: self.kinds.all().to_vec() }
     }
+}
+
+/// The rows of an import whose domains are already held in the jurisdiction.
+async fn held_domains<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    sites: &[(u32, pb::Site)],
+) -> ApiResult<Vec<pb::ImportRowError>> {
+    let all: Vec<String> = sites.iter().flat_map(|(_, s)| s.domains.clone()).collect();
+    let mut errors = Vec::new();
+    for (d, holder) in store::domain_holders(c, j, &all, "").await? {
+        if let Some((line, _)) = sites.iter().find(|(_, s)| s.domains.contains(&d)) {
+            errors.push(pb::ImportRowError {
+                line: *line,
+                field: "domains".into(),
+                description: format!("{d} is held by {holder}"),
+            });
+        }
+    }
+    errors.sort_by_key(|e| e.line);
+    Ok(errors)
+}
+
+/// An import refused for its bad rows: a field violation `csv.line[N].column` per error.
+fn import_error(errors: &[pb::ImportRowError]) -> ApiError {
+    ApiError::fields(
+        errors
+            .iter()
+            .map(|e| einfo_common::error::Violation {
+                field: format!("csv.line[{}].{}", e.line, e.field),
+                description: e.description.clone(),
+            })
+            .collect(),
+    )
 }
 
 /// Fields of a site an update or a correction may name.
@@ -1304,6 +1383,20 @@ fn query_fingerprint(filters: &impl Message) -> String {
     hex::encode(&body_hash(filters)[..8])
 }
 
+const TOKEN_OF_ANOTHER_QUERY: &str = "was issued for another query";
+
+/// Finishes the checks of a List request: as [`Violations::finish`], except that a page token
+/// issued for another query makes the error `PAGE_TOKEN_MISMATCH` (the other violations, if any,
+/// are still reported with it).
+fn finish_page(v: Violations) -> ApiResult<()> {
+    v.finish().map_err(|mut e| {
+        if e.violations.iter().any(|x| x.field == "page_token" && x.description == TOKEN_OF_ANOTHER_QUERY) {
+            e.reason = Reason::PageTokenMismatch;
+        }
+        e
+    })
+}
+
 fn page_after(token: &str, fingerprint: &str, v: &mut Violations) -> Option<String> {
     if token.is_empty() {
         return None;
@@ -1313,7 +1406,7 @@ fn page_after(token: &str, fingerprint: &str, v: &mut Violations) -> Option<Stri
     match decoded.as_deref().and_then(|s| s.split_once('|')) {
         Some((fp, after)) if fp == fingerprint => Some(after.to_owned()),
         Some(_) => {
-            v.add("page_token", "was issued for another query");
+            v.add("page_token", TOKEN_OF_ANOTHER_QUERY);
             None
         }
         None => {

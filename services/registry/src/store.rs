@@ -471,7 +471,8 @@ pub async fn pending_applications<C: ConnectionTrait>(
     }
 }
 
-/// Dated facts in [from, to) among entries up to `seq`, by event name.
+/// Dated facts in [from, to) among entries up to `seq`, by event name. Facts about a site voided
+/// by `seq` (recorded in error) do not count.
 pub async fn event_counts<C: ConnectionTrait>(
     c: &C,
     j: &Jurisdiction,
@@ -482,7 +483,10 @@ pub async fn event_counts<C: ConnectionTrait>(
     let rows = c
         .query_all_raw(stmt(
             b(c),
-            "SELECT event, COUNT(*) FROM reg_events WHERE jurisdiction = $1 AND seq <= $2 AND event_time >= $3 AND event_time < $4 GROUP BY event",
+            "SELECT event, COUNT(*) FROM reg_events WHERE jurisdiction = $1 AND seq <= $2 AND event_time >= $3 AND event_time < $4
+               AND resource NOT IN (SELECT resource FROM reg_history
+                                    WHERE jurisdiction = $1 AND resource_type = 'site' AND voided = 1 AND seq <= $2)
+             GROUP BY event",
             [j.to_string().into(), (seq as i64).into(), micros(from).into(), micros(to).into()],
         ))
         .await?;

@@ -1,0 +1,890 @@
+//! `einfo bench`: throughput and latency of `GetSite` and `RegisterSite` on SQLite and
+//! PostgreSQL, side by side with baselines measured in the same run — a bare tonic unary RPC (the
+//! health service's `Check` on a server without layers) and a raw single-row INSERT and
+//! primary-key SELECT on the same kind of database with the same durability settings — and the
+//! peak memory of a node hosting the 63 provinces of the 2008 scheme.
+//!
+//! It prints figures. A missed target is information, never a failing exit. Every loop is
+//! bounded by a deadline, and everything runs on loopback.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::config::Settings;
+use einfo_common::db::{Database, adapt, stmt};
+use einfo_domain::{Jurisdiction, Scheme};
+use einfo_proto::registry::v1 as pb;
+use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use futures::StreamExt as _;
+use hdrhistogram::Histogram;
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::node::{self, Role as NodeRole};
+
+/// Flags of `einfo bench`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Seconds each measured phase runs, after its warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Seconds of warm-up before each measured phase (not counted).
+    #[arg(long, default_value_t = 1)]
+    pub warmup_seconds: u64,
+    /// Admin PostgreSQL URL: a fresh database `einfo_bench_<uuid>` is created through it and
+    /// dropped at the end.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+    /// Skip the PostgreSQL rows.
+    #[arg(long)]
+    pub skip_postgres: bool,
+    /// Skip the peak-memory measurement of a node hosting the 63 provinces.
+    #[arg(long)]
+    pub skip_memory: bool,
+    /// Sites seeded into each of the 63 provinces for the memory measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub sites_per_province: u32,
+}
+
+type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Concurrency levels of every measured operation.
+const LEVELS: [usize; 2] = [1, 32];
+/// Sites per province imported before the `GetSite` phases (into the provinces the workers use).
+const READ_SITES_PER_PROVINCE: u32 = 250;
+/// Rows in `bench_rows` before the raw SELECT phases.
+const RAW_ROWS: u32 = 10_000;
+/// Size of a raw row's body: about an encoded `Site`.
+const RAW_BODY: usize = 320;
+/// Rows per `ImportSites` call when seeding the memory node.
+const IMPORT_BATCH: u32 = 2_000;
+/// `ImportSites` calls in flight while seeding.
+const IMPORT_CONCURRENCY: usize = 3;
+/// A tax code with a valid check digit, for every generated owner.
+const TAX_CODE: &str = "0100109106";
+
+/// Runs the benchmark and prints its table.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let telemetry = einfo_common::telemetry::TelemetrySettings { log_filter: "warn".into(), ..Default::default() };
+    let _telemetry = einfo_common::telemetry::init("einfo-bench", &telemetry)?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "einfo bench: {} s per phase after {} s of warm-up; concurrency {:?}; {cores} cores; client and server share this process",
+        args.seconds, args.warmup_seconds, LEVELS
+    );
+    let mut rows: Vec<Row> = Vec::new();
+
+    eprintln!("· echo baseline (bare tonic Health/Check)");
+    bench_echo(&args, &mut rows).await?;
+
+    let tmp = std::env::temp_dir().join(format!("einfo-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let result = async {
+        eprintln!("· SQLite");
+        let dir = tmp.join("sqlite");
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("sqlite://{}?mode=rwc", dir.join("einfo.db").display());
+        let raw_url = format!("sqlite://{}?mode=rwc", dir.join("raw.db").display());
+        bench_database(&args, "sqlite", &url, &raw_url, &dir, &mut rows).await?;
+
+        if args.skip_postgres {
+            eprintln!("· PostgreSQL skipped (--skip-postgres)");
+        } else {
+            match PgDb::create(&args.database_url).await {
+                Ok(pg) => {
+                    eprintln!("· PostgreSQL ({})", pg.name);
+                    let dir = tmp.join("postgres");
+                    std::fs::create_dir_all(&dir)?;
+                    let r = bench_database(&args, "postgres", &pg.url, &pg.url, &dir, &mut rows).await;
+                    pg.drop_database().await;
+                    r?;
+                }
+                Err(e) => println!(
+                    "PostgreSQL unavailable at {} ({e:#}): PostgreSQL rows skipped",
+                    node::redact(&args.database_url)
+                ),
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    result?;
+
+    print_table(&rows);
+    print_targets(&rows);
+
+    if args.skip_memory {
+        println!("\nPeak memory: skipped (--skip-memory)");
+    } else {
+        eprintln!("· peak memory of a node hosting 63 provinces × {} sites", args.sites_per_province);
+        let mem = bench_memory(&args).await?;
+        print_memory(&args, &mem);
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------ harness
+
+/// The figures of one measured phase.
+struct Stats {
+    ops: u64,
+    errors: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+    first_error: Option<String>,
+}
+
+impl Stats {
+    fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// A latency quantile in milliseconds (recorded in microseconds).
+    fn ms(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// One line of the table.
+struct Row {
+    what: &'static str,
+    db: &'static str,
+    conc: usize,
+    stats: Stats,
+}
+
+/// A process-wide counter: every operation gets a number no other one has (unique request ids,
+/// domains and keys across phases and warm-ups).
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `op` on `conc` workers until `dur` has passed. Each worker calls `op(worker, unique)`
+/// and waits for it before the next call.
+async fn run_for<F, Fut>(conc: usize, dur: Duration, op: Arc<F>) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let start = Instant::now();
+    let deadline = start + dur;
+    let workers: Vec<_> = (0..conc)
+        .map(|w| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("valid bounds");
+                let (mut ops, mut errors, mut first_error) = (0u64, 0u64, None);
+                while Instant::now() < deadline {
+                    let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    match op(w, n).await {
+                        Ok(()) => {
+                            ops += 1;
+                            hist.saturating_record(t.elapsed().as_micros() as u64);
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| format!("{e:#}"));
+                        }
+                    }
+                }
+                (hist, ops, errors, first_error)
+            })
+        })
+        .collect();
+    let mut total = Stats {
+        ops: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
+        first_error: None,
+    };
+    for w in workers {
+        match w.await {
+            Ok((hist, ops, errors, first_error)) => {
+                let _ = total.hist.add(&hist);
+                total.ops += ops;
+                total.errors += errors;
+                if total.first_error.is_none() {
+                    total.first_error = first_error;
+                }
+            }
+            Err(e) => {
+                total.errors += 1;
+                total.first_error.get_or_insert_with(|| format!("worker panicked: {e}"));
+            }
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
+
+/// A warm-up, then the measured run, and a row of the table.
+async fn phase<F, Fut>(args: &BenchArgs, what: &'static str, db: &'static str, conc: usize, op: F) -> Row
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let op = Arc::new(op);
+    if args.warmup_seconds > 0 {
+        run_for(conc, Duration::from_secs(args.warmup_seconds), op.clone()).await;
+    }
+    let stats = run_for(conc, Duration::from_secs(args.seconds.max(1)), op).await;
+    eprintln!(
+        "    {what:<24} {db:<8} c={conc:<3} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms{}",
+        stats.ops_per_sec(),
+        stats.ms(0.5),
+        stats.ms(0.99),
+        if stats.errors > 0 { format!("  {} errors", stats.errors) } else { String::new() }
+    );
+    Row { what, db, conc, stats }
+}
+
+/// A cheap, well-spread hash of an operation number (picks rows at random without a generator).
+fn spread(n: u64) -> u64 {
+    let mut x = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+// ------------------------------------------------------------------------------------ echo
+
+/// A plain tonic server on 127.0.0.1:0 serving only the health service, without layers.
+async fn bench_echo(args: &BenchArgs, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    // TCP_NODELAY as einfo's own server sets it: a transport setting, not a layer.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        incoming,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = HealthClient::new(connect(addr).await?);
+    for conc in LEVELS {
+        let c = client.clone();
+        rows.push(
+            phase(args, "echo (Health/Check)", "-", conc, move |_, _| {
+                let mut c = c.clone();
+                async move {
+                    c.check(HealthCheckRequest { service: String::new() }).await?;
+                    Ok(())
+                }
+            })
+            .await,
+        );
+    }
+    drop(client);
+    let _ = stop.send(());
+    server.await??;
+    drop(reporter);
+    Ok(())
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?.connect().await?)
+}
+
+// ------------------------------------------------------------------------------------ node
+
+/// The 63 province codes of the 2008 scheme.
+fn p63_codes() -> Vec<String> {
+    Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect()
+}
+
+fn jurisdiction(code: &str) -> anyhow::Result<Jurisdiction> {
+    Ok(Jurisdiction::province(Scheme::P63, code)?)
+}
+
+/// A registry client acting as the operator of province `code`.
+fn registry_client(channel: &Channel, keys: &TokenKeys, code: &str) -> anyhow::Result<RegistryClient> {
+    let caller =
+        Caller { subject: format!("bench-operator-{code}"), role: Role::Operator, jurisdiction: jurisdiction(code)? };
+    let token = keys.issue(&caller, Duration::from_secs(24 * 3600))?;
+    Ok(RegistryServiceClient::with_interceptor(channel.clone(), BearerToken::new(&token)?))
+}
+
+/// Waits until the health service at `addr` says SERVING (the node has migrated).
+async fn wait_serving(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Ok(ch) = connect(addr).await {
+            let mut h = HealthClient::new(ch);
+            if let Ok(r) = h.check(HealthCheckRequest { service: String::new() }).await
+                && r.into_inner().status == ServingStatus::Serving as i32
+            {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the node at {addr} did not become SERVING within {} s", limit.as_secs())
+}
+
+fn random_secret() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+}
+
+/// A CSV file of `count` sites of province `code`, numbered from `start`; every domain is unique
+/// for a given `tag`.
+fn sites_csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
+    let mut s = einfo_registry::import::COLUMNS.join(",");
+    s.push('\n');
+    for i in start..start + count {
+        let _ = writeln!(
+            s,
+            "general-website,Trang thông tin điện tử {tag} {code} số {i},{tag}-p{code}-s{i}.vn,organisation,Công ty Truyền thông {code} {i},{TAX_CODE},in_vietnam,active,sweep,"
+        );
+    }
+    s.into_bytes()
+}
+
+/// Imports `count` sites into province `code` in one call and returns their names.
+async fn import(client: &RegistryClient, code: &str, tag: &str, start: u32, count: u32) -> anyhow::Result<Vec<String>> {
+    let mut c = client.clone();
+    let r = c
+        .import_sites(pb::ImportSitesRequest {
+            parent: jurisdiction(code)?.to_string(),
+            csv: sites_csv(code, tag, start, count),
+            dry_run: false,
+            request_id: format!("bench-import-{tag}-{code}-{start}"),
+        })
+        .await
+        .with_context(|| format!("ImportSites into {code}"))?
+        .into_inner();
+    anyhow::ensure!(r.errors.is_empty(), "ImportSites into {code} refused rows: {:?}", r.errors.first());
+    Ok(r.sites)
+}
+
+/// A new site with one domain made from `n`.
+fn new_site(n: u64) -> pb::Site {
+    pb::Site {
+        kind: "general-website".into(),
+        display_name: format!("Trang thông tin điện tử số {n}"),
+        domains: vec![format!("reg-{n}.vn")],
+        owner: Some(pb::Owner {
+            kind: pb::OwnerKind::Organisation as i32,
+            display_name: "Công ty Cổ phần Truyền thông Hà Nội".into(),
+            tax_code: TAX_CODE.into(),
+            ..Default::default()
+        }),
+        hosting: pb::Hosting::InVietnam as i32,
+        operational_state: pb::OperationalState::Active as i32,
+        discovery_source: pb::DiscoverySource::Sweep as i32,
+        ..Default::default()
+    }
+}
+
+/// The node rows and the raw rows of one database.
+async fn bench_database(
+    args: &BenchArgs,
+    db_label: &'static str,
+    url: &str,
+    raw_url: &str,
+    dir: &Path,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    let codes = p63_codes();
+    let mut settings = Settings {
+        provinces: codes.clone(),
+        data_dir: dir.to_path_buf(),
+        database_url: Some(url.to_owned()),
+        ..Default::default()
+    };
+    settings.auth.secret = Some(random_secret());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let node = node::start(&settings, NodeRole::Node, listener, Default::default()).await?;
+    let result = async {
+        wait_serving(node.addr, Duration::from_secs(120)).await?;
+        let channel = connect(node.addr).await?;
+        let clients: Arc<Vec<RegistryClient>> =
+            Arc::new(codes.iter().map(|c| registry_client(&channel, &node.keys, c)).collect::<anyhow::Result<_>>()?);
+        let parents: Arc<Vec<String>> =
+            Arc::new(codes.iter().map(|c| jurisdiction(c).map(|j| j.to_string())).collect::<anyhow::Result<_>>()?);
+
+        // Sites to read: one province per worker of the widest level.
+        let readers = LEVELS.iter().copied().max().unwrap_or(1).min(codes.len());
+        let mut names = Vec::with_capacity(readers);
+        for (i, code) in codes.iter().take(readers).enumerate() {
+            names.push(import(&clients[i], code, "read", 0, READ_SITES_PER_PROVINCE).await?);
+        }
+        let names = Arc::new(names);
+
+        for conc in LEVELS {
+            let (clients, names) = (clients.clone(), names.clone());
+            rows.push(
+                phase(args, "GetSite", db_label, conc, move |w, n| {
+                    let p = w % names.len();
+                    let mut c = clients[p].clone();
+                    let name = names[p][(spread(n) % names[p].len() as u64) as usize].clone();
+                    async move {
+                        c.get_site(pb::GetSiteRequest { name }).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        // Each worker writes to its own province (a node hosts many): writers of different
+        // provinces do not share a log lock.
+        for conc in LEVELS {
+            let (clients, parents) = (clients.clone(), parents.clone());
+            rows.push(
+                phase(args, "RegisterSite", db_label, conc, move |w, n| {
+                    let p = w % clients.len();
+                    let mut c = clients[p].clone();
+                    let req = pb::RegisterSiteRequest {
+                        parent: parents[p].clone(),
+                        site: Some(new_site(n)),
+                        request_id: format!("bench-{n}"),
+                    };
+                    async move {
+                        c.register_site(req).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        // Every writer on one province: they queue on that province's log lock.
+        let (clients, parents) = (clients.clone(), parents.clone());
+        rows.push(
+            phase(args, "RegisterSite 1 province", db_label, 32, move |_, n| {
+                let mut c = clients[0].clone();
+                let req = pb::RegisterSiteRequest {
+                    parent: parents[0].clone(),
+                    site: Some(new_site(n)),
+                    request_id: format!("bench-{n}"),
+                };
+                async move {
+                    c.register_site(req).await?;
+                    Ok(())
+                }
+            })
+            .await,
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    node.stop().await?;
+    result?;
+
+    bench_raw(args, db_label, raw_url, rows).await
+}
+
+// ------------------------------------------------------------------------------------ raw SQL
+
+/// Raw single-row INSERTs (each its own autocommit statement) and primary-key SELECTs on
+/// `bench_rows`, through [`Database::connect`]'s pool (so the same durability settings as the
+/// node: WAL and `synchronous=FULL` on SQLite).
+async fn bench_raw(args: &BenchArgs, db_label: &'static str, url: &str, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    let db = Database::connect(url).await?;
+    let b = db.backend();
+    db.conn()
+        .execute_unprepared(&adapt(b, "CREATE TABLE bench_rows (id TEXT PRIMARY KEY, body BLOB NOT NULL)"))
+        .await?;
+    let body: Arc<Vec<u8>> = Arc::new((0..RAW_BODY).map(|i| (i * 7 % 251) as u8).collect());
+    let txn = db.conn().begin().await?;
+    for i in 0..RAW_ROWS {
+        txn.execute_raw(stmt(
+            b,
+            "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
+            [format!("seed-{i}").into(), body.to_vec().into()],
+        ))
+        .await?;
+    }
+    txn.commit().await?;
+
+    for conc in LEVELS {
+        let conn = db.conn().clone();
+        rows.push(
+            phase(args, "raw SELECT by key", db_label, conc, move |_, n| {
+                let conn = conn.clone();
+                let id = format!("seed-{}", spread(n) % RAW_ROWS as u64);
+                async move {
+                    let row = conn
+                        .query_one_raw(stmt(b, "SELECT body FROM bench_rows WHERE id = $1", [id.into()]))
+                        .await?
+                        .context("row missing")?;
+                    let _: Vec<u8> = row.try_get_by_index(0)?;
+                    Ok(())
+                }
+            })
+            .await,
+        );
+    }
+    // On SQLite the writers are serialised in-process, as einfo's own are: left to SQLite's busy
+    // handler they sleep and retry, which no SQLite application does on purpose.
+    let serialise = (b == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+    for conc in LEVELS {
+        let (conn, body, serialise) = (db.conn().clone(), body.clone(), serialise.clone());
+        rows.push(
+            phase(args, "raw INSERT autocommit", db_label, conc, move |_, n| {
+                let (conn, body, serialise) = (conn.clone(), body.clone(), serialise.clone());
+                async move {
+                    let _guard = match &serialise {
+                        Some(m) => Some(m.lock().await),
+                        None => None,
+                    };
+                    conn.execute_raw(stmt(
+                        b,
+                        "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
+                        [format!("ins-{n}").into(), body.to_vec().into()],
+                    ))
+                    .await?;
+                    Ok(())
+                }
+            })
+            .await,
+        );
+    }
+    db.close().await
+}
+
+// ------------------------------------------------------------------------------------ PostgreSQL
+
+/// A fresh PostgreSQL database, dropped by [`PgDb::drop_database`].
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn create(admin: &str) -> anyhow::Result<Self> {
+        let conn = tokio::time::timeout(Duration::from_secs(10), sea_orm::Database::connect(admin))
+            .await
+            .context("timed out connecting")??;
+        let name = format!("einfo_bench_{}", uuid::Uuid::new_v4().simple());
+        conn.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+        let _ = conn.close().await;
+        let (path, query) = match admin.split_once('?') {
+            Some((p, q)) => (p, format!("?{q}")),
+            None => (admin, String::new()),
+        };
+        let base = path.rsplit_once('/').map(|(b, _)| b).unwrap_or(path);
+        Ok(Self { admin: admin.to_owned(), url: format!("{base}/{name}{query}"), name })
+    }
+
+    async fn drop_database(self) {
+        let dropped = async {
+            let conn = sea_orm::Database::connect(&self.admin).await?;
+            conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
+            conn.close().await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = dropped.await {
+            eprintln!("could not drop database {}: {e:#}", self.name);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ memory
+
+struct Memory {
+    idle_hwm_kib: u64,
+    seeded_hwm_kib: u64,
+    final_hwm_kib: u64,
+    final_rss_kib: u64,
+    seeded: u64,
+    seed_time: Duration,
+    db_bytes: u64,
+    load: Vec<Row>,
+}
+
+/// `VmHWM` and `VmRSS` of a process, in KiB.
+fn memory_of(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+/// A node as a child process (`einfo serve node` hosting the 63 provinces on SQLite), seeded
+/// through `ImportSites`, then read with `GetSite` and `ListSites`; its `VmHWM` is read from
+/// `/proc`.
+async fn bench_memory(args: &BenchArgs) -> anyhow::Result<Memory> {
+    let dir = std::env::temp_dir().join(format!("einfo-bench-mem-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let result = memory_on(args, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn memory_on(args: &BenchArgs, dir: &Path) -> anyhow::Result<Memory> {
+    let codes = p63_codes();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let secret = random_secret();
+    let log = dir.join("node.log");
+    let log_file = std::fs::File::create(&log)?;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "node", "--provinces", &codes.join(","), "--listen", &addr.to_string(), "--data-dir"])
+        .arg(dir.join("data"))
+        .env("EINFO_AUTH__SECRET", &secret)
+        .env("RUST_LOG", "warn")
+        .env_remove("EINFO_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the node")?;
+    let pid = child.id().context("the node exited at once")?;
+    let result = async {
+        tokio::select! {
+            r = wait_serving(addr, Duration::from_secs(120)) => r?,
+            s = child.wait() => anyhow::bail!("the node exited ({s:?}): {}", tail(&log)),
+        }
+        let (idle_hwm_kib, _) = memory_of(pid)?;
+        let keys = TokenKeys::from_secret(secret.as_bytes())?;
+        let channel = connect(addr).await?;
+        let clients: Arc<Vec<RegistryClient>> =
+            Arc::new(codes.iter().map(|c| registry_client(&channel, &keys, c)).collect::<anyhow::Result<_>>()?);
+
+        // Seed: every province in batches of IMPORT_BATCH rows, a few calls in flight.
+        let per = args.sites_per_province;
+        let jobs: Vec<(usize, u32)> =
+            (0..codes.len()).flat_map(|p| (0..per).step_by(IMPORT_BATCH as usize).map(move |s| (p, s))).collect();
+        let started = Instant::now();
+        let mut sample: Vec<Vec<String>> = vec![Vec::new(); codes.len()];
+        let mut seeded = 0u64;
+        let mut done = futures::stream::iter(jobs)
+            .map(|(p, start)| {
+                let (clients, code) = (clients.clone(), codes[p].clone());
+                async move {
+                    let count = IMPORT_BATCH.min(per - start);
+                    import(&clients[p], &code, "mem", start, count).await.map(|names| (p, names))
+                }
+            })
+            .buffer_unordered(IMPORT_CONCURRENCY);
+        let mut last_report = Instant::now();
+        while let Some(r) = done.next().await {
+            let (p, names) = r?;
+            seeded += names.len() as u64;
+            if sample[p].len() < 200 {
+                sample[p].extend(names.into_iter().step_by(10).take(200));
+            }
+            if last_report.elapsed() > Duration::from_secs(15) {
+                last_report = Instant::now();
+                eprintln!(
+                    "    seeded {seeded} sites in {:.0} s ({:.0} rows/s)",
+                    started.elapsed().as_secs_f64(),
+                    seeded as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        drop(done);
+        let seed_time = started.elapsed();
+        let (seeded_hwm_kib, _) = memory_of(pid)?;
+
+        // A short read load across the 63 provinces.
+        let mut load = Vec::new();
+        let sample = Arc::new(sample);
+        {
+            let (clients, sample) = (clients.clone(), sample.clone());
+            load.push(
+                phase(args, "GetSite (63×N node)", "sqlite", 32, move |w, n| {
+                    let p = (w + n as usize) % clients.len();
+                    let mut c = clients[p].clone();
+                    let names = &sample[p];
+                    let name = (!names.is_empty()).then(|| names[(spread(n) % names.len() as u64) as usize].clone());
+                    async move {
+                        c.get_site(pb::GetSiteRequest { name: name.context("no site to read")? }).await?;
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        {
+            let clients = clients.clone();
+            let parents: Arc<Vec<String>> =
+                Arc::new(codes.iter().map(|c| jurisdiction(c).map(|j| j.to_string())).collect::<anyhow::Result<_>>()?);
+            load.push(
+                phase(args, "ListSites 100 (63×N)", "sqlite", 32, move |w, n| {
+                    let p = (w + n as usize) % clients.len();
+                    let mut c = clients[p].clone();
+                    let parent = parents[p].clone();
+                    async move {
+                        let r =
+                            c.list_sites(pb::ListSitesRequest { parent, page_size: 100, ..Default::default() }).await?;
+                        anyhow::ensure!(!r.into_inner().sites.is_empty(), "empty page");
+                        Ok(())
+                    }
+                })
+                .await,
+            );
+        }
+        let (final_hwm_kib, final_rss_kib) = memory_of(pid)?;
+        Ok(Memory {
+            idle_hwm_kib,
+            seeded_hwm_kib,
+            final_hwm_kib,
+            final_rss_kib,
+            seeded,
+            seed_time,
+            db_bytes: dir_bytes(&dir.join("data")),
+            load,
+        })
+    }
+    .await;
+    stop_child(&mut child, pid).await;
+    result
+}
+
+/// SIGTERM (a graceful stop), then SIGKILL if the node is still there after a while.
+async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
+    let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+    if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+/// The last lines of a log file, for an error message.
+fn tail(path: &PathBuf) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(10)..].join("\n")
+}
+
+// ------------------------------------------------------------------------------------ output
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "{:<26} {:<9} {:>4} {:>11} {:>9} {:>9} {:>8} {:>7}",
+        "operation", "database", "conc", "ops/s", "p50 ms", "p99 ms", "ops", "errors"
+    );
+    println!("{}", "-".repeat(90));
+    for r in rows {
+        print_row(r);
+    }
+    for r in rows.iter().filter(|r| r.stats.first_error.is_some()) {
+        println!(
+            "  first error of {} {} c={}: {}",
+            r.what,
+            r.db,
+            r.conc,
+            r.stats.first_error.as_deref().unwrap_or_default()
+        );
+    }
+    println!(
+        "Notes: RegisterSite workers each write to their own province (the node hosts the 63); \"1 province\" puts all 32 on one log.\n       raw INSERT on SQLite: writers serialised in-process (as einfo does); raw rows carry a {RAW_BODY}-byte body."
+    );
+}
+
+fn print_row(r: &Row) {
+    let s = &r.stats;
+    println!(
+        "{:<26} {:<9} {:>4} {:>11.0} {:>9.2} {:>9.2} {:>8} {:>7}",
+        r.what,
+        r.db,
+        r.conc,
+        s.ops_per_sec(),
+        s.ms(0.5),
+        s.ms(0.99),
+        s.ops,
+        s.errors
+    );
+}
+
+fn find<'a>(rows: &'a [Row], what: &str, db: &str, conc: usize) -> Option<&'a Row> {
+    rows.iter().find(|r| r.what == what && r.db == db && r.conc == conc)
+}
+
+/// "target met", or by how much it was missed.
+fn verdict(ratio: f64, target: f64) -> String {
+    if ratio >= target {
+        "target met".into()
+    } else {
+        format!(
+            "missed by {:.1} points (needs {:.0}% more throughput)",
+            (target - ratio) * 100.0,
+            (target / ratio - 1.0) * 100.0
+        )
+    }
+}
+
+fn print_targets(rows: &[Row]) {
+    println!("\nTargets (throughput ratios within this run; information, not a verdict on the build):");
+    let checks: [(&str, &str, &str, &str, f64); 4] = [
+        ("GetSite", "echo (Health/Check)", "sqlite", "-", 0.50),
+        ("GetSite", "raw SELECT by key", "postgres", "postgres", 0.60),
+        ("RegisterSite", "raw INSERT autocommit", "sqlite", "sqlite", 0.40),
+        ("RegisterSite", "raw INSERT autocommit", "postgres", "postgres", 0.40),
+    ];
+    for (what, base, db, base_db, target) in checks {
+        for conc in LEVELS {
+            let (Some(a), Some(b)) = (find(rows, what, db, conc), find(rows, base, base_db, conc)) else {
+                continue;
+            };
+            let ratio = a.stats.ops_per_sec() / b.stats.ops_per_sec().max(f64::MIN_POSITIVE);
+            println!(
+                "  {:<13} {:<9} c={:<3} {:>8.0} / {:<22} {:>8.0} = {:>6.1}%  (target ≥ {:.0}%)  {}",
+                what,
+                db,
+                conc,
+                a.stats.ops_per_sec(),
+                base,
+                b.stats.ops_per_sec(),
+                ratio * 100.0,
+                target * 100.0,
+                verdict(ratio, target)
+            );
+        }
+    }
+}
+
+fn print_memory(args: &BenchArgs, m: &Memory) {
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("\nNode hosting the 63 provinces × {} sites (child process, SQLite):", args.sites_per_province);
+    println!(
+        "  seeded {} sites through ImportSites ({} rows per call, {} calls in flight) in {:.1} s: {:.0} rows/s",
+        m.seeded,
+        IMPORT_BATCH,
+        IMPORT_CONCURRENCY,
+        m.seed_time.as_secs_f64(),
+        m.seeded as f64 / m.seed_time.as_secs_f64()
+    );
+    println!(
+        "  peak memory (VmHWM): {:.1} MiB  (idle after start {:.1} MiB, after seeding {:.1} MiB; VmRSS at the end {:.1} MiB)",
+        mib(m.final_hwm_kib),
+        mib(m.idle_hwm_kib),
+        mib(m.seeded_hwm_kib),
+        mib(m.final_rss_kib)
+    );
+    println!("  database files: {:.1} MiB", m.db_bytes as f64 / (1024.0 * 1024.0));
+    println!("  read load on it:");
+    for r in &m.load {
+        print!("  ");
+        print_row(r);
+    }
+}

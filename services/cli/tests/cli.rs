@@ -1,0 +1,221 @@
+//! The `einfo` binary's commands: `verify` on a tampered log, `token` against a node, a
+//! misspelt configuration key; and the SQLite settings a node opens its database with.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{einfo, free_port, site};
+use einfo_cli::node;
+use einfo_common::auth::BearerToken;
+use einfo_common::config::Settings;
+use einfo_proto::registry::v1 as pb;
+use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use einfo_testkit::{Backend, TestDb, TestNode, both_backends};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+
+async fn register(c: &mut einfo_testkit::RegistryClient, i: usize) -> pb::Site {
+    c.register_site(pb::RegisterSiteRequest {
+        parent: "provinces/2008-01".into(),
+        site: Some(site(&format!("Trang {i}"), &format!("trang{i}.vn"))),
+        request_id: format!("r{i}"),
+    })
+    .await
+    .expect("registered")
+    .into_inner()
+}
+
+async fn run_verify(url: &str) -> (Option<i32>, String, String) {
+    let out = einfo().args(["verify", "--database-url", url]).output().await.expect("run einfo verify");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn einfo_verify_reports_a_tampered_entry(backend: Backend) {
+    let Some(mut node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut c = node.registry("01").await;
+    for i in 0..3 {
+        register(&mut c, i).await;
+    }
+    drop(c);
+    node.stop().await;
+
+    let (code, stdout, stderr) = run_verify(&node.db.url).await;
+    assert_eq!(code, Some(0), "an untouched log verifies:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("3 entries") && stdout.contains("0 broken"), "{stdout}");
+
+    let conn = sea_orm::Database::connect(&node.db.url).await.expect("connect");
+    let changed = conn
+        .execute_raw(Statement::from_string(
+            conn.get_database_backend(),
+            "UPDATE change_log SET resource = resource || '-forged' WHERE seq = 2",
+        ))
+        .await
+        .expect("tamper with entry 2");
+    assert_eq!(changed.rows_affected(), 1);
+    conn.close().await.expect("close");
+
+    let (code, stdout, stderr) = run_verify(&node.db.url).await;
+    assert_eq!(code, Some(1), "a tampered log fails verification:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("BROKEN") && stdout.contains("entry 2"), "verify names entry 2:\n{stdout}\n{stderr}");
+    assert!(!stdout.contains("entry 1:") && !stdout.contains("entry 3:"), "only the first bad entry:\n{stdout}");
+    assert!(stdout.contains("1 broken"), "{stdout}");
+}
+
+both_backends!(einfo_verify_reports_a_tampered_entry);
+
+async fn pragma(c: &impl ConnectionTrait, name: &str) -> sea_orm::QueryResult {
+    c.query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
+        .await
+        .expect("pragma")
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn sqlite_runs_with_synchronous_full_and_wal() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let s = Settings { provinces: vec!["01".into()], data_dir: db.dir.join("node"), ..Default::default() };
+    assert!(s.database_url.is_none(), "the node's own SQLite database under data_dir");
+    let database = node::open_database(&s).await.expect("open the node's database");
+    assert!(s.data_dir.join("einfo.db").exists(), "the database is created under data_dir");
+    // Every pooled connection, not just the first: hold several at once.
+    let mut txns = Vec::new();
+    for _ in 0..4 {
+        txns.push(database.conn().begin().await.expect("begin"));
+    }
+    for t in &txns {
+        // 2 is FULL.
+        assert_eq!(pragma(t, "synchronous").await.try_get_by_index::<i32>(0).unwrap(), 2);
+        assert_eq!(pragma(t, "journal_mode").await.try_get_by_index::<String>(0).unwrap(), "wal");
+        assert_eq!(pragma(t, "foreign_keys").await.try_get_by_index::<i32>(0).unwrap(), 1);
+    }
+    for t in txns {
+        t.rollback().await.expect("rollback");
+    }
+    database.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn einfo_token_prints_a_token_the_node_accepts() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let data_dir = db.dir.join("node");
+    let out = einfo()
+        .args(["token", "--jurisdiction", "provinces/2008-01", "--subject", "tester", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .await
+        .expect("run einfo token");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "einfo token failed: {stderr}");
+    let token = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    assert!(data_dir.join("token-secret").exists(), "the secret was created under the data dir");
+
+    // A node on the same data dir and no configured secret: it reads {data_dir}/token-secret.
+    let mut s = einfo_testkit::settings(&db, &["01", "79"]);
+    s.auth.secret = None;
+    s.data_dir = data_dir.clone();
+    let node = TestNode::start_on(db, s, Default::default()).await;
+    let ch = node.channel().await;
+    let mut c = RegistryServiceClient::with_interceptor(ch.clone(), BearerToken::new(&token).expect("bearer"));
+    let registered = register(&mut c, 1).await;
+    assert!(registered.name.starts_with("provinces/2008-01/sites/"));
+
+    // The log names the token's subject as the actor.
+    let mut log = node.changelog().await;
+    let mut entries = log
+        .stream_changes(einfo_proto::log::v1::StreamChangesRequest {
+            jurisdiction: "provinces/2008-01".into(),
+            service: "registry".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("stream changes")
+        .into_inner();
+    let first = entries.message().await.expect("an entry").expect("one entry").entry.expect("entry");
+    assert_eq!(first.resource, registered.name);
+    let actor = first.actor.expect("actor");
+    assert_eq!((actor.subject.as_str(), actor.role.as_str()), ("tester", "operator"));
+
+    // The token carries the jurisdiction it was issued for, and nothing else: the node hosts 79
+    // too, but this operator may not write there.
+    let err = c
+        .register_site(pb::RegisterSiteRequest {
+            parent: "provinces/2008-79".into(),
+            site: Some(site("Trang HCM", "trang-hcm.vn")),
+            request_id: "r79".into(),
+        })
+        .await
+        .expect_err("another province");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+
+    // A token signed with another secret is refused.
+    let other = einfo_common::auth::TokenKeys::from_secret(b"another-secret-that-is-long-enough-0123456789")
+        .unwrap()
+        .issue(&TestNode::operator("01"), Duration::from_secs(60))
+        .unwrap();
+    let mut c = RegistryServiceClient::with_interceptor(ch, BearerToken::new(&other).expect("bearer"));
+    let err = c.get_site(pb::GetSiteRequest { name: registered.name }).await.expect_err("foreign token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+}
+
+#[tokio::test]
+async fn einfo_token_uses_the_configured_secret_file() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let secret_file = db.dir.join("shared-secret");
+    std::fs::write(&secret_file, "a-secret-in-a-file-that-is-long-enough-0123456789\n").unwrap();
+    let config = db.dir.join("einfo.toml");
+    std::fs::write(&config, format!("[auth]\nsecret_file = {:?}\n", secret_file.display().to_string())).unwrap();
+    let out = einfo()
+        .args(["token", "--jurisdiction", "provinces/2008-01", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(db.dir.join("elsewhere"))
+        .output()
+        .await
+        .expect("run einfo token");
+    assert!(out.status.success(), "einfo token failed: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut s = Settings::default();
+    s.auth.secret_file = Some(secret_file);
+    let keys = einfo_common::auth::TokenKeys::from_secret(&s.token_secret().unwrap()).unwrap();
+    let caller = keys.verify(&token).expect("signed with the secret in the file");
+    assert_eq!(caller.jurisdiction.to_string(), "provinces/2008-01");
+    assert!(!db.dir.join("elsewhere").join("token-secret").exists(), "no secret generated beside the configured one");
+}
+
+#[tokio::test]
+async fn a_misspelt_configuration_key_is_refused() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let config = db.dir.join("bad.toml");
+    std::fs::write(&config, "sheme = \"2008\"\nprovinces = [\"01\"]\n").unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let run = einfo()
+        .args(["serve", "node", "--listen", &listen, "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(db.dir.join("node"))
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("einfo refuses at once instead of serving")
+        .expect("run einfo serve node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a misspelt key must not start a node: {stderr}");
+    assert!(stderr.contains("sheme"), "the message names the key: {stderr}");
+    assert!(!db.dir.join("node").exists(), "nothing was created: {stderr}");
+
+    // The same from the environment.
+    let out = einfo()
+        .args(["serve", "node", "--provinces", "01", "--listen", &listen, "--data-dir"])
+        .arg(db.dir.join("node"))
+        .env("EINFO_SHEME", "2008")
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), out).await.expect("refused at once").expect("run einfo");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a misspelt variable must not start a node: {stderr}");
+    assert!(stderr.contains("sheme"), "the message names the key: {stderr}");
+}

@@ -1,0 +1,292 @@
+//! Figures of a jurisdiction: now, as of a past time, and never of the future.
+
+use std::time::Duration;
+
+use einfo_proto::registry::v1 as pb;
+use einfo_testkit::{Backend, RegistryClient, TestNode, both_backends, in_secs};
+use pb::LegalStatus;
+use tonic_types::StatusExt;
+
+const P01: &str = "provinces/2008-01";
+const P79: &str = "provinces/2008-79";
+
+fn site(kind: &str, name: &str, domain: &str, source: pb::DiscoverySource) -> pb::Site {
+    pb::Site {
+        kind: kind.into(),
+        display_name: name.into(),
+        domains: vec![domain.into()],
+        owner: Some(pb::Owner {
+            kind: pb::OwnerKind::Organisation as i32,
+            display_name: "Công ty TNHH Thông tin Sài Gòn".into(),
+            tax_code: "0100109106".into(),
+            ..Default::default()
+        }),
+        hosting: pb::Hosting::InVietnam as i32,
+        operational_state: pb::OperationalState::Active as i32,
+        discovery_source: source as i32,
+        ..Default::default()
+    }
+}
+
+async fn register(
+    c: &mut RegistryClient,
+    parent: &str,
+    kind: &str,
+    domain: &str,
+    source: pb::DiscoverySource,
+) -> pb::Site {
+    c.register_site(pb::RegisterSiteRequest {
+        parent: parent.into(),
+        site: Some(site(kind, &format!("Trang {domain}"), domain, source)),
+        request_id: format!("register-{domain}"),
+    })
+    .await
+    .expect("site registered")
+    .into_inner()
+}
+
+async fn submit(c: &mut RegistryClient, site: &str, received_secs_ago: i64) -> pb::LicenceApplication {
+    c.submit_application(pb::SubmitApplicationRequest {
+        application: Some(pb::LicenceApplication {
+            site: site.into(),
+            dossier_items: vec!["đơn đề nghị".into()],
+            receive_time: Some(in_secs(-received_secs_ago)),
+            ..Default::default()
+        }),
+        request_id: format!("submit-{site}"),
+    })
+    .await
+    .expect("application submitted")
+    .into_inner()
+}
+
+async fn approve(c: &mut RegistryClient, app: &str) -> pb::Licence {
+    c.approve_application(pb::ApproveApplicationRequest {
+        name: app.into(),
+        licence: Some(pb::Licence {
+            number: "1/GP-STTTT".into(),
+            issuing_authority: "Sở Thông tin và Truyền thông".into(),
+            issue_time: Some(in_secs(-3600)),
+            expire_time: Some(in_secs(365 * 86_400)),
+            ..Default::default()
+        }),
+        request_id: format!("approve-{app}"),
+    })
+    .await
+    .expect("approved")
+    .into_inner()
+    .licence
+    .expect("a licence")
+}
+
+async fn revoke(c: &mut RegistryClient, licence: &str) {
+    c.revoke_licence(pb::RevokeLicenceRequest {
+        name: licence.into(),
+        reason: "Quyết định thu hồi".into(),
+        request_id: format!("revoke-{licence}"),
+    })
+    .await
+    .expect("revoked");
+}
+
+/// What province 01 holds after [`seed_01`].
+struct Seeded01 {
+    licence: String,
+    pending: String,
+}
+
+/// Province 01: three general websites found unlicensed, a social network licensed on its
+/// application, and a general website whose application (received 60 days ago) is pending and
+/// overdue. Twelve log entries.
+async fn seed_01(node: &TestNode) -> Seeded01 {
+    let mut c = node.registry("01").await;
+    for d in ["mot.vn", "hai.vn", "ba.vn"] {
+        register(&mut c, P01, "general-website", d, pb::DiscoverySource::Sweep).await;
+    }
+    let social = register(&mut c, P01, "social-network", "mangxahoi.vn", pb::DiscoverySource::Application).await;
+    let app = submit(&mut c, &social.name, 86_400).await;
+    let licence = approve(&mut c, &app.name).await;
+    let waiting = register(&mut c, P01, "general-website", "cho.vn", pb::DiscoverySource::Application).await;
+    let pending = submit(&mut c, &waiting.name, 60 * 86_400).await;
+    assert!(pending.overdue);
+    Seeded01 { licence: licence.name, pending: pending.name }
+}
+
+/// Province 79: a social network whose licence was suspended then revoked, a social network found
+/// by a sweep, and a general website recorded in error and voided. Thirteen log entries.
+async fn seed_79(node: &TestNode) {
+    let mut c = node.registry("79").await;
+    let revoked = register(&mut c, P79, "social-network", "thuhoi.vn", pb::DiscoverySource::Application).await;
+    let app = submit(&mut c, &revoked.name, 3 * 86_400).await;
+    let licence = approve(&mut c, &app.name).await;
+    c.suspend_licence(pb::SuspendLicenceRequest {
+        name: licence.name.clone(),
+        until: Some(in_secs(30 * 86_400)),
+        reason: "Quyết định đình chỉ".into(),
+        request_id: "suspend".into(),
+    })
+    .await
+    .expect("suspended");
+    revoke(&mut c, &licence.name).await;
+    register(&mut c, P79, "social-network", "quetduoc.vn", pb::DiscoverySource::Sweep).await;
+    let wrong = register(&mut c, P79, "general-website", "nhamlan.vn", pb::DiscoverySource::Complaint).await;
+    c.void_site(pb::VoidSiteRequest {
+        name: wrong.name.clone(),
+        etag: wrong.etag.clone(),
+        reason: "nhập nhầm".into(),
+        request_id: "void".into(),
+    })
+    .await
+    .expect("voided");
+}
+
+fn count(kind: &str, status: LegalStatus, count: u64) -> pb::SiteCount {
+    pb::SiteCount { kind: kind.into(), legal_status: status as i32, count }
+}
+
+async fn statistics(
+    c: &mut RegistryClient,
+    jurisdiction: &str,
+    as_of: Option<prost_types::Timestamp>,
+) -> pb::GetStatisticsResponse {
+    c.get_statistics(pb::GetStatisticsRequest { jurisdiction: jurisdiction.into(), as_of, ..Default::default() })
+        .await
+        .expect("statistics")
+        .into_inner()
+}
+
+fn expected_01(as_of: Option<prost_types::Timestamp>) -> pb::GetStatisticsResponse {
+    pb::GetStatisticsResponse {
+        jurisdiction: P01.into(),
+        as_of,
+        log_sequence: 12,
+        sites: vec![
+            count("general-website", LegalStatus::Applied, 1),
+            count("general-website", LegalStatus::Unlicensed, 3),
+            count("social-network", LegalStatus::Licensed, 1),
+        ],
+        applications_pending: 1,
+        applications_overdue: 1,
+        licences_issued: 1,
+        licences_suspended: 0,
+        licences_revoked: 0,
+        applications_received: 2,
+        unlicensed_found: 3,
+    }
+}
+
+async fn two_provinces_on_one_node_have_their_own_figures(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01", "79"]).await else { return };
+    seed_01(&node).await;
+    seed_79(&node).await;
+    assert_eq!(node.last_sequence("01").await, 12);
+    assert_eq!(node.last_sequence("79").await, 13);
+
+    let mut analyst = node.registry_as(&TestNode::analyst()).await;
+    let got = statistics(&mut analyst, P01, None).await;
+    assert_eq!(got, expected_01(got.as_of));
+    assert_eq!(got.log_sequence, node.last_sequence("01").await);
+
+    let got = statistics(&mut analyst, P79, None).await;
+    assert_eq!(
+        got,
+        pb::GetStatisticsResponse {
+            jurisdiction: P79.into(),
+            as_of: got.as_of,
+            log_sequence: 13,
+            sites: vec![
+                count("social-network", LegalStatus::Unlicensed, 1),
+                count("social-network", LegalStatus::Revoked, 1),
+            ],
+            applications_pending: 0,
+            applications_overdue: 0,
+            licences_issued: 1,
+            licences_suspended: 1,
+            licences_revoked: 1,
+            applications_received: 1,
+            // The voided site was recorded in error: it was never found.
+            unlicensed_found: 1,
+        }
+    );
+    assert_eq!(got.log_sequence, node.last_sequence("79").await);
+
+    // The province's own operator reads the same figures, and not the other province's.
+    let mut op01 = node.registry("01").await;
+    let own = statistics(&mut op01, P01, None).await;
+    assert_eq!(own, expected_01(own.as_of));
+    let err = op01
+        .get_statistics(pb::GetStatisticsRequest { jurisdiction: P79.into(), ..Default::default() })
+        .await
+        .expect_err("another province's figures");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+}
+
+async fn figures_as_of_a_past_time_ignore_what_came_after(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01", "79"]).await else { return };
+    let seeded = seed_01(&node).await;
+    let mut analyst = node.registry_as(&TestNode::analyst()).await;
+    let before = statistics(&mut analyst, P01, None).await;
+    assert_eq!(before, expected_01(before.as_of));
+
+    // T, to the microsecond (figures are kept to the microsecond).
+    let now = in_secs(0);
+    let t = prost_types::Timestamp { seconds: now.seconds, nanos: now.nanos / 1000 * 1000 };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+
+    // After T: two more sites, the pending application approved, the licence revoked, and a
+    // site in the other province.
+    let mut c = node.registry("01").await;
+    register(&mut c, P01, "general-website", "bon.vn", pb::DiscoverySource::Sweep).await;
+    register(&mut c, P01, "social-network", "nam.vn", pb::DiscoverySource::Referral).await;
+    approve(&mut c, &seeded.pending).await;
+    revoke(&mut c, &seeded.licence).await;
+    let mut c79 = node.registry("79").await;
+    register(&mut c79, P79, "general-website", "khac.vn", pb::DiscoverySource::Sweep).await;
+    assert!(node.last_sequence("01").await > 12);
+
+    let then = statistics(&mut analyst, P01, Some(t)).await;
+    assert_eq!(then, expected_01(Some(t)), "as of T the figures are those read before T");
+    assert_eq!(then.log_sequence, 12, "the sequence at T");
+
+    let now = statistics(&mut analyst, P01, None).await;
+    assert_eq!(now.log_sequence, node.last_sequence("01").await);
+    assert_eq!(
+        now.sites,
+        vec![
+            count("general-website", LegalStatus::Licensed, 1),
+            count("general-website", LegalStatus::Unlicensed, 4),
+            count("social-network", LegalStatus::Unlicensed, 1),
+            count("social-network", LegalStatus::Revoked, 1),
+        ]
+    );
+    assert_eq!((now.applications_pending, now.licences_issued, now.licences_revoked), (0, 2, 1));
+    assert_eq!(now.unlicensed_found, 5);
+}
+
+async fn figures_of_the_future_are_refused(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut analyst = node.registry_as(&TestNode::analyst()).await;
+    let err = analyst
+        .get_statistics(pb::GetStatisticsRequest {
+            jurisdiction: P01.into(),
+            as_of: Some(in_secs(3600)),
+            ..Default::default()
+        })
+        .await
+        .expect_err("as_of in the future");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let fields: Vec<String> = err
+        .get_details_bad_request()
+        .expect("field violations")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["as_of"]);
+}
+
+both_backends!(
+    two_provinces_on_one_node_have_their_own_figures,
+    figures_as_of_a_past_time_ignore_what_came_after,
+    figures_of_the_future_are_refused,
+);
