@@ -469,8 +469,12 @@ impl Inspection {
         }
         if d.inspection.is_empty() {
             v.add("decision.inspection", "is required");
-        } else if let Err(e) = resource(&d.inspection, "decision.inspection", "inspections", self.scheme) {
-            v.add("decision.inspection", e.message);
+        } else {
+            match resource(&d.inspection, "decision.inspection", "inspections", self.scheme) {
+                Ok(ij) if ij == j => {}
+                Ok(ij) => v.add("decision.inspection", format!("{} is an inspection of {ij}", d.inspection)),
+                Err(e) => v.add("decision.inspection", e.message),
+            }
         }
         if d.site.is_empty() {
             v.add("decision.site", "is required");
@@ -490,6 +494,10 @@ impl Inspection {
             let mut out = Vec::new();
             for (i, idx) in d.violation_indexes.iter().enumerate() {
                 match ins.violations.get(*idx as usize) {
+                    // Each violation is sanctioned once: a repeated index would add its range twice.
+                    Some(_) if d.violation_indexes[..i].contains(idx) => {
+                        v.add(format!("decision.violation_indexes[{i}]"), format!("violation {idx} is already listed"))
+                    }
                     Some(x) => out.push((*idx as usize, x)),
                     None => v.add(
                         format!("decision.violation_indexes[{i}]"),
@@ -571,11 +579,11 @@ impl Inspection {
         let seq = m.append(&decision.name, "ISSUE", &decision, "").await?;
         event(&m, &j, seq, &decision.name, "decision", 0, decided, "", &decision.site, decision.fine_vnd).await?;
         if let Some(ms) = licence_measure {
-            let (measure, ev) = match ms.kind() {
-                MeasureKind::LicenceSuspension => (reg::SanctionMeasure::Suspend, "suspended"),
-                _ => (reg::SanctionMeasure::Revoke, "revoked"),
+            // Counted as suspended or revoked once registry applies it (see `record_delivery`).
+            let measure = match ms.kind() {
+                MeasureKind::LicenceSuspension => reg::SanctionMeasure::Suspend,
+                _ => reg::SanctionMeasure::Revoke,
             };
-            event(&m, &j, seq, &decision.name, ev, 0, decided, "", &decision.site, 0).await?;
             store::enqueue(
                 m.txn(),
                 &store::OutboxItem {
@@ -733,7 +741,8 @@ impl Inspection {
         d.voided = true;
         d.reason = why.clone();
         d.etag = next_etag(&d.etag);
-        store::put_decision(m.txn(), &j, &d.name, d.state, instant(d.compliance_deadline.as_ref()), &d).await?;
+        // State column 0: a voided decision is never due for anything again.
+        store::put_decision(m.txn(), &j, &d.name, 0, instant(d.compliance_deadline.as_ref()), &d).await?;
         let seq = m.append(&d.name, "VOID", &d, &why).await?;
         event(&m, &j, seq, &d.name, "void", 0, m.now(), "", &d.site, 0).await?;
         m.commit(&d).await?;
@@ -765,7 +774,17 @@ impl Inspection {
             d.delivery_error = error.clone();
             d.etag = next_etag(&d.etag);
             store::put_decision(m.txn(), j, &d.name, d.state, instant(d.compliance_deadline.as_ref()), &d).await?;
-            m.append(&d.name, op, &d, &error).await?;
+            let seq = m.append(&d.name, op, &d, &error).await?;
+            // A licence is suspended or revoked through the decision only once registry applied
+            // the measure; a refused one changed no licence.
+            let applied = d.measures.iter().map(|x| x.kind()).find(|k| {
+                outcome.is_ok() && matches!(k, MeasureKind::LicenceSuspension | MeasureKind::LicenceRevocation)
+            });
+            if let Some(k) = applied {
+                let ev = if k == MeasureKind::LicenceSuspension { "suspended" } else { "revoked" };
+                let at = instant(d.decision_time.as_ref());
+                event(&m, j, seq, &d.name, ev, 0, at, "", &d.site, 0).await?;
+            }
         }
         m.commit(&()).await?;
         Ok(())
@@ -784,7 +803,8 @@ impl Inspection {
                 let Some(mut d) = store::get::<_, pb::SanctionDecision>(m.txn(), Table::Decisions, &name).await? else {
                     continue;
                 };
-                if d.state() != DecisionState::Issued || instant(d.compliance_deadline.as_ref()) > now {
+                // A voided decision is a tombstone: it has no deadline left to miss.
+                if d.voided || d.state() != DecisionState::Issued || instant(d.compliance_deadline.as_ref()) > now {
                     continue;
                 }
                 d.state = DecisionState::Overdue as i32;

@@ -2,92 +2,16 @@
 //! violation is reported with its field path. What comes out is normalised (canonical tax
 //! codes, IDNA domains, NFC names) and is what gets stored and logged.
 
-use chrono::{DateTime, Utc};
-use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
+use einfo_common::error::Violations;
 use einfo_domain::text::{DisplayName, fold};
-use einfo_domain::{DomainName, Jurisdiction, Scheme, TaxCode};
+use einfo_domain::{DomainName, TaxCode};
 use einfo_proto::registry::v1 as pb;
 
 use crate::kinds::Kinds;
 
-/// Longest display name, in characters.
-pub const MAX_NAME: usize = 300;
-/// Longest free text (notes, reasons), in characters.
-pub const MAX_TEXT: usize = 2000;
-
-/// A stored instant as a protobuf timestamp.
-pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
-}
-
-/// The instant of an optional timestamp; the earliest instant when unset.
-pub fn instant(t: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// A required, valid timestamp, truncated to the microsecond.
-pub fn required_instant(t: Option<&prost_types::Timestamp>, field: &str, v: &mut Violations) -> Option<DateTime<Utc>> {
-    match t {
-        None => {
-            v.add(field, "is required");
-            None
-        }
-        Some(ts) => match DateTime::from_timestamp(ts.seconds, ts.nanos.max(0) as u32) {
-            Some(d) if ts.nanos >= 0 && d.timestamp() > 0 => DateTime::from_timestamp_micros(d.timestamp_micros()),
-            _ => {
-                v.add(field, "is not a valid time");
-                None
-            }
-        },
-    }
-}
-
-/// A jurisdiction field: a province of the node's scheme.
-pub fn jurisdiction(value: &str, field: &str, scheme: Scheme) -> ApiResult<Jurisdiction> {
-    let j = Jurisdiction::parse(value).map_err(|e| ApiError::field(field, e.to_string()))?;
-    match j.scheme() {
-        None => Err(ApiError::field(field, "must be a province, not central")),
-        Some(s) if s != scheme => Err(ApiError::field_with(
-            Reason::WrongScheme,
-            field,
-            format!("{j} is under the {s} scheme but this node keeps the {scheme} scheme"),
-        )),
-        Some(_) => Ok(j),
-    }
-}
-
-/// A resource name `provinces/{scheme}-{code}/{collection}/{id}`: its jurisdiction.
-pub fn resource(value: &str, field: &str, collection: &str, scheme: Scheme) -> ApiResult<Jurisdiction> {
-    let (j, rest) = Jurisdiction::parse_prefix(value).map_err(|e| ApiError::field(field, e.to_string()))?;
-    let ok = rest.strip_prefix(collection).and_then(|r| r.strip_prefix('/')).is_some_and(|id| {
-        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    if !ok {
-        return Err(ApiError::field(
-            field,
-            format!("'{value}' is not a name of the form provinces/{{scheme}}-{{code}}/{collection}/{{id}}"),
-        ));
-    }
-    jurisdiction(&j.to_string(), field, scheme)
-}
-
-/// A required free-text reason.
-pub fn reason(value: &str, field: &str, v: &mut Violations) -> String {
-    let t = value.trim();
-    if t.is_empty() {
-        v.add(field, "is required");
-    } else if t.chars().count() > MAX_TEXT {
-        v.add(field, format!("is longer than {MAX_TEXT} characters"));
-    }
-    unicode_normalization::UnicodeNormalization::nfc(t).collect()
-}
-
-/// Checks that an enum field holds a value the contract defines.
-pub fn known_enum<E: TryFrom<i32>>(value: i32, field: &str, v: &mut Violations) {
-    if E::try_from(value).is_err() {
-        v.add(field, format!("unknown enum value {value}"));
-    }
-}
+pub use einfo_common::fields::{
+    MAX_NAME, MAX_TEXT, instant, jurisdiction, known_enum, reason, required_instant, resource, timestamp,
+};
 
 /// A site as received, checked and normalised. Output-only fields are dropped.
 pub fn site(input: &pb::Site, prefix: &str, kinds: &Kinds, v: &mut Violations) -> pb::Site {

@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use base64::Engine;
-use chrono::{DateTime, Duration, FixedOffset, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use einfo_common::auth::Caller;
 use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
 use einfo_common::db::Database;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
+pub use einfo_common::fields::vietnam;
+use einfo_common::fields::{check_request_id, new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
 use einfo_domain::calendar::WorkingCalendar;
 use einfo_domain::text::{DisplayName, fold};
 use einfo_domain::{DomainName, Jurisdiction, Scheme, TaxCode};
@@ -24,14 +25,6 @@ use crate::{status, store};
 
 /// Name of this service in logs and resource routing.
 pub const SERVICE: &str = "registry";
-
-const MAX_PAGE: i32 = 1000;
-const DEFAULT_PAGE: i32 = 100;
-
-/// Civil dates are dates in Asia/Ho_Chi_Minh (UTC+7, no daylight saving since 1975).
-pub fn vietnam() -> FixedOffset {
-    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
-}
 
 /// The registry of the provinces a node hosts.
 #[derive(Clone)]
@@ -191,7 +184,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListSitesRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        finish_page(v)?;
+        v.finish()?;
         let after = after.unwrap_or_default();
         let mut sites = store::list_sites(self.db.conn(), &f, &after, size as u64 + 1).await?;
         let next_page_token = next_token(&mut sites, size, &fingerprint, |s| &s.name);
@@ -518,7 +511,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListApplicationsRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        finish_page(v)?;
+        v.finish()?;
         let now = Utc::now();
         let mut apps = store::list_applications(
             self.db.conn(),
@@ -772,7 +765,7 @@ impl Registry {
         let fingerprint =
             query_fingerprint(&pb::ListLicencesRequest { page_size: 0, page_token: String::new(), ..req.clone() });
         let after = page_after(&req.page_token, &fingerprint, &mut v);
-        finish_page(v)?;
+        v.finish()?;
         let before =
             (req.expiring_within_days > 0).then(|| Utc::now() + Duration::days(req.expiring_within_days as i64));
         let mut licences = store::list_licences(
@@ -1345,83 +1338,4 @@ fn expect_licence_state(l: &pb::Licence, allowed: &[LicenceState]) -> ApiResult<
 fn with_overdue(mut a: pb::LicenceApplication, now: DateTime<Utc>) -> pb::LicenceApplication {
     a.overdue = a.state() == ApplicationState::Received && instant(a.deadline.as_ref()) <= now;
     a
-}
-
-fn next_etag(etag: &str) -> String {
-    (etag.parse::<u64>().unwrap_or(0) + 1).to_string()
-}
-
-/// A new resource id: a UUIDv7 (time-ordered, so names list in creation order).
-fn new_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
-fn check_request_id(id: &str) -> ApiResult<()> {
-    if id.is_empty() {
-        return Err(ApiError::field("request_id", "is required (a UUID is fine): it makes retries safe"));
-    }
-    if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::field("request_id", "must be at most 128 printable ASCII characters"));
-    }
-    Ok(())
-}
-
-fn page_size(requested: i32, v: &mut Violations) -> i32 {
-    match requested {
-        n if n < 0 => {
-            v.add("page_size", "must not be negative");
-            0
-        }
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
-    }
-}
-
-/// Identifies a query (its filters, not its paging) so that a page token cannot be replayed
-/// against another query.
-fn query_fingerprint(filters: &impl Message) -> String {
-    hex::encode(&body_hash(filters)[..8])
-}
-
-const TOKEN_OF_ANOTHER_QUERY: &str = "was issued for another query";
-
-/// Finishes the checks of a List request: as [`Violations::finish`], except that a page token
-/// issued for another query makes the error `PAGE_TOKEN_MISMATCH` (the other violations, if any,
-/// are still reported with it).
-fn finish_page(v: Violations) -> ApiResult<()> {
-    v.finish().map_err(|mut e| {
-        if e.violations.iter().any(|x| x.field == "page_token" && x.description == TOKEN_OF_ANOTHER_QUERY) {
-            e.reason = Reason::PageTokenMismatch;
-        }
-        e
-    })
-}
-
-fn page_after(token: &str, fingerprint: &str, v: &mut Violations) -> Option<String> {
-    if token.is_empty() {
-        return None;
-    }
-    let decoded =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok().and_then(|b| String::from_utf8(b).ok());
-    match decoded.as_deref().and_then(|s| s.split_once('|')) {
-        Some((fp, after)) if fp == fingerprint => Some(after.to_owned()),
-        Some(_) => {
-            v.add("page_token", TOKEN_OF_ANOTHER_QUERY);
-            None
-        }
-        None => {
-            v.add("page_token", "is not a page token of this service");
-            None
-        }
-    }
-}
-
-fn next_token<T>(items: &mut Vec<T>, size: i32, fingerprint: &str, name: impl Fn(&T) -> &String) -> String {
-    if items.len() as i32 > size {
-        items.truncate(size as usize);
-        let last = items.last().map(name).cloned().unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{fingerprint}|{last}"))
-    } else {
-        String::new()
-    }
 }

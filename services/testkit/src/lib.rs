@@ -1,19 +1,24 @@
 //! Test helpers: a fresh database per test (SQLite in a temporary directory, or a PostgreSQL
-//! database created and dropped around the test), real nodes on port 0, tokens and clients.
+//! database created and dropped around the test), real nodes on port 0 (every service, or one
+//! [`NodeRole`] alone; restartable on the same port), tokens and clients, and a TCP proxy that
+//! loses answers on demand ([`proxy`]).
 //!
 //! PostgreSQL is found at `EINFO_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). When it cannot be reached, a PostgreSQL test
 //! panics if `CI` is set, and otherwise prints `POSTGRES UNAVAILABLE` and returns early.
 #![forbid(unsafe_code)]
 
+pub mod proxy;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
-use einfo_cli::node::{self, Node, Options, Role as NodeRole};
+use einfo_cli::node::{self, Node, Options};
 use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
 use einfo_common::config::Settings;
 use einfo_common::db::Database;
 use einfo_domain::Jurisdiction;
+use einfo_proto::inspection::v1::inspection_service_client::InspectionServiceClient;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use sea_orm::ConnectionTrait;
@@ -122,8 +127,13 @@ pub fn province(code: &str) -> Jurisdiction {
 
 /// A registry client that sends a bearer token.
 pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
+/// An inspection client that sends a bearer token.
+pub type InspectionClient = InspectionServiceClient<InterceptedService<Channel, BearerToken>>;
 /// A change-log client that sends a bearer token.
 pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
+
+pub use einfo_cli::node::Role as NodeRole;
+pub use proxy::{ProxyMode, TcpProxy};
 
 /// A node serving on 127.0.0.1:0 for one test.
 pub struct TestNode {
@@ -135,6 +145,8 @@ pub struct TestNode {
     pub settings: Settings,
     /// Its database (kept until the test ends).
     pub db: TestDb,
+    /// The services it runs.
+    pub role: NodeRole,
     node: Option<Node>,
 }
 
@@ -163,11 +175,21 @@ impl TestNode {
     /// A node with these settings and options, waiting until it serves (unless a migration gate
     /// holds it).
     pub async fn start_on(db: TestDb, settings: Settings, options: Options) -> Self {
+        Self::launch(db, settings, NodeRole::Node, options).await
+    }
+
+    /// A node running the services of `role` (a registry alone, an inspection alone that reaches
+    /// registry at `settings.inspection.registry_endpoint`, or both), waiting until it serves.
+    pub async fn start_role(db: TestDb, settings: Settings, role: NodeRole) -> Self {
+        Self::launch(db, settings, role, Options::default()).await
+    }
+
+    async fn launch(db: TestDb, settings: Settings, role: NodeRole, options: Options) -> Self {
         init_logs();
         let gated = options.migration_gate.is_some();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let node = node::start(&settings, NodeRole::Node, listener, options).await.expect("start node");
-        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, node: Some(node) };
+        let node = node::start(&settings, role, listener, options).await.expect("start node");
+        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, role, node: Some(node) };
         if !gated {
             t.wait_serving().await;
         }
@@ -226,6 +248,24 @@ impl TestNode {
         self.registry_as(&Self::operator(code)).await
     }
 
+    /// An inspection client acting as `caller`.
+    pub async fn inspection_as(&self, caller: &Caller) -> InspectionClient {
+        InspectionServiceClient::with_interceptor(
+            self.channel().await,
+            BearerToken::new(&self.token(caller)).expect("token"),
+        )
+    }
+
+    /// An inspection client of the operator of province `code`.
+    pub async fn inspection(&self, code: &str) -> InspectionClient {
+        self.inspection_as(&Self::operator(code)).await
+    }
+
+    /// The inspector of a province (2008 scheme code).
+    pub fn inspector(code: &str) -> Caller {
+        Caller { subject: format!("inspector-{code}"), role: Role::Inspector, jurisdiction: province(code) }
+    }
+
     /// A change-log client of a central analyst.
     pub async fn changelog(&self) -> ChangeLogClient {
         ChangeLogServiceClient::with_interceptor(
@@ -236,10 +276,15 @@ impl TestNode {
 
     /// The last sequence of a province's registry log.
     pub async fn last_sequence(&self, code: &str) -> u64 {
+        self.log_sequence(code, "registry").await
+    }
+
+    /// The last sequence of a province's log of `service` ("registry", "inspection", ...).
+    pub async fn log_sequence(&self, code: &str, service: &str) -> u64 {
         let mut c = self.changelog().await;
         c.get_log_head(einfo_proto::log::v1::GetLogHeadRequest {
             jurisdiction: province(code).to_string(),
-            service: "registry".into(),
+            service: service.into(),
         })
         .await
         .expect("log head")
@@ -258,9 +303,36 @@ impl TestNode {
     pub async fn restart(&mut self) {
         self.stop().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let node =
-            node::start(&self.settings, NodeRole::Node, listener, Options::default()).await.expect("restart node");
+        let node = node::start(&self.settings, self.role, listener, Options::default()).await.expect("restart node");
         self.addr = node.addr;
+        self.node = Some(node);
+        self.wait_serving().await;
+    }
+
+    /// Stops the node and starts it again on the same database, settings and port, so that
+    /// clients configured with its address (another node's `registry_endpoint`) reach it again.
+    pub async fn restart_same_port(&mut self) {
+        self.stop().await;
+        self.start_again_same_port().await;
+    }
+
+    /// Starts a node stopped with [`TestNode::stop`] again on the same database, settings and
+    /// port.
+    pub async fn start_again_same_port(&mut self) {
+        assert!(self.node.is_none(), "the node at {} is still running", self.addr);
+        // The old listener is closed by now, but the port may take a moment to become free.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(tokio::time::Instant::now() < deadline, "cannot bind {} again: {e}", self.addr);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let node = node::start(&self.settings, self.role, listener, Options::default()).await.expect("restart node");
+        assert_eq!(node.addr, self.addr);
         self.node = Some(node);
         self.wait_serving().await;
     }
