@@ -1135,6 +1135,101 @@ async fn a_plan_moves_forward_only_and_a_closed_plan_takes_no_inspection(backend
     assert_eq!(ops, ["CREATE", "ADVANCE", "CREATE", "ADVANCE"]);
 }
 
+// ---------------------------------------------------------------------------- corrections
+
+async fn a_corrected_decision_keeps_its_history_and_the_figures_follow_the_correction(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut r = node.registry("01").await;
+    let mut c = node.inspection("01").await;
+    let site = register(&mut r, P01, "general-website", "sua-sai.vn").await;
+    let ins =
+        record(&mut c, inspection(&site.name, days(-2), vec![violation("ND15-99", date(2025, 1, 10))]), "ins").await;
+    let d = issue(&mut c, decision(&ins, OffenderKind::Organisation, 6_000_000), "dec").await;
+    let before = now_micros();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let seq = node.log_sequence("01", "inspection").await;
+
+    // A fine outside the range is refused on correction too, and changes nothing.
+    let bad = c
+        .correct_decision(pb::CorrectDecisionRequest {
+            decision: Some(pb::SanctionDecision {
+                name: d.name.clone(),
+                etag: d.etag.clone(),
+                fine_vnd: 12_000_000,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["fine_vnd".into()] }),
+            reason: "nhập sai số tiền".into(),
+            request_id: "fix-bad".into(),
+        })
+        .await
+        .expect_err("outside the range");
+    assert_refused(&bad, Code::InvalidArgument, "FIELD_INVALID", Some("decision.fine_vnd"));
+    // Measures cannot be corrected.
+    let bad = c
+        .correct_decision(pb::CorrectDecisionRequest {
+            decision: Some(pb::SanctionDecision { name: d.name.clone(), etag: d.etag.clone(), ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["measures".into()] }),
+            reason: "x".into(),
+            request_id: "fix-measures".into(),
+        })
+        .await
+        .expect_err("measures are not corrected");
+    assert_refused(&bad, Code::InvalidArgument, "FIELD_INVALID", Some("update_mask.paths[0]"));
+    assert_eq!(node.log_sequence("01", "inspection").await, seq);
+
+    let fixed = c
+        .correct_decision(pb::CorrectDecisionRequest {
+            decision: Some(pb::SanctionDecision {
+                name: d.name.clone(),
+                etag: d.etag.clone(),
+                fine_vnd: 9_000_000,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["fine_vnd".into()] }),
+            reason: "nhập sai số tiền".into(),
+            request_id: "fix".into(),
+        })
+        .await
+        .expect("corrected")
+        .into_inner();
+    assert_eq!(fixed.fine_vnd, 9_000_000);
+    assert_eq!(fixed.reason, "nhập sai số tiền");
+    assert_eq!(fixed.number, d.number, "fields outside the mask are kept");
+    let entries = inspection_log(&node, P01).await;
+    let last = entries.last().expect("entries");
+    assert_eq!((last.operation.as_str(), last.reason.as_str()), ("CORRECT", "nhập sai số tiền"));
+
+    // Figures now count the corrected fine once; as of before the correction, the first one.
+    let now = statistics(&mut c, P01, None).await;
+    assert_eq!((now.decisions, now.fines_imposed_vnd), (1, 9_000_000));
+    let then = statistics(&mut c, P01, Some(before)).await;
+    assert_eq!((then.decisions, then.fines_imposed_vnd), (1, 6_000_000));
+}
+
+async fn the_catalogue_is_loaded_from_the_configured_file(backend: Backend) {
+    let Some(db) = einfo_testkit::TestDb::new(backend).await else { return };
+    let file = db.dir.join("catalogue.csv");
+    std::fs::write(
+        &file,
+        "code,catalogue_version,description_vi,description_en,decree,article,clause,fine_min_organisation_vnd,fine_max_organisation_vnd,fine_min_person_vnd,fine_max_person_vnd,allowed_measures,effective_from,effective_to,source,example\n\
+         TEST-1,2026.1,Thử nghiệm,Test,1/2026/NĐ-CP,1,,1000000,2000000,500000,1000000,CONTENT_REMOVAL,2026-01-01,,test file,true\n",
+    )
+    .unwrap();
+    let mut settings = einfo_testkit::settings(&db, &["01"]);
+    settings.inspection.catalogue_file = Some(file);
+    let node = TestNode::start_on(db, settings, Default::default()).await;
+    let mut c = node.inspection("01").await;
+    let all = c
+        .list_catalogue(pb::ListCatalogueRequest { all_versions: true, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let codes: Vec<String> = all.entries.into_iter().map(|e| e.code).collect();
+    assert_eq!(codes, vec!["TEST-1".to_string()]);
+    assert_eq!(all.catalogue_version, "2026.1");
+}
+
 both_backends!(
     each_bad_input_is_refused_with_its_code_reason_and_field_and_changes_nothing,
     two_provinces_on_one_node_have_their_own_inspection_figures,
@@ -1142,4 +1237,6 @@ both_backends!(
     the_catalogue_carries_decree_15_and_marks_examples,
     a_decision_past_its_deadline_becomes_overdue_and_can_still_be_complied_with,
     a_plan_moves_forward_only_and_a_closed_plan_takes_no_inspection,
+    a_corrected_decision_keeps_its_history_and_the_figures_follow_the_correction,
+    the_catalogue_is_loaded_from_the_configured_file,
 );

@@ -55,6 +55,9 @@ pub struct BenchArgs {
     /// Sites seeded into each of the 63 provinces for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     pub sites_per_province: u32,
+    /// Measure only the operations whose name contains this text (e.g. `GetSite`), for profiling.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -230,11 +233,16 @@ where
 }
 
 /// A warm-up, then the measured run, and a row of the table.
-async fn phase<F, Fut>(args: &BenchArgs, what: &'static str, db: &'static str, conc: usize, op: F) -> Row
+async fn phase<F, Fut>(args: &BenchArgs, what: &'static str, db: &'static str, conc: usize, op: F) -> Option<Row>
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    if let Some(only) = &args.only
+        && !what.to_lowercase().contains(&only.to_lowercase())
+    {
+        return None;
+    }
     let op = Arc::new(op);
     if args.warmup_seconds > 0 {
         run_for(conc, Duration::from_secs(args.warmup_seconds), op.clone()).await;
@@ -247,7 +255,7 @@ where
         stats.ms(0.99),
         if stats.errors > 0 { format!("  {} errors", stats.errors) } else { String::new() }
     );
-    Row { what, db, conc, stats }
+    Some(Row { what, db, conc, stats })
 }
 
 /// A cheap, well-spread hash of an operation number (picks rows at random without a generator).
@@ -278,7 +286,7 @@ async fn bench_echo(args: &BenchArgs, rows: &mut Vec<Row>) -> anyhow::Result<()>
     let client = HealthClient::new(connect(addr).await?);
     for conc in LEVELS {
         let c = client.clone();
-        rows.push(
+        rows.extend(
             phase(args, "echo (Health/Check)", "-", conc, move |_, _| {
                 let mut c = c.clone();
                 async move {
@@ -427,7 +435,7 @@ async fn bench_database(
 
         for conc in LEVELS {
             let (clients, names) = (clients.clone(), names.clone());
-            rows.push(
+            rows.extend(
                 phase(args, "GetSite", db_label, conc, move |w, n| {
                     let p = w % names.len();
                     let mut c = clients[p].clone();
@@ -444,7 +452,7 @@ async fn bench_database(
         // provinces do not share a log lock.
         for conc in LEVELS {
             let (clients, parents) = (clients.clone(), parents.clone());
-            rows.push(
+            rows.extend(
                 phase(args, "RegisterSite", db_label, conc, move |w, n| {
                     let p = w % clients.len();
                     let mut c = clients[p].clone();
@@ -463,7 +471,7 @@ async fn bench_database(
         }
         // Every writer on one province: they queue on that province's log lock.
         let (clients, parents) = (clients.clone(), parents.clone());
-        rows.push(
+        rows.extend(
             phase(args, "RegisterSite 1 province", db_label, 32, move |_, n| {
                 let mut c = clients[0].clone();
                 let req = pb::RegisterSiteRequest {
@@ -512,7 +520,7 @@ async fn bench_raw(args: &BenchArgs, db_label: &'static str, url: &str, rows: &m
 
     for conc in LEVELS {
         let conn = db.conn().clone();
-        rows.push(
+        rows.extend(
             phase(args, "raw SELECT by key", db_label, conc, move |_, n| {
                 let conn = conn.clone();
                 let id = format!("seed-{}", spread(n) % RAW_ROWS as u64);
@@ -533,7 +541,7 @@ async fn bench_raw(args: &BenchArgs, db_label: &'static str, url: &str, rows: &m
     let serialise = (b == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
     for conc in LEVELS {
         let (conn, body, serialise) = (db.conn().clone(), body.clone(), serialise.clone());
-        rows.push(
+        rows.extend(
             phase(args, "raw INSERT autocommit", db_label, conc, move |_, n| {
                 let (conn, body, serialise) = (conn.clone(), body.clone(), serialise.clone());
                 async move {
@@ -710,7 +718,7 @@ async fn memory_on(args: &BenchArgs, dir: &Path) -> anyhow::Result<Memory> {
         let sample = Arc::new(sample);
         {
             let (clients, sample) = (clients.clone(), sample.clone());
-            load.push(
+            load.extend(
                 phase(args, "GetSite (63×N node)", "sqlite", 32, move |w, n| {
                     let p = (w + n as usize) % clients.len();
                     let mut c = clients[p].clone();
@@ -728,7 +736,7 @@ async fn memory_on(args: &BenchArgs, dir: &Path) -> anyhow::Result<Memory> {
             let clients = clients.clone();
             let parents: Arc<Vec<String>> =
                 Arc::new(codes.iter().map(|c| jurisdiction(c).map(|j| j.to_string())).collect::<anyhow::Result<_>>()?);
-            load.push(
+            load.extend(
                 phase(args, "ListSites 100 (63×N)", "sqlite", 32, move |w, n| {
                     let p = (w + n as usize) % clients.len();
                     let mut c = clients[p].clone();

@@ -169,7 +169,17 @@ pub async fn start(
         let link =
             RegistryLink::new(&endpoint, keys.clone(), Duration::from_millis(settings.inspection.registry_timeout_ms))
                 .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
-        let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link);
+        let catalogue = match &settings.inspection.catalogue_file {
+            None => einfo_inspection::catalogue::Catalogue::bundled(),
+            Some(f) => {
+                let data =
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read catalogue {}", f.display()))?;
+                einfo_inspection::catalogue::Catalogue::from_csv(&data)
+                    .with_context(|| format!("catalogue {}", f.display()))?
+            }
+        };
+        tracing::info!(version = catalogue.version(), entries = catalogue.all().len(), "violation catalogue loaded");
+        let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link, catalogue);
         routes.add_service(InspectionGrpc(i.clone()).into_server());
         Some(i)
     } else {

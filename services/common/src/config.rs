@@ -99,11 +99,14 @@ pub struct InspectionSettings {
     pub outbox_interval_ms: u64,
     /// How long one call to registry may take, in milliseconds.
     pub registry_timeout_ms: u64,
+    /// The violation catalogue to load at start (CSV, see `services/inspection/data/README.md`);
+    /// unset: the catalogue shipped with the service.
+    pub catalogue_file: Option<PathBuf>,
 }
 
 impl Default for InspectionSettings {
     fn default() -> Self {
-        Self { registry_endpoint: None, outbox_interval_ms: 500, registry_timeout_ms: 5000 }
+        Self { registry_endpoint: None, outbox_interval_ms: 500, registry_timeout_ms: 5000, catalogue_file: None }
     }
 }
 

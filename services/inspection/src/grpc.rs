@@ -58,6 +58,7 @@ rpcs! {
     get_decision(pb::GetDecisionRequest) -> pb::SanctionDecision => get_decision;
     list_decisions(pb::ListDecisionsRequest) -> pb::ListDecisionsResponse => list_decisions;
     record_decision_event(pb::RecordDecisionEventRequest) -> pb::SanctionDecision => record_decision_event;
+    correct_decision(pb::CorrectDecisionRequest) -> pb::SanctionDecision => correct_decision;
     void_decision(pb::VoidDecisionRequest) -> pb::SanctionDecision => void_decision;
     get_statistics(pb::GetStatisticsRequest) -> pb::GetStatisticsResponse => statistics;
 }

@@ -54,12 +54,13 @@ impl Inspection {
         scheme: Scheme,
         hosted: impl IntoIterator<Item = Jurisdiction>,
         registry: RegistryLink,
+        catalogue: Catalogue,
     ) -> Self {
         Self {
             db,
             scheme,
             hosted: Arc::new(hosted.into_iter().collect()),
-            catalogue: Arc::new(Catalogue::bundled()),
+            catalogue: Arc::new(catalogue),
             agencies: Arc::new(agencies()),
             registry,
         }
@@ -510,26 +511,7 @@ impl Inspection {
         if chosen.is_empty() {
             v.add("decision.violation_indexes", "the decision sanctions no violation");
         }
-        let (mut lo, mut hi) = (0i64, 0i64);
-        let mut allowed: HashSet<i32> = HashSet::new();
-        for (idx, x) in &chosen {
-            let at = instant(x.act_time.as_ref());
-            match self.catalogue.in_force(&x.code, at) {
-                None => v.add(
-                    format!("decision.violation_indexes[{idx}]"),
-                    format!("no catalogue entry of '{}' in force on its date", x.code),
-                ),
-                Some(e) => {
-                    let (a, b) = match d.offender_kind() {
-                        OffenderKind::Person => (e.fine_min_person_vnd, e.fine_max_person_vnd),
-                        _ => (e.fine_min_organisation_vnd, e.fine_max_organisation_vnd),
-                    };
-                    lo += a;
-                    hi += b;
-                    allowed.extend(e.allowed_measures.iter().copied());
-                }
-            }
-        }
+        let (lo, hi, allowed) = self.ranges(&chosen, d.offender_kind(), &mut v);
         if v.is_empty() && (d.fine_vnd < lo || d.fine_vnd > hi) {
             v.add(
                 "decision.fine_vnd",
@@ -603,6 +585,131 @@ impl Inspection {
         decision.violation_indexes.sort_unstable();
         m.commit(&decision).await?;
         Ok(decision)
+    }
+
+    /// The fine range (the sum of the ranges in force on each violation's date for the offender
+    /// kind) and the measures allowed for these violations of an inspection.
+    fn ranges(
+        &self,
+        chosen: &[(usize, &pb::Violation)],
+        kind: OffenderKind,
+        v: &mut Violations,
+    ) -> (i64, i64, HashSet<i32>) {
+        let (mut lo, mut hi) = (0i64, 0i64);
+        let mut allowed: HashSet<i32> = HashSet::new();
+        for (idx, x) in chosen {
+            match self.catalogue.in_force(&x.code, instant(x.act_time.as_ref())) {
+                None => v.add(
+                    format!("decision.violation_indexes[{idx}]"),
+                    format!("no catalogue entry of '{}' in force on its date", x.code),
+                ),
+                Some(e) => {
+                    let (a, b) = match kind {
+                        OffenderKind::Person => (e.fine_min_person_vnd, e.fine_max_person_vnd),
+                        _ => (e.fine_min_organisation_vnd, e.fine_max_organisation_vnd),
+                    };
+                    lo += a;
+                    hi += b;
+                    allowed.extend(e.allowed_measures.iter().copied());
+                }
+            }
+        }
+        (lo, hi, allowed)
+    }
+
+    /// CorrectDecision: number, date, offender, fine and compliance deadline, with a reason; the
+    /// fine is checked again against the ranges.
+    pub async fn correct_decision(
+        &self,
+        caller: &Caller,
+        mut req: pb::CorrectDecisionRequest,
+    ) -> ApiResult<pb::SanctionDecision> {
+        let input = req.decision.clone().unwrap_or_default();
+        let j = self.named(&input.name, "decision.name", "decisions")?;
+        let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
+        const ALLOWED: &[&str] =
+            &["number", "decision_time", "offender_kind", "offender_name", "fine_vnd", "compliance_deadline"];
+        let mut v = Violations::new();
+        let why = reason(&req.reason, "reason", &mut v);
+        if paths.is_empty() {
+            v.add("update_mask", "name at least one field to correct");
+        }
+        for (i, p) in paths.iter().enumerate() {
+            if !ALLOWED.contains(&p.as_str()) {
+                v.add(
+                    format!("update_mask.paths[{i}]"),
+                    format!("'{p}' cannot be corrected; allowed: {}", ALLOWED.join(", ")),
+                );
+            }
+        }
+        if input.etag.is_empty() {
+            v.add("decision.etag", "is required: send the etag you read");
+        }
+        v.finish()?;
+        let request_id = std::mem::take(&mut req.request_id);
+        let mut m = match self
+            .begin(caller, &j, "/einfo.inspection.v1.InspectionService/CorrectDecision", &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
+        let mut d: pb::SanctionDecision = store::get(m.txn(), Table::Decisions, &input.name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(&input.name))?;
+        if d.voided {
+            return Err(ApiError::new(Reason::Voided, format!("{} was voided", d.name)));
+        }
+        if d.etag != input.etag {
+            return Err(stale(&input.etag, &d.etag));
+        }
+        for p in &paths {
+            match p.as_str() {
+                "number" => d.number = input.number.clone(),
+                "decision_time" => d.decision_time = input.decision_time,
+                "offender_kind" => d.offender_kind = input.offender_kind,
+                "offender_name" => d.offender_name = input.offender_name.clone(),
+                "fine_vnd" => d.fine_vnd = input.fine_vnd,
+                _ => d.compliance_deadline = input.compliance_deadline,
+            }
+        }
+        let mut v = Violations::new();
+        d.number = text(&d.number, "decision.number", 100, &mut v);
+        d.offender_name = text(&d.offender_name, "decision.offender_name", MAX_NAME, &mut v);
+        required_enum::<OffenderKind>(d.offender_kind, "decision.offender_kind", "ORGANISATION or PERSON", &mut v);
+        let decided = required_instant(d.decision_time.as_ref(), "decision.decision_time", &mut v);
+        let deadline = required_instant(d.compliance_deadline.as_ref(), "decision.compliance_deadline", &mut v);
+        if let (Some(a), Some(b)) = (decided, deadline)
+            && b < a
+        {
+            v.add("decision.compliance_deadline", "is before the decision date");
+        }
+        let ins: pb::Inspection = store::get(m.txn(), Table::Inspections, &d.inspection).await?.ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("inspection {} of {} is missing", d.inspection, d.name))
+        })?;
+        let chosen: Vec<(usize, &pb::Violation)> = d
+            .violation_indexes
+            .iter()
+            .filter_map(|i| ins.violations.get(*i as usize).map(|x| (*i as usize, x)))
+            .collect();
+        let (lo, hi, _) = self.ranges(&chosen, d.offender_kind(), &mut v);
+        if v.is_empty() && (d.fine_vnd < lo || d.fine_vnd > hi) {
+            v.add(
+                "decision.fine_vnd",
+                format!("{} VND is outside the range in force for this offender kind: {lo}–{hi} VND", d.fine_vnd),
+            );
+        }
+        if d.fine_vnd < d.fine_collected_vnd {
+            v.add("decision.fine_vnd", format!("is below the {} VND already collected", d.fine_collected_vnd));
+        }
+        v.finish()?;
+        d.reason = why.clone();
+        d.etag = next_etag(&d.etag);
+        store::put_decision(m.txn(), &j, &d.name, d.state, deadline.unwrap_or_default(), &d).await?;
+        let seq = m.append(&d.name, "CORRECT", &d, &why).await?;
+        event(&m, &j, seq, &d.name, "decision", 0, decided.unwrap_or_default(), "", &d.site, d.fine_vnd).await?;
+        m.commit(&d).await?;
+        Ok(d)
     }
 
     /// GetDecision.

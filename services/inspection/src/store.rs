@@ -312,7 +312,8 @@ pub async fn sequence_at<C: ConnectionTrait>(c: &C, j: &Jurisdiction, as_of: Dat
 }
 
 /// Counts, by event and code, facts of a period among entries up to `seq`; facts of a resource
-/// voided by `seq` are left out. Returns (event, code, count, distinct sites, sum of amounts).
+/// voided by `seq` are left out, and of a fact recorded again (a corrected decision) only the
+/// latest by `seq` counts. Returns (event, code, count, distinct sites, sum of amounts).
 pub async fn event_figures<C: ConnectionTrait>(
     c: &C,
     j: &Jurisdiction,
@@ -327,6 +328,8 @@ pub async fn event_figures<C: ConnectionTrait>(
              WHERE e.jurisdiction = $1 AND e.seq <= $2 AND e.event <> 'void' AND e.event <> 'payment'
                AND e.event_time >= $3 AND e.event_time < $4
                AND NOT EXISTS (SELECT 1 FROM insp_events v WHERE v.resource = e.resource AND v.event = 'void' AND v.seq <= $2)
+               AND NOT EXISTS (SELECT 1 FROM insp_events n WHERE n.resource = e.resource AND n.event = e.event
+                               AND n.seq > e.seq AND n.seq <= $2)
              GROUP BY e.event, e.code",
             [j.to_string().into(), (seq as i64).into(), micros(from).into(), micros(to).into()],
         ))
@@ -358,7 +361,9 @@ pub async fn collected<C: ConnectionTrait>(
             "SELECT CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM insp_events p
              WHERE p.jurisdiction = $1 AND p.seq <= $2 AND p.event = 'payment'
                AND EXISTS (SELECT 1 FROM insp_events d WHERE d.resource = p.resource AND d.event = 'decision'
-                           AND d.event_time >= $3 AND d.event_time < $4)
+                           AND d.seq <= $2 AND d.event_time >= $3 AND d.event_time < $4
+                           AND NOT EXISTS (SELECT 1 FROM insp_events n WHERE n.resource = d.resource
+                                           AND n.event = 'decision' AND n.seq > d.seq AND n.seq <= $2))
                AND NOT EXISTS (SELECT 1 FROM insp_events v WHERE v.resource = p.resource AND v.event = 'void' AND v.seq <= $2)",
             [j.to_string().into(), (seq as i64).into(), micros(from).into(), micros(to).into()],
         ))
