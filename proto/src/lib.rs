@@ -11,6 +11,18 @@ pub mod log {
     }
 }
 
+pub mod central {
+    pub mod v1 {
+        tonic::include_proto!("einfo.central.v1");
+    }
+}
+
+pub mod reporting {
+    pub mod v1 {
+        tonic::include_proto!("einfo.reporting.v1");
+    }
+}
+
 pub mod inspection {
     pub mod v1 {
         tonic::include_proto!("einfo.inspection.v1");

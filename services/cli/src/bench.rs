@@ -22,7 +22,8 @@ use einfo_common::db::{Database, adapt, stmt};
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::registry::v1 as pb;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::{FutureExt as _, StreamExt as _};
 use hdrhistogram::Histogram;
 use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
 use tonic::service::interceptor::InterceptedService;
@@ -55,7 +56,8 @@ pub struct BenchArgs {
     /// Sites seeded into each of the 63 provinces for the memory measurement.
     #[arg(long, default_value_t = 10_000)]
     pub sites_per_province: u32,
-    /// Measure only the operations whose name contains this text (e.g. `GetSite`), for profiling.
+    /// Measure only the operations whose name contains one of these comma-separated texts (e.g.
+    /// `GetSite,raw SELECT`), for profiling.
     #[arg(long)]
     pub only: Option<String>,
 }
@@ -74,6 +76,13 @@ const RAW_BODY: usize = 320;
 const IMPORT_BATCH: u32 = 2_000;
 /// `ImportSites` calls in flight while seeding.
 const IMPORT_CONCURRENCY: usize = 3;
+/// Names of the operations in the table.
+const ECHO: &str = "echo (Health/Check)";
+const NODE_HEALTH: &str = "node Health/Check";
+const GET_SITE: &str = "GetSite";
+const REGISTER_SITE: &str = "RegisterSite";
+const RAW_SELECT: &str = "raw SELECT by key";
+const RAW_INSERT: &str = "raw INSERT autocommit";
 /// A tax code with a valid check digit, for every generated owner.
 const TAX_CODE: &str = "0100109106";
 
@@ -88,18 +97,34 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     let mut rows: Vec<Row> = Vec::new();
 
-    eprintln!("· echo baseline (bare tonic Health/Check)");
-    bench_echo(&args, &mut rows).await?;
-
+    if args.only.as_deref() == Some("txn-steps") {
+        // EXPERIMENT (temporary)
+        let dir = std::env::temp_dir().join(format!("einfo-exp-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("sqlite://{}?mode=rwc", dir.join("x.db").display());
+        for conc in LEVELS {
+            txn_steps(&url, conc, args.seconds).await?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        if !args.skip_postgres {
+            let pg = PgDb::create(&args.database_url).await?;
+            for conc in LEVELS {
+                txn_steps(&pg.url, conc, args.seconds).await?;
+            }
+            pg.drop_database().await;
+        }
+        return Ok(());
+    }
+    let echo = EchoServer::start().await?;
     let tmp = std::env::temp_dir().join(format!("einfo-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let result = async {
-        eprintln!("· SQLite");
+        eprintln!("· SQLite (and the echo baseline)");
         let dir = tmp.join("sqlite");
         std::fs::create_dir_all(&dir)?;
         let url = format!("sqlite://{}?mode=rwc", dir.join("einfo.db").display());
         let raw_url = format!("sqlite://{}?mode=rwc", dir.join("raw.db").display());
-        bench_database(&args, "sqlite", &url, &raw_url, &dir, &mut rows).await?;
+        bench_database(&args, "sqlite", &url, &raw_url, &dir, Some(echo.addr), &mut rows).await?;
 
         if args.skip_postgres {
             eprintln!("· PostgreSQL skipped (--skip-postgres)");
@@ -109,7 +134,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     eprintln!("· PostgreSQL ({})", pg.name);
                     let dir = tmp.join("postgres");
                     std::fs::create_dir_all(&dir)?;
-                    let r = bench_database(&args, "postgres", &pg.url, &pg.url, &dir, &mut rows).await;
+                    let r = bench_database(&args, "postgres", &pg.url, &pg.url, &dir, None, &mut rows).await;
                     pg.drop_database().await;
                     r?;
                 }
@@ -123,6 +148,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     .await;
     let _ = std::fs::remove_dir_all(&tmp);
+    echo.stop().await?;
     result?;
 
     print_table(&rows);
@@ -150,6 +176,26 @@ struct Stats {
 }
 
 impl Stats {
+    fn empty() -> Self {
+        Stats {
+            ops: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
+            first_error: None,
+        }
+    }
+
+    fn merge(&mut self, other: Stats) {
+        let _ = self.hist.add(&other.hist);
+        self.ops += other.ops;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
     fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
@@ -172,13 +218,31 @@ struct Row {
 /// domains and keys across phases and warm-ups).
 static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
-/// Runs `op` on `conc` workers until `dur` has passed. Each worker calls `op(worker, unique)`
-/// and waits for it before the next call.
-async fn run_for<F, Fut>(conc: usize, dur: Duration, op: Arc<F>) -> Stats
+/// One measured operation, called as `op(worker, unique)`; each worker waits for its call to
+/// finish before the next.
+type Op = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+fn op<F, Fut>(f: F) -> Op
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    Arc::new(move |w, n| f(w, n).boxed())
+}
+
+/// An operation to measure and the row it makes.
+struct Phase {
+    what: &'static str,
+    db: &'static str,
+    op: Op,
+}
+
+fn phase(what: &'static str, db: &'static str, op: Op) -> Phase {
+    Phase { what, db, op }
+}
+
+/// Runs `op` on `conc` workers until `dur` has passed.
+async fn run_for(conc: usize, dur: Duration, op: &Op) -> Stats {
     let start = Instant::now();
     let deadline = start + dur;
     let workers: Vec<_> = (0..conc)
@@ -205,13 +269,7 @@ where
             })
         })
         .collect();
-    let mut total = Stats {
-        ops: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        hist: Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds"),
-        first_error: None,
-    };
+    let mut total = Stats::empty();
     for w in workers {
         match w.await {
             Ok((hist, ops, errors, first_error)) => {
@@ -232,30 +290,53 @@ where
     total
 }
 
-/// A warm-up, then the measured run, and a row of the table.
-async fn phase<F, Fut>(args: &BenchArgs, what: &'static str, db: &'static str, conc: usize, op: F) -> Option<Row>
-where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    if let Some(only) = &args.only
-        && !what.to_lowercase().contains(&only.to_lowercase())
-    {
-        return None;
+/// Measures `phases` side by side at concurrency `conc`: each warms up, then they take turns
+/// in one-second slices (in alternating order) until each has run `--seconds`. A change in the
+/// machine's load during the group then weighs on every phase of it alike, so their ratios hold.
+async fn measure(args: &BenchArgs, conc: usize, phases: Vec<Phase>) -> Vec<Row> {
+    let phases: Vec<Phase> = phases
+        .into_iter()
+        .filter(|p| match &args.only {
+            Some(only) => only.split(',').any(|o| p.what.to_lowercase().contains(&o.trim().to_lowercase())),
+            None => true,
+        })
+        .collect();
+    if phases.is_empty() {
+        return Vec::new();
     }
-    let op = Arc::new(op);
+    let names: Vec<String> = phases.iter().map(|p| format!("{} {}", p.what, p.db)).collect();
+    eprintln!("    c={conc}: {}", names.join(" | "));
     if args.warmup_seconds > 0 {
-        run_for(conc, Duration::from_secs(args.warmup_seconds), op.clone()).await;
+        for p in &phases {
+            run_for(conc, Duration::from_secs(args.warmup_seconds), &p.op).await;
+        }
     }
-    let stats = run_for(conc, Duration::from_secs(args.seconds.max(1)), op).await;
-    eprintln!(
-        "    {what:<24} {db:<8} c={conc:<3} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms{}",
-        stats.ops_per_sec(),
-        stats.ms(0.5),
-        stats.ms(0.99),
-        if stats.errors > 0 { format!("  {} errors", stats.errors) } else { String::new() }
-    );
-    Some(Row { what, db, conc, stats })
+    let mut stats: Vec<Stats> = phases.iter().map(|_| Stats::empty()).collect();
+    for slice in 0..args.seconds.max(1) {
+        let mut order: Vec<usize> = (0..phases.len()).collect();
+        if slice % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            stats[i].merge(run_for(conc, Duration::from_secs(1), &phases[i].op).await);
+        }
+    }
+    phases
+        .into_iter()
+        .zip(stats)
+        .map(|(p, stats)| {
+            eprintln!(
+                "      {:<24} {:<8} {:>9.0} ops/s  p50 {:>7.2} ms  p99 {:>7.2} ms{}",
+                p.what,
+                p.db,
+                stats.ops_per_sec(),
+                stats.ms(0.5),
+                stats.ms(0.99),
+                if stats.errors > 0 { format!("  {} errors", stats.errors) } else { String::new() }
+            );
+            Row { what: p.what, db: p.db, conc, stats }
+        })
+        .collect()
 }
 
 /// A cheap, well-spread hash of an operation number (picks rows at random without a generator).
@@ -268,40 +349,48 @@ fn spread(n: u64) -> u64 {
 
 // ------------------------------------------------------------------------------------ echo
 
-/// A plain tonic server on 127.0.0.1:0 serving only the health service, without layers.
-async fn bench_echo(args: &BenchArgs, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (reporter, service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    // TCP_NODELAY as einfo's own server sets it: a transport setting, not a layer.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
-        incoming,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let client = HealthClient::new(connect(addr).await?);
-    for conc in LEVELS {
-        let c = client.clone();
-        rows.extend(
-            phase(args, "echo (Health/Check)", "-", conc, move |_, _| {
-                let mut c = c.clone();
-                async move {
-                    c.check(HealthCheckRequest { service: String::new() }).await?;
-                    Ok(())
-                }
-            })
-            .await,
-        );
+/// A plain tonic server on 127.0.0.1:0 serving only the health service, without layers: the
+/// floor under any unary call on this machine.
+struct EchoServer {
+    addr: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    _reporter: tonic_health::server::HealthReporter,
+}
+
+impl EchoServer {
+    async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (reporter, service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        // TCP_NODELAY as einfo's own server sets it: a transport setting, not a layer.
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+            incoming,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(Self { addr, stop, task, _reporter: reporter })
     }
-    drop(client);
-    let _ = stop.send(());
-    server.await??;
-    drop(reporter);
-    Ok(())
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        Ok(self.task.await??)
+    }
+}
+
+/// `Health/Check` calls on `client`.
+fn health_op(client: HealthClient<Channel>) -> Op {
+    op(move |_, _| {
+        let mut c = client.clone();
+        async move {
+            c.check(HealthCheckRequest { service: String::new() }).await?;
+            Ok(())
+        }
+    })
 }
 
 async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
@@ -398,13 +487,15 @@ fn new_site(n: u64) -> pb::Site {
     }
 }
 
-/// The node rows and the raw rows of one database.
+/// The rows of one database. Each measured operation runs right after (or before) its baseline,
+/// so that a change in the machine's load between phases shifts both alike.
 async fn bench_database(
     args: &BenchArgs,
     db_label: &'static str,
     url: &str,
     raw_url: &str,
     dir: &Path,
+    echo: Option<SocketAddr>,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let codes = p63_codes();
@@ -417,7 +508,9 @@ async fn bench_database(
     settings.auth.secret = Some(random_secret());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let node = node::start(&settings, NodeRole::Node, listener, Default::default()).await?;
+    let raw = Raw::open(raw_url).await;
     let result = async {
+        let raw = raw?;
         wait_serving(node.addr, Duration::from_secs(120)).await?;
         let channel = connect(node.addr).await?;
         let clients: Arc<Vec<RegistryClient>> =
@@ -432,50 +525,31 @@ async fn bench_database(
             names.push(import(&clients[i], code, "read", 0, READ_SITES_PER_PROVINCE).await?);
         }
         let names = Arc::new(names);
+        let echo = match echo {
+            Some(addr) => Some(HealthClient::new(connect(addr).await?)),
+            None => None,
+        };
 
-        for conc in LEVELS {
+        let get_site = {
             let (clients, names) = (clients.clone(), names.clone());
-            rows.extend(
-                phase(args, "GetSite", db_label, conc, move |w, n| {
-                    let p = w % names.len();
-                    let mut c = clients[p].clone();
-                    let name = names[p][(spread(n) % names[p].len() as u64) as usize].clone();
-                    async move {
-                        c.get_site(pb::GetSiteRequest { name }).await?;
-                        Ok(())
-                    }
-                })
-                .await,
-            );
-        }
-        // Each worker writes to its own province (a node hosts many): writers of different
-        // provinces do not share a log lock.
-        for conc in LEVELS {
+            op(move |w, n| {
+                let p = w % names.len();
+                let mut c = clients[p].clone();
+                let name = names[p][(spread(n) % names[p].len() as u64) as usize].clone();
+                async move {
+                    c.get_site(pb::GetSiteRequest { name }).await?;
+                    Ok(())
+                }
+            })
+        };
+        // `province(worker)` is the province a worker writes to.
+        let register_site = |province: fn(usize) -> usize| {
             let (clients, parents) = (clients.clone(), parents.clone());
-            rows.extend(
-                phase(args, "RegisterSite", db_label, conc, move |w, n| {
-                    let p = w % clients.len();
-                    let mut c = clients[p].clone();
-                    let req = pb::RegisterSiteRequest {
-                        parent: parents[p].clone(),
-                        site: Some(new_site(n)),
-                        request_id: format!("bench-{n}"),
-                    };
-                    async move {
-                        c.register_site(req).await?;
-                        Ok(())
-                    }
-                })
-                .await,
-            );
-        }
-        // Every writer on one province: they queue on that province's log lock.
-        let (clients, parents) = (clients.clone(), parents.clone());
-        rows.extend(
-            phase(args, "RegisterSite 1 province", db_label, 32, move |_, n| {
-                let mut c = clients[0].clone();
+            op(move |w, n| {
+                let p = province(w) % clients.len();
+                let mut c = clients[p].clone();
                 let req = pb::RegisterSiteRequest {
-                    parent: parents[0].clone(),
+                    parent: parents[p].clone(),
                     site: Some(new_site(n)),
                     request_id: format!("bench-{n}"),
                 };
@@ -484,84 +558,110 @@ async fn bench_database(
                     Ok(())
                 }
             })
-            .await,
-        );
-        anyhow::Ok(())
+        };
+
+        for conc in LEVELS {
+            let mut group = Vec::new();
+            if let Some(echo) = &echo {
+                group.push(phase(ECHO, "-", health_op(echo.clone())));
+                // Diagnostic: the node's own server stack (trace layer, no token, no database).
+                group.push(phase(NODE_HEALTH, "-", health_op(HealthClient::new(channel.clone()))));
+            }
+            group.push(phase(GET_SITE, db_label, get_site.clone()));
+            group.push(phase(RAW_SELECT, db_label, raw.select_op()));
+            rows.extend(measure(args, conc, group).await);
+        }
+        // Each worker writes to its own province (a node hosts many): writers of different
+        // provinces do not share a log lock.
+        for conc in LEVELS {
+            let group = vec![
+                phase(REGISTER_SITE, db_label, register_site(|w| w)),
+                phase(RAW_INSERT, db_label, raw.insert_op()),
+            ];
+            rows.extend(measure(args, conc, group).await);
+        }
+        // Every writer on one province: they queue on that province's log lock.
+        rows.extend(measure(args, 32, vec![phase("RegisterSite 1 province", db_label, register_site(|_| 0))]).await);
+        raw.db.close().await
     }
     .await;
     node.stop().await?;
-    result?;
-
-    bench_raw(args, db_label, raw_url, rows).await
+    result
 }
 
 // ------------------------------------------------------------------------------------ raw SQL
 
-/// Raw single-row INSERTs (each its own autocommit statement) and primary-key SELECTs on
-/// `bench_rows`, through [`Database::connect`]'s pool (so the same durability settings as the
-/// node: WAL and `synchronous=FULL` on SQLite).
-async fn bench_raw(args: &BenchArgs, db_label: &'static str, url: &str, rows: &mut Vec<Row>) -> anyhow::Result<()> {
-    let db = Database::connect(url).await?;
-    let b = db.backend();
-    db.conn()
-        .execute_unprepared(&adapt(b, "CREATE TABLE bench_rows (id TEXT PRIMARY KEY, body BLOB NOT NULL)"))
-        .await?;
-    let body: Arc<Vec<u8>> = Arc::new((0..RAW_BODY).map(|i| (i * 7 % 251) as u8).collect());
-    let txn = db.conn().begin().await?;
-    for i in 0..RAW_ROWS {
-        txn.execute_raw(stmt(
-            b,
-            "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
-            [format!("seed-{i}").into(), body.to_vec().into()],
-        ))
-        .await?;
-    }
-    txn.commit().await?;
+/// The raw baseline: single-row INSERTs (each its own autocommit statement) and primary-key
+/// SELECTs on `bench_rows`, through [`Database::connect`]'s pool, so with the node's durability
+/// settings (WAL and `synchronous=FULL` on SQLite).
+struct Raw {
+    db: Database,
+    body: Arc<Vec<u8>>,
+    /// SQLite only: writers are serialised in-process, as einfo's own are. Left to SQLite's busy
+    /// handler they would sleep and retry, which no SQLite application does on purpose.
+    serialise: Option<Arc<tokio::sync::Mutex<()>>>,
+}
 
-    for conc in LEVELS {
-        let conn = db.conn().clone();
-        rows.extend(
-            phase(args, "raw SELECT by key", db_label, conc, move |_, n| {
-                let conn = conn.clone();
-                let id = format!("seed-{}", spread(n) % RAW_ROWS as u64);
-                async move {
-                    let row = conn
-                        .query_one_raw(stmt(b, "SELECT body FROM bench_rows WHERE id = $1", [id.into()]))
-                        .await?
-                        .context("row missing")?;
-                    let _: Vec<u8> = row.try_get_by_index(0)?;
-                    Ok(())
-                }
-            })
-            .await,
-        );
+impl Raw {
+    /// Opens `url`, creates `bench_rows` and fills it with [`RAW_ROWS`] rows to read.
+    async fn open(url: &str) -> anyhow::Result<Self> {
+        let db = Database::connect(url).await?;
+        let b = db.backend();
+        db.conn()
+            .execute_unprepared(&adapt(b, "CREATE TABLE bench_rows (id TEXT PRIMARY KEY, body BLOB NOT NULL)"))
+            .await?;
+        let body: Arc<Vec<u8>> = Arc::new((0..RAW_BODY).map(|i| (i * 7 % 251) as u8).collect());
+        let txn = db.conn().begin().await?;
+        for i in 0..RAW_ROWS {
+            txn.execute_raw(stmt(
+                b,
+                "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
+                [format!("seed-{i}").into(), body.to_vec().into()],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        let serialise = (b == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Self { db, body, serialise })
     }
-    // On SQLite the writers are serialised in-process, as einfo's own are: left to SQLite's busy
-    // handler they sleep and retry, which no SQLite application does on purpose.
-    let serialise = (b == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
-    for conc in LEVELS {
-        let (conn, body, serialise) = (db.conn().clone(), body.clone(), serialise.clone());
-        rows.extend(
-            phase(args, "raw INSERT autocommit", db_label, conc, move |_, n| {
-                let (conn, body, serialise) = (conn.clone(), body.clone(), serialise.clone());
-                async move {
-                    let _guard = match &serialise {
-                        Some(m) => Some(m.lock().await),
-                        None => None,
-                    };
-                    conn.execute_raw(stmt(
-                        b,
-                        "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
-                        [format!("ins-{n}").into(), body.to_vec().into()],
-                    ))
-                    .await?;
-                    Ok(())
-                }
-            })
-            .await,
-        );
+
+    fn select_op(&self) -> Op {
+        let conn = self.db.conn().clone();
+        let b = self.db.backend();
+        op(move |_, n| {
+            let conn = conn.clone();
+            let id = format!("seed-{}", spread(n) % RAW_ROWS as u64);
+            async move {
+                let row = conn
+                    .query_one_raw(stmt(b, "SELECT body FROM bench_rows WHERE id = $1", [id.into()]))
+                    .await?
+                    .context("row missing")?;
+                let _: Vec<u8> = row.try_get_by_index(0)?;
+                Ok(())
+            }
+        })
     }
-    db.close().await
+
+    fn insert_op(&self) -> Op {
+        let (conn, body, serialise) = (self.db.conn().clone(), self.body.clone(), self.serialise.clone());
+        let b = self.db.backend();
+        op(move |_, n| {
+            let (conn, body, serialise) = (conn.clone(), body.clone(), serialise.clone());
+            async move {
+                let _guard = match &serialise {
+                    Some(m) => Some(m.lock().await),
+                    None => None,
+                };
+                conn.execute_raw(stmt(
+                    b,
+                    "INSERT INTO bench_rows (id, body) VALUES ($1, $2)",
+                    [format!("ins-{n}").into(), body.to_vec().into()],
+                ))
+                .await?;
+                Ok(())
+            }
+        })
+    }
 }
 
 // ------------------------------------------------------------------------------------ PostgreSQL
@@ -714,43 +814,41 @@ async fn memory_on(args: &BenchArgs, dir: &Path) -> anyhow::Result<Memory> {
         let (seeded_hwm_kib, _) = memory_of(pid)?;
 
         // A short read load across the 63 provinces.
-        let mut load = Vec::new();
         let sample = Arc::new(sample);
-        {
+        let get_site = {
             let (clients, sample) = (clients.clone(), sample.clone());
-            load.extend(
-                phase(args, "GetSite (63×N node)", "sqlite", 32, move |w, n| {
-                    let p = (w + n as usize) % clients.len();
-                    let mut c = clients[p].clone();
-                    let names = &sample[p];
-                    let name = (!names.is_empty()).then(|| names[(spread(n) % names.len() as u64) as usize].clone());
-                    async move {
-                        c.get_site(pb::GetSiteRequest { name: name.context("no site to read")? }).await?;
-                        Ok(())
-                    }
-                })
-                .await,
-            );
-        }
-        {
+            op(move |w, n| {
+                let p = (w + n as usize) % clients.len();
+                let mut c = clients[p].clone();
+                let names = &sample[p];
+                let name = (!names.is_empty()).then(|| names[(spread(n) % names.len() as u64) as usize].clone());
+                async move {
+                    c.get_site(pb::GetSiteRequest { name: name.context("no site to read")? }).await?;
+                    Ok(())
+                }
+            })
+        };
+        let list_sites = {
             let clients = clients.clone();
             let parents: Arc<Vec<String>> =
                 Arc::new(codes.iter().map(|c| jurisdiction(c).map(|j| j.to_string())).collect::<anyhow::Result<_>>()?);
-            load.extend(
-                phase(args, "ListSites 100 (63×N)", "sqlite", 32, move |w, n| {
-                    let p = (w + n as usize) % clients.len();
-                    let mut c = clients[p].clone();
-                    let parent = parents[p].clone();
-                    async move {
-                        let r =
-                            c.list_sites(pb::ListSitesRequest { parent, page_size: 100, ..Default::default() }).await?;
-                        anyhow::ensure!(!r.into_inner().sites.is_empty(), "empty page");
-                        Ok(())
-                    }
-                })
-                .await,
-            );
-        }
+            op(move |w, n| {
+                let p = (w + n as usize) % clients.len();
+                let mut c = clients[p].clone();
+                let parent = parents[p].clone();
+                async move {
+                    let r = c.list_sites(pb::ListSitesRequest { parent, page_size: 100, ..Default::default() }).await?;
+                    anyhow::ensure!(!r.into_inner().sites.is_empty(), "empty page");
+                    Ok(())
+                }
+            })
+        };
+        let load = measure(
+            args,
+            32,
+            vec![phase("GetSite (63×N node)", "sqlite", get_site), phase("ListSites 100 (63×N)", "sqlite", list_sites)],
+        )
+        .await;
         let (final_hwm_kib, final_rss_kib) = memory_of(pid)?;
         Ok(Memory {
             idle_hwm_kib,
@@ -805,7 +903,10 @@ fn print_table(rows: &[Row]) {
         );
     }
     println!(
-        "Notes: RegisterSite workers each write to their own province (the node hosts the 63); \"1 province\" puts all 32 on one log.\n       raw INSERT on SQLite: writers serialised in-process (as einfo does); raw rows carry a {RAW_BODY}-byte body."
+        "Notes: each operation ran next to its baseline (echo, node Health/Check, GetSite, raw SELECT; RegisterSite, raw INSERT).
+       node Health/Check: the node's server stack (trace layer) without a token or the database, for comparison.
+       RegisterSite workers each write to their own province (the node hosts the 63); \"1 province\" puts all 32 on one log.
+       raw INSERT on SQLite: writers serialised in-process (as einfo does); raw rows carry a {RAW_BODY}-byte body."
     );
 }
 
@@ -844,10 +945,10 @@ fn verdict(ratio: f64, target: f64) -> String {
 fn print_targets(rows: &[Row]) {
     println!("\nTargets (throughput ratios within this run; information, not a verdict on the build):");
     let checks: [(&str, &str, &str, &str, f64); 4] = [
-        ("GetSite", "echo (Health/Check)", "sqlite", "-", 0.50),
-        ("GetSite", "raw SELECT by key", "postgres", "postgres", 0.60),
-        ("RegisterSite", "raw INSERT autocommit", "sqlite", "sqlite", 0.40),
-        ("RegisterSite", "raw INSERT autocommit", "postgres", "postgres", 0.40),
+        (GET_SITE, ECHO, "sqlite", "-", 0.50),
+        (GET_SITE, RAW_SELECT, "postgres", "postgres", 0.60),
+        (REGISTER_SITE, RAW_INSERT, "sqlite", "sqlite", 0.40),
+        (REGISTER_SITE, RAW_INSERT, "postgres", "postgres", 0.40),
     ];
     for (what, base, db, base_db, target) in checks {
         for conc in LEVELS {
@@ -895,4 +996,111 @@ fn print_memory(args: &BenchArgs, m: &Memory) {
         print!("  ");
         print_row(r);
     }
+}
+
+// ------------------------------------------------------------------------------------ EXPERIMENT (temporary)
+
+/// Times each step of a RegisterSite-like transaction, through the change log's public API and
+/// the registry's SQL, without gRPC.
+pub async fn txn_steps(url: &str, conc: usize, seconds: u64) -> anyhow::Result<()> {
+    use einfo_common::changelog::{Begin, Idempotency, LogId};
+    use einfo_proto::prost::Message as _;
+    let db = Database::connect(url).await?;
+    node::migrate(&db, NodeRole::Node).await?;
+    let codes = p63_codes();
+    for c in &codes {
+        db.ensure_log(&LogId { jurisdiction: jurisdiction(c)?, service: "registry" })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    const STEPS: [&str; 11] = [
+        "begin(lock,BEGIN,head,idem)",
+        "domains SELECT",
+        "put_site",
+        "DELETE domains",
+        "INSERT domain",
+        "append change_log",
+        "history",
+        "event",
+        "idem INSERT",
+        "head UPDATE",
+        "COMMIT",
+    ];
+    let totals = Arc::new(std::sync::Mutex::new(([0u128; 11], 0u64)));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for w in 0..conc {
+        let (db, totals) = (db.clone(), totals.clone());
+        let code = codes[w % codes.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let j = jurisdiction(&code)?;
+            let b = db.backend();
+            let caller = Caller { subject: "x".into(), role: Role::Operator, jurisdiction: j };
+            while Instant::now() < deadline {
+                let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+                let mut t = [0u128; 11];
+                let mut at = Instant::now();
+                let mut lap = |i: usize, at: &mut Instant| { t[i] += at.elapsed().as_micros(); *at = Instant::now(); };
+                let idem = Idempotency { scope: caller.scope(), method: "/x/RegisterSite", request_id: format!("r{n}"), body_hash: [0; 32] };
+                let mut m = match db.begin_mutation::<pb::Site>(LogId { jurisdiction: j, service: "registry" }, &caller, Some(idem)).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                    Begin::Fresh(m) => m,
+                    Begin::Replay(_) => anyhow::bail!("replay"),
+                };
+                lap(0, &mut at);
+                let d = format!("exp-{n}.vn");
+                m.txn().query_one_raw(stmt(b, "SELECT site FROM reg_site_domains WHERE jurisdiction = $1 AND ascii = $2 AND site <> $3", [j.to_string().into(), d.clone().into(), "".into()])).await?;
+                lap(1, &mut at);
+                let mut site = new_site(n);
+                site.name = format!("{j}/sites/exp{n}");
+                site.jurisdiction = j.to_string();
+                site.etag = "1".into();
+                m.txn().execute_raw(stmt(b, "INSERT INTO reg_sites (name, jurisdiction, kind, legal_status, name_folded, owner_tax_code, voided, revision, state)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, legal_status = excluded.legal_status,
+           name_folded = excluded.name_folded, owner_tax_code = excluded.owner_tax_code, voided = excluded.voided,
+           revision = excluded.revision, state = excluded.state", [site.name.clone().into(), j.to_string().into(), "general-website".into(), 1.into(), "trang thong tin".into(), TAX_CODE.into(), 0.into(), 1i64.into(), site.encode_to_vec().into()])).await?;
+                lap(2, &mut at);
+                m.txn().execute_raw(stmt(b, "DELETE FROM reg_site_domains WHERE site = $1", [site.name.clone().into()])).await?;
+                lap(3, &mut at);
+                m.txn().execute_raw(stmt(b, "INSERT INTO reg_site_domains (jurisdiction, ascii, registrable, site) VALUES ($1, $2, $3, $4)", [j.to_string().into(), d.clone().into(), d.clone().into(), site.name.clone().into()])).await?;
+                lap(4, &mut at);
+                let seq = m.append(&site.name, "CREATE", &site, "").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                lap(5, &mut at);
+                m.txn().execute_raw(stmt(b, "INSERT INTO reg_history (jurisdiction, seq, resource, resource_type, kind, status, deadline, voided) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", [j.to_string().into(), (seq as i64).into(), site.name.clone().into(), "site".into(), "general-website".into(), 1.into(), 0i64.into(), 0.into()])).await?;
+                lap(6, &mut at);
+                m.txn().execute_raw(stmt(b, "INSERT INTO reg_events (jurisdiction, seq, resource, event, event_time) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING", [j.to_string().into(), (seq as i64).into(), site.name.clone().into(), "unlicensed_found".into(), 0i64.into()])).await?;
+                lap(7, &mut at);
+                // commit() = idempotency INSERT + head UPDATE + COMMIT; timed as one here.
+                m.commit(&site).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                lap(10, &mut at);
+                let mut g = totals.lock().expect("lock");
+                for (total, step) in g.0.iter_mut().zip(t.iter()) {
+                    *total += step;
+                }
+                g.1 += 1;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let g = totals.lock().expect("lock");
+    let n = g.1.max(1) as f64;
+    println!(
+        "{:?} c={conc}: {} txns in {seconds} s = {:.0}/s; mean µs per step:",
+        db.backend(),
+        g.1,
+        n / seconds as f64
+    );
+    let mut sum = 0.0;
+    for (total, name) in g.0.iter().zip(STEPS.iter()) {
+        if *total > 0 {
+            let v = *total as f64 / n;
+            sum += v;
+            println!("   {:<30} {:>8.0}", name, v);
+        }
+    }
+    println!("   {:<30} {:>8.0}", "total", sum);
+    Ok(())
 }

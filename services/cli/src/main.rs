@@ -49,6 +49,10 @@ enum Serve {
     /// The inspection service alone; set `inspection.registry_endpoint` (or
     /// `EINFO_INSPECTION__REGISTRY_ENDPOINT`) to the registry it uses.
     Inspection(ServeArgs),
+    /// The reporting service alone; set `reporting.registry_endpoint` and
+    /// `reporting.inspection_endpoint` to the services it compiles figures from, and
+    /// `reporting.centre_endpoint` to the centre.
+    Reporting(ServeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -128,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(Serve::Node(a)) => serve(a, Role::Node).await,
         Command::Serve(Serve::Registry(a)) => serve(a, Role::Registry).await,
         Command::Serve(Serve::Inspection(a)) => serve(a, Role::Inspection).await,
+        Command::Serve(Serve::Reporting(a)) => serve(a, Role::Reporting).await,
         Command::Verify(a) => verify(a).await,
         Command::Token(a) => token(a),
         Command::Up(a) => up(a).await,
@@ -150,6 +155,7 @@ async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
         Role::Node => "einfo-node",
         Role::Registry => "einfo-registry",
         Role::Inspection => "einfo-inspection",
+        Role::Reporting => "einfo-reporting",
     };
     let _telemetry = telemetry::init(name, &s.telemetry)?;
     let listener =

@@ -13,6 +13,7 @@ use einfo_common::server;
 use einfo_domain::Jurisdiction;
 use einfo_inspection::{Inspection, InspectionGrpc, RegistryLink};
 use einfo_registry::{Registry, RegistryGrpc};
+use einfo_reporting::{CentreLink, Reporting, ReportingGrpc, StatisticsLinks};
 use sea_orm_migration::MigratorTrait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -21,18 +22,23 @@ use tokio::sync::watch;
 pub const REGISTRY_GRPC: &str = "einfo.registry.v1.RegistryService";
 /// gRPC name of the inspection service.
 pub const INSPECTION_GRPC: &str = "einfo.inspection.v1.InspectionService";
+/// gRPC name of the reporting service.
+pub const REPORTING_GRPC: &str = "einfo.reporting.v1.ReportingService";
 /// gRPC name of the change-log service.
 pub const CHANGELOG_GRPC: &str = "einfo.log.v1.ChangeLogService";
 
 /// Which services a process runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Every provincial service: registry and inspection (reporting joins when it lands).
+    /// Every provincial service: registry, inspection and reporting.
     Node,
     /// Registry alone.
     Registry,
     /// Inspection alone; it reaches registry at `inspection.registry_endpoint`.
     Inspection,
+    /// Reporting alone; it reaches registry and inspection at `reporting.registry_endpoint` and
+    /// `reporting.inspection_endpoint`.
+    Reporting,
 }
 
 impl Role {
@@ -41,6 +47,9 @@ impl Role {
     }
     fn inspection(self) -> bool {
         matches!(self, Role::Node | Role::Inspection)
+    }
+    fn reporting(self) -> bool {
+        matches!(self, Role::Node | Role::Reporting)
     }
     /// The services (log names) this role runs.
     pub fn services(self) -> Vec<&'static str> {
@@ -51,6 +60,9 @@ impl Role {
         if self.inspection() {
             out.push(einfo_inspection::SERVICE);
         }
+        if self.reporting() {
+            out.push(einfo_reporting::SERVICE);
+        }
         out
     }
     fn grpc_names(self) -> Vec<&'static str> {
@@ -60,6 +72,9 @@ impl Role {
         }
         if self.inspection() {
             out.push(INSPECTION_GRPC);
+        }
+        if self.reporting() {
+            out.push(REPORTING_GRPC);
         }
         out
     }
@@ -135,6 +150,9 @@ pub async fn migrate(db: &Database, role: Role) -> anyhow::Result<()> {
     if role.inspection() {
         einfo_inspection::Migrator::up(db.conn(), None).await.context("inspection migrations")?;
     }
+    if role.reporting() {
+        einfo_reporting::Migrator::up(db.conn(), None).await.context("reporting migrations")?;
+    }
     Ok(())
 }
 
@@ -149,6 +167,11 @@ pub async fn start(
     anyhow::ensure!(
         role != Role::Inspection || settings.inspection.registry_endpoint.is_some(),
         "inspection alone needs the registry it uses: set inspection.registry_endpoint (EINFO_INSPECTION__REGISTRY_ENDPOINT)"
+    );
+    anyhow::ensure!(
+        role != Role::Reporting
+            || (settings.reporting.registry_endpoint.is_some() && settings.reporting.inspection_endpoint.is_some()),
+        "reporting alone needs the services it compiles from: set reporting.registry_endpoint and reporting.inspection_endpoint"
     );
     let db = open_database(settings).await?;
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
@@ -185,6 +208,42 @@ pub async fn start(
     } else {
         None
     };
+    let reporting = if role.reporting() {
+        let own = format!("http://{addr}");
+        let rs = &settings.reporting;
+        let timeout = Duration::from_millis(rs.call_timeout_ms);
+        let stats = StatisticsLinks::new(
+            rs.registry_endpoint.as_deref().unwrap_or(&own),
+            rs.inspection_endpoint.as_deref().unwrap_or(&own),
+            keys.clone(),
+            timeout,
+        )
+        .context("reporting.registry_endpoint / reporting.inspection_endpoint")?;
+        let centre = match &rs.centre_endpoint {
+            None => {
+                tracing::warn!(
+                    "reporting.centre_endpoint is not set: no campaigns are received and nothing is delivered"
+                );
+                None
+            }
+            Some(e) => Some(
+                CentreLink::new(e, rs.centre_public_key()?, keys.clone(), timeout)
+                    .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+            ),
+        };
+        let r = Reporting::new(
+            db.clone(),
+            settings.scheme,
+            hosted.clone(),
+            einfo_reporting::indicators::Catalogue::bundled(),
+            stats,
+            centre,
+        );
+        routes.add_service(ReportingGrpc(r.clone()).into_server());
+        Some(r)
+    } else {
+        None
+    };
     let routes = server::add_reflection(routes)?.routes();
 
     let (stop, mut stopped) = watch::channel(false);
@@ -199,6 +258,8 @@ pub async fn start(
 
     let clock_interval = Duration::from_millis(settings.registry.clock_interval_ms.max(10));
     let outbox_interval = Duration::from_millis(settings.inspection.outbox_interval_ms.max(10));
+    let reporting_outbox_interval = Duration::from_millis(settings.reporting.outbox_interval_ms.max(10));
+    let feed_interval = Duration::from_millis(settings.reporting.feed_interval_ms.max(10));
     let hosted_for_task = hosted.clone();
     let stop_after_serve = stop.clone();
     let task = tokio::spawn(async move {
@@ -231,6 +292,23 @@ pub async fn start(
             background.push(tokio::spawn(einfo_inspection::outbox::run(
                 i,
                 outbox_interval,
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        if let Some(r) = reporting {
+            if r.centre().is_some() {
+                for j in r.hosted().copied().collect::<Vec<_>>() {
+                    background.push(tokio::spawn(einfo_reporting::feed::run(
+                        r.clone(),
+                        j,
+                        feed_interval,
+                        stopped_signal(&stop_after_serve),
+                    )));
+                }
+            }
+            background.push(tokio::spawn(einfo_reporting::outbox::run(
+                r,
+                reporting_outbox_interval,
                 stopped_signal(&stop_after_serve),
             )));
         }

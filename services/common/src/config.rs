@@ -35,6 +35,8 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// Inspection service.
     pub inspection: InspectionSettings,
+    /// Reporting service.
+    pub reporting: ReportingSettings,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             registry: RegistrySettings::default(),
             inspection: InspectionSettings::default(),
+            reporting: ReportingSettings::default(),
         }
     }
 }
@@ -107,6 +110,61 @@ pub struct InspectionSettings {
 impl Default for InspectionSettings {
     fn default() -> Self {
         Self { registry_endpoint: None, outbox_interval_ms: 500, registry_timeout_ms: 5000, catalogue_file: None }
+    }
+}
+
+/// Reporting settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportingSettings {
+    /// The centre (`einfo.central.v1.CentralService`), e.g. `https://cuc.example.vn`. Unset: no
+    /// campaigns are received and nothing is delivered.
+    pub centre_endpoint: Option<String>,
+    /// The centre's Ed25519 public key (32 bytes) in hex, to verify receipts.
+    pub centre_public_key_hex: Option<String>,
+    /// A file holding that key in hex. With neither set, the key is fetched with GetPublicKey
+    /// once and pinned.
+    pub centre_public_key_file: Option<PathBuf>,
+    /// How long the campaign feed waits before reconnecting, in milliseconds.
+    pub feed_interval_ms: u64,
+    /// How often the submission outbox is looked at, in milliseconds.
+    pub outbox_interval_ms: u64,
+    /// How long one call to another service may take, in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Registry to compile figures from. Unset: the node's own listener.
+    pub registry_endpoint: Option<String>,
+    /// Inspection to compile figures from. Unset: the node's own listener.
+    pub inspection_endpoint: Option<String>,
+}
+
+impl Default for ReportingSettings {
+    fn default() -> Self {
+        Self {
+            centre_endpoint: None,
+            centre_public_key_hex: None,
+            centre_public_key_file: None,
+            feed_interval_ms: 1000,
+            outbox_interval_ms: 500,
+            call_timeout_ms: 5000,
+            registry_endpoint: None,
+            inspection_endpoint: None,
+        }
+    }
+}
+
+impl ReportingSettings {
+    /// The centre's public key from the settings, if configured.
+    pub fn centre_public_key(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        let text = match (&self.centre_public_key_hex, &self.centre_public_key_file) {
+            (Some(h), _) => h.clone(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("cannot read centre public key {}: {e}", f.display()))?,
+            (None, None) => return Ok(None),
+        };
+        let bytes = hex::decode(text.trim()).map_err(|e| anyhow::anyhow!("centre public key: {e}"))?;
+        let key: [u8; 32] =
+            bytes.try_into().map_err(|_| anyhow::anyhow!("centre public key: an Ed25519 key is 32 bytes"))?;
+        Ok(Some(key))
     }
 }
 

@@ -17,6 +17,10 @@ use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, St
 #[derive(Clone, Debug)]
 pub struct Database {
     conn: DatabaseConnection,
+    /// SQLite only: the one connection mutations run on. SQLite drops a connection's whole page
+    /// cache when another connection wrote since its last transaction, so mutations spread over
+    /// the pool would each start cold; on a connection of their own they find their pages cached.
+    writer: Option<DatabaseConnection>,
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -41,9 +45,17 @@ impl Database {
         } else {
             opts.max_connections(32).min_connections(1);
         }
+        let writer = if sqlite {
+            let mut w = opts.clone();
+            w.max_connections(1).min_connections(1);
+            Some(sea_orm::Database::connect(w).await?)
+        } else {
+            None
+        };
         let conn = sea_orm::Database::connect(opts).await?;
         Ok(Self {
             conn,
+            writer,
             write_lock: sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             commits: Arc::new(tokio::sync::watch::Sender::new(0)),
         })
@@ -59,6 +71,11 @@ impl Database {
         self.conn.get_database_backend()
     }
 
+    /// The connection mutations run on: SQLite's single writer connection, or the pool.
+    pub(crate) fn write_conn(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.conn)
+    }
+
     /// The in-process write lock (SQLite only).
     pub(crate) fn write_lock(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
         self.write_lock.as_ref()
@@ -71,6 +88,9 @@ impl Database {
 
     /// Closes the pool.
     pub async fn close(self) -> anyhow::Result<()> {
+        if let Some(w) = self.writer {
+            w.close().await?;
+        }
         self.conn.close().await?;
         Ok(())
     }

@@ -52,6 +52,7 @@ reasons! {
     HistoryMismatch => FailedPrecondition, "HISTORY_MISMATCH", "The reader's cursor hash differs from this node's log: restored or forked history.";
     InvalidState => FailedPrecondition, "INVALID_STATE", "The resource's state does not allow this operation.";
     Voided => FailedPrecondition, "VOIDED", "The resource was voided.";
+    Locked => FailedPrecondition, "LOCKED", "The report is past its lock time and no exception reopened it.";
     NotYourJurisdiction => PermissionDenied, "NOT_YOUR_JURISDICTION", "The caller acts for another jurisdiction.";
     RoleNotAllowed => PermissionDenied, "ROLE_NOT_ALLOWED", "The caller's role may not do this.";
     Unauthenticated => Unauthenticated, "UNAUTHENTICATED", "No valid bearer token.";

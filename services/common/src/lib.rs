@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fields;
+pub mod receipts;
 pub mod server;
 pub mod telemetry;
 pub mod trace_context;

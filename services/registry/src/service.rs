@@ -132,7 +132,7 @@ impl Registry {
         site.create_time = Some(timestamp(now));
         site.update_time = Some(timestamp(now));
         store::put_site(m.txn(), &site).await?;
-        store::set_domains(m.txn(), &site).await?;
+        store::add_domains(m.txn(), &site).await?;
         let seq = m.append(&site.name, "CREATE", &site, "").await?;
         site_history(m, j, seq, &site).await?;
         if site.discovery_source != pb::DiscoverySource::Application as i32 {

@@ -80,6 +80,12 @@ pub async fn domain_holders<C: ConnectionTrait>(
 /// Replaces the domains a site holds (none for a voided site).
 pub async fn set_domains<C: ConnectionTrait>(c: &C, site: &pb::Site) -> ApiResult<()> {
     c.execute_raw(stmt(b(c), "DELETE FROM reg_site_domains WHERE site = $1", [site.name.clone().into()])).await?;
+    add_domains(c, site).await
+}
+
+/// Records the domains of a site that holds none yet (a new site): [`set_domains`] without its
+/// DELETE, one statement less on every site created.
+pub async fn add_domains<C: ConnectionTrait>(c: &C, site: &pb::Site) -> ApiResult<()> {
     if site.voided {
         return Ok(());
     }

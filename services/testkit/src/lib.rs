@@ -8,6 +8,7 @@
 //! panics if `CI` is set, and otherwise prints `POSTGRES UNAVAILABLE` and returns early.
 #![forbid(unsafe_code)]
 
+pub mod centre;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -132,6 +133,7 @@ pub type InspectionClient = InspectionServiceClient<InterceptedService<Channel, 
 /// A change-log client that sends a bearer token.
 pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
 
+pub use centre::{CentralClient, FakeCentre};
 pub use einfo_cli::node::Role as NodeRole;
 pub use proxy::{ProxyMode, TcpProxy};
 

@@ -101,7 +101,7 @@ impl Database {
         };
         let b = self.backend();
         let txn = self
-            .conn()
+            .write_conn()
             .begin_with_options(TransactionOptions {
                 sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
                 ..Default::default()

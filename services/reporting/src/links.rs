@@ -1,0 +1,120 @@
+//! The reporting service's clients: registry and inspection (their GetStatistics), and the
+//! centre. Provincial services are called as the `service` role of the jurisdiction concerned
+//! (subject `reporting`), like inspection calls registry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use central::central_service_client::CentralServiceClient;
+use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_domain::Jurisdiction;
+use einfo_proto::central::v1 as central;
+use einfo_proto::inspection::v1 as insp;
+use einfo_proto::registry::v1 as reg;
+use insp::inspection_service_client::InspectionServiceClient;
+use reg::registry_service_client::RegistryServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+fn channel(endpoint: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> {
+    let mut e = Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
+    if let Some(t) = timeout {
+        e = e.timeout(t);
+    }
+    Ok(e.connect_lazy())
+}
+
+fn token(keys: &TokenKeys, j: &Jurisdiction) -> Result<BearerToken, tonic::Status> {
+    let caller = Caller { subject: "reporting".into(), role: Role::Service, jurisdiction: *j };
+    keys.issue(&caller, Duration::from_secs(300))
+        .and_then(|t| BearerToken::new(&t))
+        .map_err(|e| tonic::Status::internal(format!("cannot sign a service token: {e}")))
+}
+
+/// Lazily connected channels to registry and inspection.
+#[derive(Clone)]
+pub struct StatisticsLinks {
+    registry: Channel,
+    inspection: Channel,
+    keys: TokenKeys,
+}
+
+impl StatisticsLinks {
+    /// Links to `registry` and `inspection` (e.g. `http://127.0.0.1:50051`); each call may take `timeout`.
+    pub fn new(registry: &str, inspection: &str, keys: TokenKeys, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self { registry: channel(registry, Some(timeout))?, inspection: channel(inspection, Some(timeout))?, keys })
+    }
+
+    /// Registry's GetStatistics in `j`.
+    pub async fn registry_statistics(
+        &self,
+        j: &Jurisdiction,
+        req: reg::GetStatisticsRequest,
+    ) -> Result<reg::GetStatisticsResponse, tonic::Status> {
+        let mut c = RegistryServiceClient::with_interceptor(self.registry.clone(), token(&self.keys, j)?);
+        Ok(c.get_statistics(req).await?.into_inner())
+    }
+
+    /// Inspection's GetStatistics in `j`.
+    pub async fn inspection_statistics(
+        &self,
+        j: &Jurisdiction,
+        req: insp::GetStatisticsRequest,
+    ) -> Result<insp::GetStatisticsResponse, tonic::Status> {
+        let mut c = InspectionServiceClient::with_interceptor(self.inspection.clone(), token(&self.keys, j)?);
+        Ok(c.get_statistics(req).await?.into_inner())
+    }
+}
+
+/// A lazily connected channel to the centre, and its public key when configured.
+#[derive(Clone)]
+pub struct CentreLink {
+    channel: Channel,
+    calls: Channel,
+    keys: TokenKeys,
+    configured_key: Option<[u8; 32]>,
+    pinned: Arc<tokio::sync::Mutex<Option<[u8; 32]>>>,
+}
+
+/// A client of the centre that sends a token.
+pub type CentreClient = CentralServiceClient<InterceptedService<Channel, BearerToken>>;
+
+impl CentreLink {
+    /// A link to the centre at `endpoint`; `public_key` from the settings, if any (otherwise it
+    /// is fetched once with GetPublicKey and pinned). Unary calls may take `timeout`; the feed
+    /// stream has none.
+    pub fn new(
+        endpoint: &str,
+        public_key: Option<[u8; 32]>,
+        keys: TokenKeys,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            channel: channel(endpoint, None)?,
+            calls: channel(endpoint, Some(timeout))?,
+            keys,
+            configured_key: public_key,
+            pinned: Arc::new(tokio::sync::Mutex::new(None)),
+        })
+    }
+
+    /// A client for the feed (no call timeout), acting for `j`.
+    pub fn streaming(&self, j: &Jurisdiction) -> Result<CentreClient, tonic::Status> {
+        Ok(CentralServiceClient::with_interceptor(self.channel.clone(), token(&self.keys, j)?))
+    }
+
+    /// A client for unary calls, acting for `j`.
+    pub fn client(&self, j: &Jurisdiction) -> Result<CentreClient, tonic::Status> {
+        Ok(CentralServiceClient::with_interceptor(self.calls.clone(), token(&self.keys, j)?))
+    }
+
+    /// The key configured in the settings, if any.
+    pub fn configured_key(&self) -> Option<[u8; 32]> {
+        self.configured_key
+    }
+
+    /// The key pinned in memory, if fetched before.
+    pub(crate) fn pinned(&self) -> &tokio::sync::Mutex<Option<[u8; 32]>> {
+        &self.pinned
+    }
+}
