@@ -903,7 +903,7 @@ fn print_table(rows: &[Row]) {
         );
     }
     println!(
-        "Notes: each operation ran next to its baseline (echo, node Health/Check, GetSite, raw SELECT; RegisterSite, raw INSERT).
+        "Notes: operations measured together (echo, node Health/Check, GetSite, raw SELECT; RegisterSite, raw INSERT) took turns in 1 s slices.
        node Health/Check: the node's server stack (trace layer) without a token or the database, for comparison.
        RegisterSite workers each write to their own province (the node hosts the 63); \"1 province\" puts all 32 on one log.
        raw INSERT on SQLite: writers serialised in-process (as einfo does); raw rows carry a {RAW_BODY}-byte body."

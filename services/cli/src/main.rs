@@ -215,27 +215,50 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     let _telemetry = telemetry::init("einfo-up", &Default::default())?;
     std::fs::create_dir_all(&a.data_dir)?;
     let secret_file = a.data_dir.join("token-secret");
+    if !secret_file.exists() {
+        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        std::fs::write(&secret_file, secret)?;
+    }
+    let keys = TokenKeys::from_secret(std::fs::read_to_string(&secret_file)?.trim().as_bytes())?;
+
+    // The centre: the intake of reports (campaigns, signed receipts), on its own SQLite database.
+    let centre_dir = a.data_dir.join("centre");
+    std::fs::create_dir_all(&centre_dir)?;
+    let centre_db =
+        einfo_common::db::Database::connect(&format!("sqlite://{}?mode=rwc", centre_dir.join("central.db").display()))
+            .await?;
+    let signer = einfo_central::load_or_create_signer(&centre_dir.join("receipt-key"))?;
+    let public_key = hex_encode(&signer.public_key());
+    let central = einfo_central::Central::open(centre_db, signer).await?;
+    let centre_addr = SocketAddr::from(([127, 0, 0, 1], a.port));
+    let centre_listener =
+        tokio::net::TcpListener::bind(centre_addr).await.with_context(|| format!("cannot listen on {centre_addr}"))?;
+    let (stop_centre, stopped) = tokio::sync::oneshot::channel::<()>();
+    let centre = tokio::spawn(einfo_central::serve(centre_listener, central, keys, async move {
+        let _ = stopped.await;
+    }));
+    println!("centre   {centre_addr}  (receipt key {public_key})");
+
     let mut nodes = Vec::new();
     for (i, group) in federation_groups().into_iter().enumerate() {
         let mut s = Settings {
             provinces: group.clone(),
             data_dir: a.data_dir.join(format!("node-{i:02}")),
-            listen: SocketAddr::from(([127, 0, 0, 1], a.port + i as u16)),
+            listen: SocketAddr::from(([127, 0, 0, 1], a.port + 1 + i as u16)),
             ..Default::default()
         };
         s.auth.secret_file = Some(secret_file.clone());
-        if i == 0 && !secret_file.exists() {
-            let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-            std::fs::write(&secret_file, secret)?;
-        }
+        s.reporting.centre_endpoint = Some(format!("http://{centre_addr}"));
+        s.reporting.centre_public_key_hex = Some(public_key.clone());
         let listener =
             tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
         let n = node::start(&s, Role::Node, listener, Default::default()).await?;
         println!("node {i:02}  {}  provinces {}", n.addr, group.join(","));
         nodes.push(n);
     }
-    println!("\n{} nodes host the 63 provinces. A token for a province's operator:", nodes.len());
+    println!("\n{} nodes host the 63 provinces and report to the centre. Tokens:", nodes.len());
     println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
+    println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
     match a.seconds {
         Some(sec) => tokio::time::sleep(Duration::from_secs(sec)).await,
         None => einfo_common::server::shutdown_signal().await,
@@ -243,5 +266,11 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     for n in nodes {
         n.stop().await?;
     }
+    let _ = stop_centre.send(());
+    centre.await??;
     Ok(())
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -219,3 +219,38 @@ async fn a_misspelt_configuration_key_is_refused() {
     assert!(!out.status.success(), "a misspelt variable must not start a node: {stderr}");
     assert!(stderr.contains("sheme"), "the message names the key: {stderr}");
 }
+
+#[tokio::test]
+async fn einfo_up_starts_a_centre_and_nodes_for_all_63_provinces_and_stops_cleanly() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    // Twelve consecutive ports from a free one; retry elsewhere if another program took one.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let port = free_port().min(60_000);
+        let run = einfo()
+            .args(["up", "--seconds", "2", "--port", &port.to_string(), "--data-dir"])
+            .arg(db.dir.join(format!("up-{port}")))
+            .output();
+        let out =
+            tokio::time::timeout(Duration::from_secs(120), run).await.expect("einfo up stops").expect("run einfo up");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        last = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() && last.contains("cannot listen") {
+            continue;
+        }
+        assert!(out.status.success(), "einfo up failed:\n{last}");
+        assert!(stdout.contains("centre   127.0.0.1:"), "{stdout}");
+        let mut hosted: Vec<String> = stdout
+            .lines()
+            .filter(|l| l.starts_with("node "))
+            .flat_map(|l| l.rsplit("provinces ").next().unwrap_or("").split(',').map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+        hosted.sort();
+        let mut all: Vec<String> = einfo_domain::Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect();
+        all.sort();
+        assert_eq!(hosted, all, "every province is hosted exactly once");
+        assert!(stdout.lines().filter(|l| l.starts_with("node ")).count() >= 5, "several nodes: {stdout}");
+        return;
+    }
+    panic!("einfo up could not find free ports:\n{last}");
+}
