@@ -29,6 +29,12 @@ pub mod inspection {
     }
 }
 
+pub mod gateway {
+    pub mod v1 {
+        tonic::include_proto!("einfo.gateway.v1");
+    }
+}
+
 pub mod registry {
     pub mod v1 {
         tonic::include_proto!("einfo.registry.v1");

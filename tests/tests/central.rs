@@ -470,8 +470,11 @@ async fn reference_data_is_served_in_order(backend: Backend) {
     let read = |after: u64| {
         let mut client = c.province("01");
         async move {
-            let mut s =
-                client.stream_reference_data(pb::StreamReferenceDataRequest { after }).await.unwrap().into_inner();
+            let mut s = client
+                .stream_reference_data(pb::StreamReferenceDataRequest { after, follow: false })
+                .await
+                .unwrap()
+                .into_inner();
             let mut out = Vec::new();
             while let Some(r) = s.next().await {
                 out.push(r.unwrap().data.unwrap());
@@ -482,15 +485,18 @@ async fn reference_data_is_served_in_order(backend: Backend) {
     let all = read(0).await;
     assert_eq!(
         all.iter().map(|d| (d.sequence, d.kind.as_str())).collect::<Vec<_>>(),
-        vec![(1, "violation-catalogue"), (2, "holidays")]
+        vec![(1, "violation-catalogue"), (2, "holidays"), (3, "indicators")]
     );
-    assert!(String::from_utf8(all[0].content.clone()).unwrap().starts_with("code,"));
+    assert!(String::from_utf8(all[0].content.clone()).unwrap().starts_with("code,catalogue_version,"));
     assert!(String::from_utf8(all[1].content.clone()).unwrap().starts_with("date,kind,name"));
-    assert!(!all[0].version.is_empty());
+    assert!(String::from_utf8(all[2].content.clone()).unwrap().starts_with("code,service,field,name_vi,name_en"));
+    for d in &all {
+        let digest = Sha256::digest(&d.content);
+        assert_eq!(d.version, digest[..8].iter().map(|b| format!("{b:02x}")).collect::<String>(), "{}", d.kind);
+    }
     let rest = read(1).await;
-    assert_eq!(rest.len(), 1);
-    assert_eq!(rest[0].kind, "holidays");
-    assert!(read(2).await.is_empty());
+    assert_eq!(rest.iter().map(|d| d.sequence).collect::<Vec<_>>(), vec![2, 3]);
+    assert!(read(3).await.is_empty());
 }
 
 both_backends!(

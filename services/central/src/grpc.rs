@@ -5,7 +5,7 @@ use einfo_proto::central::v1 as pb;
 use pb::central_service_server::{CentralService, CentralServiceServer};
 use tonic::{Request, Response, Status};
 
-use crate::service::{Central, FeedStream};
+use crate::service::{Central, FeedStream, ReferenceStream};
 
 /// The gRPC face of a [`Central`].
 #[derive(Clone)]
@@ -18,12 +18,10 @@ impl CentralGrpc {
     }
 }
 
-type RefStream = std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::StreamReferenceDataResponse, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl CentralService for CentralGrpc {
     type StreamFeedStream = FeedStream;
-    type StreamReferenceDataStream = RefStream;
+    type StreamReferenceDataStream = ReferenceStream;
 
     async fn stream_feed(&self, req: Request<pb::StreamFeedRequest>) -> Result<Response<FeedStream>, Status> {
         let caller = caller(&req)?;
@@ -46,15 +44,17 @@ impl CentralService for CentralGrpc {
     async fn stream_reference_data(
         &self,
         req: Request<pb::StreamReferenceDataRequest>,
-    ) -> Result<Response<RefStream>, Status> {
+    ) -> Result<Response<ReferenceStream>, Status> {
         caller(&req)?;
-        let items: Vec<Result<pb::StreamReferenceDataResponse, Status>> = self
-            .0
-            .reference_data(req.get_ref())
-            .into_iter()
-            .map(|d| Ok(pb::StreamReferenceDataResponse { data: Some(d) }))
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(items))))
+        Ok(Response::new(self.0.stream_reference_data(req.into_inner())))
+    }
+
+    async fn publish_reference_data(
+        &self,
+        req: Request<pb::PublishReferenceDataRequest>,
+    ) -> Result<Response<pb::ReferenceData>, Status> {
+        let caller = caller(&req)?;
+        Ok(Response::new(self.0.publish_reference_data(&caller, req.into_inner()).await?))
     }
 
     async fn create_campaign(&self, req: Request<pb::CreateCampaignRequest>) -> Result<Response<pb::Campaign>, Status> {

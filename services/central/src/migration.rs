@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Central)]
+        vec![Box::new(M0001Central), Box::new(M0002Reference)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -56,6 +56,39 @@ impl MigrationTrait for M0001Central {
                     receive_time BIGINT NOT NULL,
                     receipt BLOB NOT NULL,
                     PRIMARY KEY (campaign, jurisdiction, version))",
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("central tables are never dropped".into()))
+    }
+}
+
+struct M0002Reference;
+
+impl MigrationName for M0002Reference {
+    fn name(&self) -> &str {
+        "m0002_central_reference"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002Reference {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                // The reference feed, dense from 1: every version of every kind ever published;
+                // the one in force of a kind is its row with the highest sequence.
+                "CREATE TABLE central_reference (
+                    seq BIGINT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    version TEXT NOT NULL,
+                    content BLOB NOT NULL,
+                    publish_time BIGINT NOT NULL)",
+                "CREATE INDEX central_reference_kind ON central_reference (kind, seq)",
             ],
         )
         .await

@@ -14,10 +14,12 @@ use einfo_common::db::Database;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{MAX_NAME, check_request_id, new_id, reason, required_instant, timestamp};
 use einfo_common::receipts::ReceiptSigner;
-use einfo_domain::Jurisdiction;
+use einfo_common::reference::{Kind, version_of};
+use einfo_domain::{Jurisdiction, WorkingCalendar};
 use einfo_proto::central::v1 as pb;
 use einfo_proto::reporting::v1::Timeliness;
 use futures::Stream;
+use tokio_stream::StreamExt;
 use prost::Message;
 use sea_orm_migration::MigratorTrait;
 use sha2::{Digest, Sha256};
@@ -28,10 +30,16 @@ use crate::store::{self, Target};
 /// Name of the centre's service in its change log.
 pub const SERVICE: &str = "central";
 
-/// The violation catalogue served as reference data (sequence 1).
+/// The violation catalogue a new centre starts its reference feed with (sequence 1).
 pub const VIOLATION_CATALOGUE: &str = include_str!("../../inspection/data/violation-catalogue.csv");
-/// The holidays served as reference data (sequence 2).
+/// The holidays a new centre starts its reference feed with (sequence 2).
 pub const HOLIDAYS: &str = include_str!("../../domain/data/holidays.csv");
+/// The indicator catalogue a new centre starts its reference feed with (sequence 3).
+pub const INDICATORS: &str = include_str!("../../reporting/data/indicators.csv");
+
+/// What a new centre's reference feed holds, in sequence order from 1.
+const SEED: [(Kind, &str); 3] =
+    [(Kind::ViolationCatalogue, VIOLATION_CATALOGUE), (Kind::Holidays, HOLIDAYS), (Kind::Indicators, INDICATORS)];
 
 const PAGE: u64 = 500;
 /// How often a follower looks for events committed by another process.
@@ -39,6 +47,8 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// A stream of feed events.
 pub type FeedStream = Pin<Box<dyn Stream<Item = Result<pb::StreamFeedResponse, tonic::Status>> + Send>>;
+/// A stream of reference data.
+pub type ReferenceStream = Pin<Box<dyn Stream<Item = Result<pb::StreamReferenceDataResponse, tonic::Status>> + Send>>;
 
 /// One row of [`Central::completeness`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +120,90 @@ fn campaign_name(value: &str, field: &str, v: &mut Violations) {
     }
 }
 
+/// Checks a piece of reference data with the parser nodes load it with.
+fn reference_content(kind: &str, content: &[u8], v: &mut Violations) -> Option<Kind> {
+    let Some(k) = Kind::parse(kind) else {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        v.add("kind", format!("'{kind}' is not a kind of reference data; one of {}", names.join(", ")));
+        return None;
+    };
+    if content.is_empty() {
+        v.add("content", "is required");
+        return None;
+    }
+    let text = match std::str::from_utf8(content) {
+        Ok(t) => t,
+        Err(e) => {
+            v.add("content", format!("is not UTF-8: {e}"));
+            return None;
+        }
+    };
+    let parsed = match k {
+        Kind::ViolationCatalogue => einfo_inspection::catalogue::Catalogue::from_csv(text).map(|_| ()),
+        Kind::Indicators => einfo_reporting::indicators::Catalogue::from_csv(text).map(|_| ()),
+        Kind::Holidays => WorkingCalendar::from_csv(text).map(|_| ()).map_err(anyhow::Error::from),
+    };
+    match parsed {
+        Ok(()) => Some(k),
+        Err(e) => {
+            v.add("content", format!("is not a valid {k} file: {e}"));
+            None
+        }
+    }
+}
+
+/// Streams pages read by `read` after `after` in sequence order; with `follow`, waits for
+/// commits (or polls, for commits of another process) and sends what follows, until the
+/// receiver goes away or the centre stops.
+fn follow_pages<T, R, Fut>(
+    db: &Database,
+    stopping: &tokio::sync::watch::Sender<bool>,
+    mut after: u64,
+    follow: bool,
+    read: R,
+    sequence: fn(&T) -> u64,
+) -> tokio_stream::wrappers::ReceiverStream<Result<T, tonic::Status>>
+where
+    T: Send + 'static,
+    R: Fn(u64) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ApiResult<Vec<T>>> + Send,
+{
+    let mut commits = db.subscribe_commits();
+    let mut stopping = stopping.subscribe();
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let page = match read(after).await {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            let full = page.len() as u64 == PAGE;
+            for item in page {
+                after = sequence(&item);
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            if !follow || *stopping.borrow() {
+                return;
+            }
+            tokio::select! {
+                _ = commits.changed() => {}
+                _ = stopping.changed() => return,
+                _ = tokio::time::sleep(POLL) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
 fn admin_only(caller: &Caller) -> ApiResult<()> {
     if caller.role == Role::CentralAdmin {
         Ok(())
@@ -124,7 +218,29 @@ impl Central {
         changelog::Migrator::up(db.conn(), None).await?;
         crate::Migrator::up(db.conn(), None).await?;
         db.ensure_log(&log()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Self::seed_reference(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(Self { db, signer: Arc::new(signer), stopping: Arc::new(tokio::sync::watch::Sender::new(false)) })
+    }
+
+    /// Starts an empty reference feed with the files built in. Not logged: it is where a new
+    /// centre starts, not a change.
+    async fn seed_reference(db: &Database) -> ApiResult<()> {
+        let w = db.begin_write().await?;
+        if store::reference_empty(&w.txn).await? {
+            let now = chrono::Utc::now();
+            for (i, (kind, content)) in SEED.into_iter().enumerate() {
+                let item = pb::ReferenceData {
+                    sequence: i as u64 + 1,
+                    kind: kind.as_str().into(),
+                    version: version_of(content.as_bytes()),
+                    content: content.as_bytes().to_vec(),
+                    publish_time: None,
+                };
+                store::seed_reference(&w.txn, &item, now).await?;
+            }
+        }
+        w.commit().await?;
+        Ok(())
     }
 
     /// The database.
@@ -274,42 +390,13 @@ impl Central {
         let j = j.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated jurisdiction missing")))?;
         caller.authorize_read(&j)?;
         let db = self.db.clone();
-        let mut commits = db.subscribe_commits();
-        let mut stopping = self.stopping.subscribe();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
         let jurisdiction = j.to_string();
-        tokio::spawn(async move {
-            let mut after = req.after;
-            loop {
-                let page = match store::read_feed(db.conn(), &jurisdiction, after, PAGE).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
-                    }
-                };
-                let full = page.len() as u64 == PAGE;
-                for e in page {
-                    after = e.sequence;
-                    if tx.send(Ok(pb::StreamFeedResponse { event: Some(e) })).await.is_err() {
-                        return;
-                    }
-                }
-                if full {
-                    continue;
-                }
-                if !req.follow || *stopping.borrow() {
-                    return;
-                }
-                tokio::select! {
-                    _ = commits.changed() => {}
-                    _ = stopping.changed() => return,
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = tx.closed() => return,
-                }
-            }
-        });
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        let read = move |after| {
+            let (db, jurisdiction) = (db.clone(), jurisdiction.clone());
+            async move { store::read_feed(db.conn(), &jurisdiction, after, PAGE).await }
+        };
+        let events = follow_pages(&self.db, &self.stopping, req.after, req.follow, read, |e| e.sequence);
+        Ok(Box::pin(events.map(|r| r.map(|e| pb::StreamFeedResponse { event: Some(e) }))))
     }
 
     // ------------------------------------------------------------------ submissions
@@ -562,19 +649,60 @@ impl Central {
         pb::GetPublicKeyResponse { key_id: self.signer.key_id(), public_key: self.signer.public_key().to_vec() }
     }
 
-    /// StreamReferenceData: the violation catalogue (1) and the holidays (2) after `after`.
-    pub fn reference_data(&self, req: &pb::StreamReferenceDataRequest) -> Vec<pb::ReferenceData> {
-        [("violation-catalogue", VIOLATION_CATALOGUE), ("holidays", HOLIDAYS)]
-            .into_iter()
-            .enumerate()
-            .map(|(i, (kind, content))| pb::ReferenceData {
-                sequence: i as u64 + 1,
-                kind: kind.into(),
-                version: hex::encode(&Sha256::digest(content.as_bytes())[..8]),
-                content: content.as_bytes().to_vec(),
-            })
-            .filter(|d| d.sequence > req.after)
-            .collect()
+    // ------------------------------------------------------------------ reference data
+
+    /// StreamReferenceData (any authenticated caller): every version of every kind after
+    /// `after`, in sequence order; with `follow`, then each new version as it is published.
+    pub fn stream_reference_data(&self, req: pb::StreamReferenceDataRequest) -> ReferenceStream {
+        let db = self.db.clone();
+        let read = move |after| {
+            let db = db.clone();
+            async move { store::read_reference(db.conn(), after, PAGE).await }
+        };
+        let items = follow_pages(&self.db, &self.stopping, req.after, req.follow, read, |d| d.sequence);
+        Box::pin(items.map(|r| r.map(|d| pb::StreamReferenceDataResponse { data: Some(d) })))
+    }
+
+    /// PublishReferenceData (central admin): checks the content with the parser nodes use and
+    /// appends it to the reference feed. The same content as the version in force of its kind
+    /// returns that version, with no new sequence.
+    pub async fn publish_reference_data(
+        &self,
+        caller: &Caller,
+        mut req: pb::PublishReferenceDataRequest,
+    ) -> ApiResult<pb::ReferenceData> {
+        admin_only(caller)?;
+        let mut v = Violations::new();
+        let kind = reference_content(&req.kind, &req.content, &mut v);
+        v.finish()?;
+        let kind = kind.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated kind missing")))?;
+        let request_id = std::mem::take(&mut req.request_id);
+        let mut m = match self
+            .begin(caller, "/einfo.central.v1.CentralService/PublishReferenceData", &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
+        let version = version_of(&req.content);
+        if let Some(current) = store::latest_reference(m.txn(), kind.as_str()).await?
+            && current.version == version
+        {
+            m.commit(&current).await?;
+            return Ok(current);
+        }
+        let now = m.now();
+        let mut item = pb::ReferenceData {
+            sequence: 0,
+            kind: kind.as_str().into(),
+            version,
+            content: std::mem::take(&mut req.content),
+            publish_time: Some(timestamp(now)),
+        };
+        item.sequence = store::append_reference(m.txn(), &item, now).await?;
+        m.append(&format!("reference/{kind}"), "PUBLISH", &item, "").await?;
+        m.commit(&item).await?;
+        Ok(item)
     }
 
     /// Timeliness of every target of a campaign, by jurisdiction (for the gateway).

@@ -204,3 +204,75 @@ pub async fn put_receipt<C: ConnectionTrait>(c: &C, r: &pb::Receipt, at: DateTim
     .await?;
     Ok(())
 }
+
+fn reference_from(r: &sea_orm::QueryResult) -> ApiResult<pb::ReferenceData> {
+    Ok(pb::ReferenceData {
+        sequence: r.try_get_by_index::<i64>(0)? as u64,
+        kind: r.try_get_by_index(1)?,
+        version: r.try_get_by_index(2)?,
+        content: r.try_get_by_index(3)?,
+        publish_time: Some(einfo_common::fields::timestamp(from_micros(r.try_get_by_index(4)?))),
+    })
+}
+
+const REFERENCE_COLUMNS: &str = "seq, kind, version, content, publish_time";
+
+/// Stores an item of the reference feed at its `sequence` unless that sequence is taken
+/// (seeding, which two processes opening one database may race on).
+pub async fn seed_reference<C: ConnectionTrait>(c: &C, item: &pb::ReferenceData, at: DateTime<Utc>) -> ApiResult<()> {
+    c.execute_raw(stmt(
+        c.get_database_backend(),
+        &format!("INSERT INTO central_reference ({REFERENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING"),
+        [
+            (item.sequence as i64).into(),
+            item.kind.clone().into(),
+            item.version.clone().into(),
+            item.content.clone().into(),
+            micros(at).into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether the reference feed holds anything.
+pub async fn reference_empty<C: ConnectionTrait>(c: &C) -> ApiResult<bool> {
+    let row = c
+        .query_one_raw(stmt(c.get_database_backend(), "SELECT COUNT(*) FROM central_reference", []))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) == 0)
+}
+
+/// Appends a version to the reference feed; returns its sequence. Runs under the centre's log
+/// lock, so the next sequence is the head plus one.
+pub async fn append_reference<C: ConnectionTrait>(c: &C, item: &pb::ReferenceData, at: DateTime<Utc>) -> ApiResult<u64> {
+    let b = c.get_database_backend();
+    let row = c.query_one_raw(stmt(b, "SELECT COALESCE(MAX(seq), 0) FROM central_reference", [])).await?;
+    let seq = row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64 + 1;
+    seed_reference(c, &pb::ReferenceData { sequence: seq, ..item.clone() }, at).await?;
+    Ok(seq)
+}
+
+/// The version of `kind` in force (its latest), if any.
+pub async fn latest_reference<C: ConnectionTrait>(c: &C, kind: &str) -> ApiResult<Option<pb::ReferenceData>> {
+    let row = c
+        .query_one_raw(stmt(
+            c.get_database_backend(),
+            &format!("SELECT {REFERENCE_COLUMNS} FROM central_reference WHERE kind = $1 ORDER BY seq DESC LIMIT 1"),
+            [kind.into()],
+        ))
+        .await?;
+    row.as_ref().map(reference_from).transpose()
+}
+
+/// Up to `limit` items of the reference feed after `after`.
+pub async fn read_reference<C: ConnectionTrait>(c: &C, after: u64, limit: u64) -> ApiResult<Vec<pb::ReferenceData>> {
+    let rows = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            &format!("SELECT {REFERENCE_COLUMNS} FROM central_reference WHERE seq > $1 ORDER BY seq LIMIT $2"),
+            [(after as i64).into(), (limit as i64).into()],
+        ))
+        .await?;
+    rows.iter().map(reference_from).collect()
+}

@@ -3,5 +3,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod gateway;
 pub mod node;
 pub mod verify;

@@ -34,8 +34,11 @@ enum Command {
     Verify(DbArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
-    /// Start a local federation on SQLite: the 63 provinces on several nodes.
+    /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
     Up(UpArgs),
+    /// Ask the national gateway.
+    #[command(subcommand)]
+    National(National),
     /// Measure GetSite and RegisterSite on SQLite and PostgreSQL against baselines, and a node's peak memory.
     Bench(einfo_cli::bench::BenchArgs),
 }
@@ -53,6 +56,44 @@ enum Serve {
     /// `reporting.inspection_endpoint` to the services it compiles figures from, and
     /// `reporting.centre_endpoint` to the centre.
     Reporting(ServeArgs),
+    /// The national gateway: replication into the national store, national queries, the
+    /// directory and the centre's contract. `gateway.directory_file` names the nodes.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Subcommand)]
+enum National {
+    /// Print the national table: sites by province × legal status, with totals and the
+    /// provinces missing or stale.
+    Summary(NationalArgs),
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory file (TOML `[endpoints]`: jurisdiction = endpoint).
+    #[arg(long)]
+    directory: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct NationalArgs {
+    /// The gateway's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    gateway: String,
+    /// Where the token secret is (`einfo up`'s data directory by default).
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
+    /// strict (fail when any province is missing or stale) or partial.
+    #[arg(long, default_value = "partial")]
+    mode: String,
+    /// 63 or 34 provinces.
+    #[arg(long, default_value_t = 63)]
+    grouping: u8,
 }
 
 #[derive(Args, Clone)]
@@ -136,6 +177,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Verify(a) => verify(a).await,
         Command::Token(a) => token(a),
         Command::Up(a) => up(a).await,
+        Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
+        Command::National(National::Summary(a)) => national_summary(a).await,
         Command::Bench(a) => einfo_cli::bench::run(a).await,
     }
 }
@@ -219,36 +262,41 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         std::fs::write(&secret_file, secret)?;
     }
-    let keys = TokenKeys::from_secret(std::fs::read_to_string(&secret_file)?.trim().as_bytes())?;
+    let gateway_addr = SocketAddr::from(([127, 0, 0, 1], a.port));
+    let groups = federation_groups();
+    let node_addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], a.port + 1 + i as u16));
 
-    // The centre: the intake of reports (campaigns, signed receipts), on its own SQLite database.
-    let centre_dir = a.data_dir.join("centre");
-    std::fs::create_dir_all(&centre_dir)?;
-    let centre_db =
-        einfo_common::db::Database::connect(&format!("sqlite://{}?mode=rwc", centre_dir.join("central.db").display()))
-            .await?;
-    let signer = einfo_central::load_or_create_signer(&centre_dir.join("receipt-key"))?;
-    let public_key = hex_encode(&signer.public_key());
-    let central = einfo_central::Central::open(centre_db, signer).await?;
-    let centre_addr = SocketAddr::from(([127, 0, 0, 1], a.port));
-    let centre_listener =
-        tokio::net::TcpListener::bind(centre_addr).await.with_context(|| format!("cannot listen on {centre_addr}"))?;
-    let (stop_centre, stopped) = tokio::sync::oneshot::channel::<()>();
-    let centre = tokio::spawn(einfo_central::serve(centre_listener, central, keys, async move {
-        let _ = stopped.await;
-    }));
-    println!("centre   {centre_addr}  (receipt key {public_key})");
+    // The directory the gateway starts from: every province at the node hosting it.
+    let mut entries = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        for code in group {
+            entries.push((Jurisdiction::province(Scheme::P63, code)?, format!("http://{}", node_addr(i))));
+        }
+    }
+    let directory_file = a.data_dir.join("directory.toml");
+    std::fs::write(&directory_file, einfo_gateway::directory::render(&entries))?;
+
+    // The gateway: the national store and the centre (campaigns, signed receipts).
+    let mut gs = Settings { data_dir: a.data_dir.join("gateway"), listen: gateway_addr, ..Default::default() };
+    gs.auth.secret_file = Some(secret_file.clone());
+    gs.gateway.directory_file = Some(directory_file);
+    let listener = tokio::net::TcpListener::bind(gateway_addr)
+        .await
+        .with_context(|| format!("cannot listen on {gateway_addr}"))?;
+    let gateway = einfo_cli::gateway::start(&gs, listener).await?;
+    let public_key = gateway.public_key_hex.clone();
+    println!("gateway  {gateway_addr}  (centre receipt key {public_key})");
 
     let mut nodes = Vec::new();
-    for (i, group) in federation_groups().into_iter().enumerate() {
+    for (i, group) in groups.into_iter().enumerate() {
         let mut s = Settings {
             provinces: group.clone(),
             data_dir: a.data_dir.join(format!("node-{i:02}")),
-            listen: SocketAddr::from(([127, 0, 0, 1], a.port + 1 + i as u16)),
+            listen: node_addr(i),
             ..Default::default()
         };
         s.auth.secret_file = Some(secret_file.clone());
-        s.reporting.centre_endpoint = Some(format!("http://{centre_addr}"));
+        s.reporting.centre_endpoint = Some(format!("http://{gateway_addr}"));
         s.reporting.centre_public_key_hex = Some(public_key.clone());
         let listener =
             tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
@@ -256,7 +304,8 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         println!("node {i:02}  {}  provinces {}", n.addr, group.join(","));
         nodes.push(n);
     }
-    println!("\n{} nodes host the 63 provinces and report to the centre. Tokens:", nodes.len());
+    println!("\n{} nodes host the 63 provinces; the gateway replicates them. Try:", nodes.len());
+    println!("  einfo national summary --gateway http://{gateway_addr} --data-dir {}", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
     match a.seconds {
@@ -266,11 +315,55 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     for n in nodes {
         n.stop().await?;
     }
-    let _ = stop_centre.send(());
-    centre.await??;
-    Ok(())
+    gateway.stop().await
 }
 
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
+    let mut s = settings(&a.db)?;
+    if let Some(l) = a.listen {
+        s.listen = l;
+    }
+    if let Some(d) = a.directory {
+        s.gateway.directory_file = Some(d);
+    }
+    let _telemetry = telemetry::init("einfo-gateway", &s.telemetry)?;
+    let listener =
+        tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
+    let g = einfo_cli::gateway::start(&s, listener).await?;
+    println!("gateway listening on {}", g.addr);
+    g.wait().await
+}
+
+async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
+    use einfo_proto::gateway::v1 as gw;
+    let secret_file = a.data_dir.join("token-secret");
+    let secret = std::fs::read_to_string(&secret_file)
+        .with_context(|| format!("cannot read the token secret {}", secret_file.display()))?;
+    let keys = TokenKeys::from_secret(secret.trim().as_bytes())?;
+    let caller = Caller { subject: "cli".into(), role: einfo_common::auth::Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+    let token = einfo_common::auth::BearerToken::new(&keys.issue(&caller, Duration::from_secs(600))?)?;
+    let mode = match a.mode.as_str() {
+        "strict" => gw::QueryMode::Strict,
+        "partial" => gw::QueryMode::Partial,
+        m => anyhow::bail!("--mode: '{m}' is neither strict nor partial"),
+    };
+    let grouping = match a.grouping {
+        63 => gw::Grouping::Provinces63,
+        34 => gw::Grouping::Provinces34,
+        g => anyhow::bail!("--grouping: {g} is neither 63 nor 34"),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(a.gateway.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {}", a.gateway))?;
+    let mut client = gw::national_service_client::NationalServiceClient::with_interceptor(channel, token);
+    let summary = client
+        .get_national_summary(gw::GetNationalSummaryRequest {
+            options: Some(gw::QueryOptions { mode: mode as i32, grouping: grouping as i32, max_staleness: None }),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    print!("{}", einfo_cli::gateway::render_summary(&summary));
+    Ok(())
 }

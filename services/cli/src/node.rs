@@ -1,5 +1,6 @@
 //! A provincial node: the services of the provinces it hosts behind one gRPC listener, on one
-//! database. Serving starts at once with health NOT_SERVING; migrations run; then SERVING.
+//! database. Serving starts at once with health NOT_SERVING; migrations run; the reference data
+//! applied before is put back in force; then SERVING.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,8 +10,9 @@ use einfo_common::auth::{Authenticator, TokenKeys};
 use einfo_common::changelog::{self, ChangeLogService, LogId};
 use einfo_common::config::Settings;
 use einfo_common::db::Database;
+use einfo_common::reference::{self, CentreFeed, Follower, Kind};
 use einfo_common::server;
-use einfo_domain::Jurisdiction;
+use einfo_domain::{Jurisdiction, WorkingCalendar};
 use einfo_inspection::{Inspection, InspectionGrpc, RegistryLink};
 use einfo_registry::{Registry, RegistryGrpc};
 use einfo_reporting::{CentreLink, Reporting, ReportingGrpc, StatisticsLinks};
@@ -138,12 +140,13 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     }
     let url = settings.database_url();
-    Database::connect(&url).await.with_context(|| format!("cannot open database {}", redact(&url)))
+    Database::connect_with_pool(&url, settings.database_pool_size).await.with_context(|| format!("cannot open database {}", redact(&url)))
 }
 
 /// Runs every migration of the services of `role`.
 pub async fn migrate(db: &Database, role: Role) -> anyhow::Result<()> {
     changelog::Migrator::up(db.conn(), None).await.context("change-log migrations")?;
+    reference::Migrator::up(db.conn(), None).await.context("reference-data migrations")?;
     if role.registry() {
         einfo_registry::Migrator::up(db.conn(), None).await.context("registry migrations")?;
     }
@@ -154,6 +157,41 @@ pub async fn migrate(db: &Database, role: Role) -> anyhow::Result<()> {
         einfo_reporting::Migrator::up(db.conn(), None).await.context("reporting migrations")?;
     }
     Ok(())
+}
+
+/// The reference data the node follows from the centre, each kind checked with the parser its
+/// service loads it with and put in force in that service when this process runs it. A kind
+/// whose service does not run here is still checked and stored. A configured
+/// `inspection.catalogue_file` wins over the centre's violation catalogue: the operator chose it.
+fn follower(
+    db: &Database,
+    settings: &Settings,
+    registry: Option<&Registry>,
+    inspection: Option<&Inspection>,
+    reporting: Option<&Reporting>,
+) -> Follower {
+    let catalogue_target = inspection.filter(|_| settings.inspection.catalogue_file.is_none()).cloned();
+    if inspection.is_some() && catalogue_target.is_none() {
+        tracing::info!("inspection.catalogue_file is set: the centre's violation catalogue is stored but not used");
+    }
+    let registry = registry.cloned();
+    let reporting = reporting.cloned();
+    Follower::new(db.clone())
+        .kind(Kind::ViolationCatalogue, einfo_inspection::catalogue::Catalogue::from_csv, move |c| {
+            if let Some(i) = &catalogue_target {
+                i.set_catalogue(c);
+            }
+        })
+        .kind(Kind::Holidays, |text| Ok(WorkingCalendar::from_csv(text)?), move |c| {
+            if let Some(r) = &registry {
+                r.set_calendar(c);
+            }
+        })
+        .kind(Kind::Indicators, einfo_reporting::indicators::Catalogue::from_csv, move |c| {
+            if let Some(r) = &reporting {
+                r.set_catalogue(c);
+            }
+        })
 }
 
 /// Starts a node on `listener`. It runs until [`Node::stop`] or SIGTERM/SIGINT.
@@ -245,6 +283,14 @@ pub async fn start(
         None
     };
     let routes = server::add_reflection(routes)?.routes();
+    let follower = follower(&db, settings, registry.as_ref(), inspection.as_ref(), reporting.as_ref());
+    let centre_feed = match &settings.reporting.centre_endpoint {
+        None => None,
+        Some(e) => Some(
+            CentreFeed::new(e, keys.clone(), hosted[0])
+                .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+        ),
+    };
 
     let (stop, mut stopped) = watch::channel(false);
     let shutdown = async move {
@@ -272,6 +318,7 @@ pub async fn start(
                 db.ensure_log(&LogId { jurisdiction: *j, service }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
+        follower.restore().await.context("reference data applied before")?;
         server::set_serving(&health, &names).await;
         tracing::info!("migrations done; serving");
         let stopped_signal = |tx: &watch::Sender<bool>| {
@@ -281,6 +328,14 @@ pub async fn start(
             }
         };
         let mut background = Vec::new();
+        if let Some(centre) = centre_feed {
+            background.push(tokio::spawn(reference::run(
+                follower,
+                centre,
+                feed_interval,
+                stopped_signal(&stop_after_serve),
+            )));
+        }
         if let Some(r) = registry {
             background.push(tokio::spawn(einfo_registry::clock::run(
                 r,

@@ -1,17 +1,18 @@
 //! The `einfo` binary's commands: `verify` on a tampered log, `token` against a node, a
-//! misspelt configuration key; and the SQLite settings a node opens its database with.
+//! misspelt configuration key, `serve reporting` alone beside another node; and the SQLite
+//! settings a node opens its database with.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{einfo, free_port, site};
+use common::{einfo, free_port, log_file, site, tail, wait_serving};
 use einfo_cli::node;
 use einfo_common::auth::BearerToken;
 use einfo_common::config::Settings;
 use einfo_proto::registry::v1 as pb;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use einfo_testkit::{Backend, TestDb, TestNode, both_backends};
+use einfo_testkit::{Backend, FakeCentre, TestDb, TestNode, both_backends, in_secs};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 
 async fn register(c: &mut einfo_testkit::RegistryClient, i: usize) -> pb::Site {
@@ -253,4 +254,121 @@ async fn einfo_up_starts_a_centre_and_nodes_for_all_63_provinces_and_stops_clean
         return;
     }
     panic!("einfo up could not find free ports:\n{last}");
+}
+
+/// `einfo serve reporting` as a process of its own: it serves only the reporting service, takes
+/// its campaign from the centre and compiles its figures from the registry and inspection of
+/// another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry() {
+    use einfo_proto::central::v1 as central;
+    use einfo_proto::reporting::v1 as rep;
+    use tonic_health::pb::health_check_response::ServingStatus;
+
+    let centre = FakeCentre::start(Backend::Sqlite).await.expect("sqlite");
+    let node = TestNode::start(Backend::Sqlite, &["01"]).await.expect("sqlite");
+    let mut c = node.registry("01").await;
+    register(&mut c, 1).await;
+    let registry_sequence = node.last_sequence("01").await;
+
+    let dir = node.db.dir.join("reporting");
+    let log = node.db.dir.join("reporting.log");
+    let own = format!("http://{}", node.addr);
+    let mut started = None;
+    for _ in 0..3 {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let (out, err) = log_file(&log);
+        let mut cmd = einfo();
+        cmd.args(["serve", "reporting", "--provinces", "01", "--listen", &addr, "--data-dir"])
+            .arg(&dir)
+            .env("EINFO_AUTH__SECRET", node.settings.auth.secret.clone().expect("test secret"))
+            .env("EINFO_REPORTING__REGISTRY_ENDPOINT", &own)
+            .env("EINFO_REPORTING__INSPECTION_ENDPOINT", &own)
+            .env("EINFO_REPORTING__CENTRE_ENDPOINT", centre.url())
+            .env("EINFO_REPORTING__FEED_INTERVAL_MS", "100")
+            .stdout(out)
+            .stderr(err);
+        let mut child = cmd.spawn().expect("spawn einfo serve reporting");
+        match wait_serving(&addr, &mut child, &log).await {
+            Ok(()) => {
+                started = Some((child, addr));
+                break;
+            }
+            Err(e) if e.contains("cannot listen") => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let (_child, addr) = started.unwrap_or_else(|| panic!("no free port; the log:\n{}", tail(&log)));
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+
+    // Health names the reporting service, and only it of the provincial services.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let check = |service: &str| tonic_health::pb::HealthCheckRequest { service: service.into() };
+    let status = health.check(check("einfo.reporting.v1.ReportingService")).await.expect("reporting is known");
+    assert_eq!(status.into_inner().status, ServingStatus::Serving as i32);
+    let err = health.check(check("einfo.registry.v1.RegistryService")).await.expect_err("no registry here");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // A campaign from the centre reaches it.
+    let campaign = centre
+        .admin()
+        .create_campaign(central::CreateCampaignRequest {
+            campaign: Some(central::Campaign {
+                reference: "3224/BTTTT-PTTH&TTĐT".into(),
+                title: "Báo cáo tình hình quản lý trang thông tin điện tử".into(),
+                period_start: Some(in_secs(-90 * 86_400)),
+                period_end: Some(in_secs(86_400)),
+                as_of: Some(in_secs(86_400)),
+                deadline: Some(in_secs(10 * 86_400)),
+                lock_time: Some(in_secs(20 * 86_400)),
+                targets: vec!["provinces/2008-01".into()],
+                indicators: vec![central::Indicator { code: "sites_by_kind_status".into(), ..Default::default() }],
+                narrative_sections: vec!["assessment".into()],
+                ..Default::default()
+            }),
+            request_id: "campaign-1".into(),
+        })
+        .await
+        .expect("campaign created")
+        .into_inner();
+    let reporter = einfo_common::auth::Caller {
+        subject: "reporter-01".into(),
+        role: einfo_common::auth::Role::Reporter,
+        jurisdiction: einfo_testkit::province("01"),
+    };
+    let mut reporting = rep::reporting_service_client::ReportingServiceClient::with_interceptor(
+        ch,
+        BearerToken::new(&node.token(&reporter)).expect("bearer"),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held = reporting
+            .list_campaigns(rep::ListCampaignsRequest { parent: "provinces/2008-01".into() })
+            .await
+            .map(|r| r.into_inner().campaigns.iter().any(|c| c.name == campaign.name));
+        if held.as_ref().is_ok_and(|h| *h) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the campaign never reached reporting: {held:?}\n{}", tail(&log));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Its figures come from the other node's registry, with that registry's log sequence.
+    let compiled = reporting
+        .compile_report(rep::CompileReportRequest {
+            parent: "provinces/2008-01".into(),
+            campaign: campaign.name.clone(),
+            request_id: "compile-1".into(),
+        })
+        .await
+        .expect("compiled")
+        .into_inner();
+    let values = compiled.report.and_then(|r| r.current).map(|v| v.values).unwrap_or_default();
+    let figure = values
+        .iter()
+        .find(|v| v.indicator == "sites_by_kind_status" && v.dimension == "general-website/UNLICENSED")
+        .unwrap_or_else(|| panic!("a figure for the registered site: {values:?}"));
+    assert_eq!(figure.computed, 1);
+    let provenance = figure.provenance.as_ref().expect("provenance");
+    assert_eq!((provenance.service.as_str(), provenance.log_sequence), ("registry", registry_sequence));
 }

@@ -27,6 +27,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL; unset for SQLite under `data_dir`.
     pub database_url: Option<String>,
+    /// Most connections the PostgreSQL pool opens (SQLite uses 8 readers and one writer).
+    pub database_pool_size: u32,
     /// Logging and tracing.
     pub telemetry: TelemetrySettings,
     /// Bearer tokens.
@@ -37,6 +39,8 @@ pub struct Settings {
     pub inspection: InspectionSettings,
     /// Reporting service.
     pub reporting: ReportingSettings,
+    /// The national gateway (`einfo serve gateway`).
+    pub gateway: GatewaySettings,
 }
 
 impl Default for Settings {
@@ -47,11 +51,13 @@ impl Default for Settings {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from(".einfo"),
             database_url: None,
+            database_pool_size: 32,
             telemetry: TelemetrySettings::default(),
             auth: AuthSettings::default(),
             registry: RegistrySettings::default(),
             inspection: InspectionSettings::default(),
             reporting: ReportingSettings::default(),
+            gateway: GatewaySettings::default(),
         }
     }
 }
@@ -165,6 +171,48 @@ impl ReportingSettings {
         let key: [u8; 32] =
             bytes.try_into().map_err(|_| anyhow::anyhow!("centre public key: an Ed25519 key is 32 bytes"))?;
         Ok(Some(key))
+    }
+}
+
+/// The national gateway.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// The directory file (TOML, `[endpoints]` of `"provinces/2008-01" = "http://host:port"`),
+    /// loaded into the directory when the gateway starts; admins change it by RPC after that.
+    pub directory_file: Option<PathBuf>,
+    /// The centre's receipt signing key (created when missing); default `{data_dir}/centre.key`.
+    pub signing_key_file: Option<PathBuf>,
+    /// A jurisdiction not known to be in sync for longer than this is stale.
+    pub max_staleness_ms: u64,
+    /// First retry delay after a node could not be reached; doubles up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest retry delay.
+    pub retry_max_ms: u64,
+    /// How often each replicated log is verified again from its start (catches an entry
+    /// altered behind the cursor); 0 turns the periodic audit off (it still runs on reconnect).
+    pub audit_interval_ms: u64,
+    /// Per-node timeout of live fan-out queries.
+    pub fanout_timeout_ms: u64,
+    /// Nodes asked at once by a fan-out.
+    pub fanout_concurrency: usize,
+    /// Entries applied per transaction at most.
+    pub batch_entries: usize,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            directory_file: None,
+            signing_key_file: None,
+            max_staleness_ms: 60_000,
+            retry_initial_ms: 200,
+            retry_max_ms: 10_000,
+            audit_interval_ms: 600_000,
+            fanout_timeout_ms: 2_000,
+            fanout_concurrency: 16,
+            batch_entries: 1_000,
+        }
     }
 }
 

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionOptions,
+    TransactionTrait, Value,
+};
 
 /// An open database.
 #[derive(Clone, Debug)]
@@ -26,8 +29,13 @@ pub struct Database {
 }
 
 impl Database {
-    /// Opens `url`: `sqlite://path?mode=rwc` or `postgres://…`.
+    /// Opens `url`: `sqlite://path?mode=rwc` or `postgres://…` (a pool of at most 32).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::connect_with_pool(url, 32).await
+    }
+
+    /// Opens `url` with a PostgreSQL pool of at most `pool_size` connections.
+    pub async fn connect_with_pool(url: &str, pool_size: u32) -> anyhow::Result<Self> {
         let mut opts = ConnectOptions::new(url.to_owned());
         opts.sqlx_logging(false)
             .test_before_acquire(false)
@@ -43,7 +51,7 @@ impl Database {
                     .foreign_keys(true)
             });
         } else {
-            opts.max_connections(32).min_connections(1);
+            opts.max_connections(pool_size.max(2)).min_connections(1);
         }
         let writer = if sqlite {
             let mut w = opts.clone();
@@ -86,6 +94,24 @@ impl Database {
         self.commits.clone()
     }
 
+    /// Starts a write transaction the way every writer does: on SQLite under the in-process
+    /// write lock, on the writer connection, with `BEGIN IMMEDIATE`. Mutations of a log start
+    /// here; node-wide state outside any log (the reference data applied) uses it directly.
+    pub async fn begin_write(&self) -> Result<WriteTxn, sea_orm::DbErr> {
+        let guard = match self.write_lock() {
+            Some(l) => Some(l.clone().lock_owned().await),
+            None => None,
+        };
+        let txn = self
+            .write_conn()
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            })
+            .await?;
+        Ok(WriteTxn { txn, guard })
+    }
+
     /// Closes the pool.
     pub async fn close(self) -> anyhow::Result<()> {
         if let Some(w) = self.writer {
@@ -93,6 +119,27 @@ impl Database {
         }
         self.conn.close().await?;
         Ok(())
+    }
+}
+
+/// A write transaction from [`Database::begin_write`]; dropping it without [`WriteTxn::commit`]
+/// rolls back.
+pub struct WriteTxn {
+    /// The transaction.
+    pub txn: DatabaseTransaction,
+    /// SQLite only: the write lock, held until the transaction ends.
+    pub guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTxn {
+    /// The transaction.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), sea_orm::DbErr> {
+        self.txn.commit().await
     }
 }
 

@@ -57,6 +57,7 @@ reasons! {
     RoleNotAllowed => PermissionDenied, "ROLE_NOT_ALLOWED", "The caller's role may not do this.";
     Unauthenticated => Unauthenticated, "UNAUTHENTICATED", "No valid bearer token.";
     Unavailable => Unavailable, "UNAVAILABLE", "A dependency is unreachable: retry later.";
+    JurisdictionsUnavailable => Unavailable, "JURISDICTIONS_UNAVAILABLE", "A STRICT national query lacks jurisdictions that are unreachable, in alarm or stale; ErrorInfo metadata `jurisdictions` names them.";
     Internal => Internal, "INTERNAL", "A fault on the server; it has been logged.";
 }
 
@@ -80,6 +81,8 @@ pub struct ApiError {
     pub violations: Vec<Violation>,
     /// Cause of an internal error; logged, never sent.
     pub source: Option<anyhow::Error>,
+    /// Sent as `ErrorInfo.metadata` (e.g. the jurisdictions a national query lacks).
+    pub metadata: HashMap<String, String>,
 }
 
 /// Result of an einfo operation.
@@ -88,7 +91,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// A failure of the given reason.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), violations: Vec::new(), source: None }
+        Self { reason, message: message.into(), violations: Vec::new(), source: None, metadata: HashMap::new() }
     }
 
     /// `INVALID_ARGUMENT` for one field.
@@ -100,7 +103,7 @@ impl ApiError {
     pub fn fields(violations: Vec<Violation>) -> Self {
         let message =
             violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
-        Self { reason: Reason::FieldInvalid, message, violations, source: None }
+        Self { reason: Reason::FieldInvalid, message, violations, source: None, metadata: HashMap::new() }
     }
 
     /// An `INVALID_ARGUMENT` of a specific reason (e.g. `WrongScheme`) naming one field.
@@ -122,7 +125,14 @@ impl ApiError {
             message: "internal error".into(),
             violations: Vec::new(),
             source: Some(source.into()),
+            metadata: HashMap::new(),
         }
+    }
+
+    /// Adds an `ErrorInfo.metadata` entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
     }
 
     /// The gRPC code.
@@ -155,7 +165,7 @@ impl From<ApiError> for tonic::Status {
             tracing::error!(reason = e.reason.as_str(), error = format!("{source:#}"), "internal error");
         }
         let mut details = ErrorDetails::new();
-        details.set_error_info(e.reason.as_str(), ERROR_DOMAIN, HashMap::new());
+        details.set_error_info(e.reason.as_str(), ERROR_DOMAIN, e.metadata.clone());
         if !e.violations.is_empty() {
             details.set_bad_request(
                 e.violations

@@ -1,6 +1,7 @@
 //! What every einfo service shares: layered configuration, telemetry, server assembly (health,
 //! reflection, trace context, graceful shutdown), the error-code table, caller identity, the
-//! database and the hash-chained change log with idempotent mutations.
+//! database, the hash-chained change log with idempotent mutations, and the reference data nodes
+//! follow from the centre.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -10,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod fields;
 pub mod receipts;
+pub mod reference;
 pub mod server;
 pub mod telemetry;
 pub mod trace_context;

@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use einfo_common::auth::{Caller, Role};
 use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
 use einfo_common::db::{Database, micros};
+use einfo_common::reference::Current;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
     MAX_NAME, MAX_TEXT, check_request_id, instant, jurisdiction, known_enum, new_id, next_etag, next_token, page_after,
@@ -34,7 +35,7 @@ pub struct Inspection {
     db: Database,
     scheme: Scheme,
     hosted: Arc<HashSet<Jurisdiction>>,
-    catalogue: Arc<Catalogue>,
+    catalogue: Current<Catalogue>,
     agencies: Arc<Vec<pb::Agency>>,
     registry: RegistryLink,
 }
@@ -60,10 +61,21 @@ impl Inspection {
             db,
             scheme,
             hosted: Arc::new(hosted.into_iter().collect()),
-            catalogue: Arc::new(catalogue),
+            catalogue: Current::new(catalogue),
             agencies: Arc::new(agencies()),
             registry,
         }
+    }
+
+    /// Puts another violation catalogue in force (reference data from the centre). Checks
+    /// started before keep the catalogue they began with.
+    pub fn set_catalogue(&self, catalogue: Catalogue) {
+        self.catalogue.set(catalogue);
+    }
+
+    /// The violation catalogue in force.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.get()
     }
 
     /// The database.
@@ -270,13 +282,14 @@ impl Inspection {
 
     /// Checks the violations of an inspection against the catalogue.
     fn check_violations(&self, list: &[pb::Violation], prefix: &str, v: &mut Violations) {
+        let catalogue = self.catalogue.get();
         for (i, x) in list.iter().enumerate() {
             let f = |s: &str| format!("{prefix}[{i}].{s}");
             let at = required_instant(x.act_time.as_ref(), &f("act_time"), v);
-            if !self.catalogue.knows(&x.code) {
+            if !catalogue.knows(&x.code) {
                 v.add(f("code"), format!("'{}' is not in the violation catalogue", x.code));
             } else if let Some(at) = at
-                && self.catalogue.in_force(&x.code, at).is_none()
+                && catalogue.in_force(&x.code, at).is_none()
             {
                 v.add(f("act_time"), format!("no entry of '{}' was in force on that date", x.code));
             }
@@ -597,8 +610,9 @@ impl Inspection {
     ) -> (i64, i64, HashSet<i32>) {
         let (mut lo, mut hi) = (0i64, 0i64);
         let mut allowed: HashSet<i32> = HashSet::new();
+        let catalogue = self.catalogue.get();
         for (idx, x) in chosen {
-            match self.catalogue.in_force(&x.code, instant(x.act_time.as_ref())) {
+            match catalogue.in_force(&x.code, instant(x.act_time.as_ref())) {
                 None => v.add(
                     format!("decision.violation_indexes[{idx}]"),
                     format!("no catalogue entry of '{}' in force on its date", x.code),
@@ -929,8 +943,9 @@ impl Inspection {
 
     /// ListCatalogue.
     pub fn list_catalogue(&self, req: pb::ListCatalogueRequest) -> ApiResult<pb::ListCatalogueResponse> {
+        let catalogue = self.catalogue.get();
         let entries = if req.all_versions {
-            self.catalogue.all().to_vec()
+            catalogue.all().to_vec()
         } else {
             let mut v = Violations::new();
             let at = match &req.as_of {
@@ -938,9 +953,9 @@ impl Inspection {
                 Some(t) => required_instant(Some(t), "as_of", &mut v).unwrap_or_else(Utc::now),
             };
             v.finish()?;
-            self.catalogue.all_in_force(at)
+            catalogue.all_in_force(at)
         };
-        Ok(pb::ListCatalogueResponse { entries, catalogue_version: self.catalogue.version().to_owned() })
+        Ok(pb::ListCatalogueResponse { entries, catalogue_version: catalogue.version().to_owned() })
     }
 
     /// ListAgencies.

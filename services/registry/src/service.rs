@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use einfo_common::auth::Caller;
 use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
 use einfo_common::db::Database;
+use einfo_common::reference::Current;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 pub use einfo_common::fields::vietnam;
 use einfo_common::fields::{check_request_id, new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
@@ -33,7 +34,7 @@ pub struct Registry {
     scheme: Scheme,
     hosted: Arc<HashSet<Jurisdiction>>,
     kinds: Arc<Kinds>,
-    calendar: &'static WorkingCalendar,
+    calendar: Current<WorkingCalendar>,
 }
 
 impl Registry {
@@ -44,13 +45,19 @@ impl Registry {
             scheme,
             hosted: Arc::new(hosted.into_iter().collect()),
             kinds: Arc::new(Kinds::bundled()),
-            calendar: WorkingCalendar::bundled(),
+            calendar: Current::new(WorkingCalendar::bundled().clone()),
         }
     }
 
     /// The provinces hosted.
     pub fn hosted(&self) -> impl Iterator<Item = &Jurisdiction> {
         self.hosted.iter()
+    }
+
+    /// Puts another working-day calendar in force (holidays from the centre): deadlines
+    /// computed from now on count working days by it; deadlines already set stay.
+    pub fn set_calendar(&self, calendar: WorkingCalendar) {
+        self.calendar.set(calendar);
     }
 
     /// The database.
@@ -449,7 +456,7 @@ impl Registry {
     /// working day following the day of receipt (civil dates in Vietnam).
     pub fn deadline(&self, received: DateTime<Utc>, days: u32) -> DateTime<Utc> {
         let date = received.with_timezone(&vietnam()).date_naive();
-        let last = self.calendar.add_working_days(date, days);
+        let last = self.calendar.get().add_working_days(date, days);
         let next = last.succ_opt().unwrap_or(last).and_time(NaiveTime::MIN);
         vietnam().from_local_datetime(&next).single().map(|d| d.with_timezone(&Utc)).unwrap_or(received)
     }

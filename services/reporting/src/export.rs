@@ -108,7 +108,7 @@ impl Reporting {
             return Err(ApiError::field("format", "is required: XLSX or CSV"));
         }
         let (report, v, campaign) = self.version_for_export(caller, &req.name, req.version).await?;
-        let rows = rows(&report, &v, &campaign, self.catalogue());
+        let rows = rows(&report, &v, &campaign, &self.catalogue());
         let base = format!(
             "{}-{}-v{}",
             report.jurisdiction.replace('/', "-"),

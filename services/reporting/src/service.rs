@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use einfo_common::auth::{Caller, Role};
 use einfo_common::changelog::{Begin, Idempotency, LogId, body_hash};
 use einfo_common::db::{Database, from_micros, micros};
+use einfo_common::reference::Current;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{MAX_TEXT, check_request_id, instant, jurisdiction, next_etag, resource, timestamp};
 use einfo_domain::{Jurisdiction, Scheme};
@@ -34,7 +35,7 @@ pub struct Reporting {
     db: Database,
     scheme: Scheme,
     hosted: Arc<HashSet<Jurisdiction>>,
-    catalogue: Arc<Catalogue>,
+    catalogue: Current<Catalogue>,
     stats: StatisticsLinks,
     centre: Option<CentreLink>,
 }
@@ -122,7 +123,7 @@ impl Reporting {
             db,
             scheme,
             hosted: Arc::new(hosted.into_iter().collect()),
-            catalogue: Arc::new(catalogue),
+            catalogue: Current::new(catalogue),
             stats,
             centre,
         }
@@ -143,9 +144,15 @@ impl Reporting {
         self.centre.as_ref()
     }
 
-    /// The indicator catalogue.
-    pub fn catalogue(&self) -> &Catalogue {
-        &self.catalogue
+    /// The indicator catalogue in force.
+    pub fn catalogue(&self) -> Arc<Catalogue> {
+        self.catalogue.get()
+    }
+
+    /// Puts another indicator catalogue in force (reference data from the centre): compiles
+    /// started from now on use it.
+    pub fn set_catalogue(&self, catalogue: Catalogue) {
+        self.catalogue.set(catalogue);
     }
 
     fn check_hosted(&self, j: Jurisdiction) -> ApiResult<Jurisdiction> {
@@ -241,14 +248,14 @@ impl Reporting {
     // ------------------------------------------------------------------ compile
 
     /// The rules a campaign asks for (every rule when it names none), in catalogue order.
-    fn rules_for(&self, c: &central::Campaign) -> Vec<&crate::indicators::Rule> {
+    fn rules_for<'a>(catalogue: &'a Catalogue, c: &central::Campaign) -> Vec<&'a crate::indicators::Rule> {
         let asked: HashSet<&str> = c.indicators.iter().map(|i| i.code.as_str()).collect();
         for code in &asked {
-            if self.catalogue.get(code).is_none() {
+            if catalogue.get(code).is_none() {
                 tracing::warn!(campaign = %c.name, indicator = code, "the campaign asks for an indicator this node has no rule for");
             }
         }
-        self.catalogue.rules().iter().filter(|r| asked.is_empty() || asked.contains(r.code.as_str())).collect()
+        catalogue.rules().iter().filter(|r| asked.is_empty() || asked.contains(r.code.as_str())).collect()
     }
 
     /// CompileReport: figures from registry and inspection as of the campaign's cut-off (or now,
@@ -308,14 +315,15 @@ impl Reporting {
         let compile_time = timestamp(m.now());
 
         let mut fresh: BTreeMap<(usize, String, String), pb::IndicatorValue> = BTreeMap::new();
-        for rule in self.rules_for(c) {
+        let catalogue = self.catalogue.get();
+        for rule in Self::rules_for(&catalogue, c) {
             let (service, seq) = match rule.source {
                 Source::Registry => ("registry", r.log_sequence),
                 Source::Inspection => ("inspection", i.log_sequence),
             };
             for (dimension, value) in evaluate(rule, &r, &i) {
                 fresh.insert(
-                    (self.catalogue.position(&rule.code), rule.code.clone(), dimension.clone()),
+                    (catalogue.position(&rule.code), rule.code.clone(), dimension.clone()),
                     pb::IndicatorValue {
                         indicator: rule.code.clone(),
                         dimension,
@@ -378,13 +386,13 @@ impl Reporting {
             if o.overridden {
                 let mut kept = o.clone();
                 kept.computed = 0;
-                let service = self.catalogue.get(&key.0).map_or("registry", |r| r.source.as_str());
+                let service = catalogue.get(&key.0).map_or("registry", |r| r.source.as_str());
                 kept.provenance = Some(pb::Provenance {
                     service: service.into(),
                     log_sequence: if service == "registry" { r.log_sequence } else { i.log_sequence },
                     compile_time: Some(compile_time),
                 });
-                fresh.insert((self.catalogue.position(&key.0), key.0.clone(), key.1.clone()), kept);
+                fresh.insert((catalogue.position(&key.0), key.0.clone(), key.1.clone()), kept);
             }
         }
         current.values = fresh.into_values().collect();

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod centre;
+pub mod gateway;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -134,6 +135,7 @@ pub type InspectionClient = InspectionServiceClient<InterceptedService<Channel, 
 pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
 
 pub use centre::{CentralClient, FakeCentre};
+pub use gateway::{DirectoryClient, NationalClient, TestGateway};
 pub use einfo_cli::node::Role as NodeRole;
 pub use proxy::{ProxyMode, TcpProxy};
 
@@ -162,6 +164,8 @@ pub fn settings(db: &TestDb, provinces: &[&str]) -> Settings {
     };
     s.auth.secret = Some("einfo-test-secret-that-is-long-enough-0123456789".into());
     s.registry.clock_interval_ms = 100;
+    // Tests run many nodes at once against one PostgreSQL server (100 connections).
+    s.database_pool_size = 8;
     s
 }
 
@@ -202,7 +206,7 @@ impl TestNode {
     pub async fn wait_serving(&self) {
         let ch = self.channel().await;
         let mut h = tonic_health_client(ch);
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
                 && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
             {

@@ -5,14 +5,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use einfo_domain::Jurisdiction;
 use prost::Message;
-use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, TransactionOptions, TransactionTrait,
-    sea_query::Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, QueryResult, sea_query::Value};
 
 use super::{Actor, ChainBreak, ChainVerifier, ChangeEntry, GENESIS_HASH, SCHEMA_VERSION, entry_hash};
 use crate::auth::Caller;
-use crate::db::{Database, from_micros, is_unique_violation, micros, stmt};
+use crate::db::{Database, WriteTxn, from_micros, is_unique_violation, micros, stmt};
 use crate::error::{ApiError, ApiResult, Reason};
 
 /// One log: a jurisdiction's log of one service.
@@ -95,18 +92,8 @@ impl Database {
         caller: &Caller,
         idempotency: Option<Idempotency>,
     ) -> ApiResult<Begin<R>> {
-        let guard = match self.write_lock() {
-            Some(l) => Some(l.clone().lock_owned().await),
-            None => None,
-        };
+        let WriteTxn { txn, guard } = self.begin_write().await?;
         let b = self.backend();
-        let txn = self
-            .write_conn()
-            .begin_with_options(TransactionOptions {
-                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
-                ..Default::default()
-            })
-            .await?;
         let lock_sql = match b {
             DbBackend::Postgres => {
                 "SELECT seq, hash FROM log_heads WHERE jurisdiction = $1 AND service = $2 FOR UPDATE"

@@ -1,0 +1,313 @@
+//! The national gateway: the directory of provincial nodes, replication of every
+//! (jurisdiction, service) change log into the national store, national queries that say
+//! jurisdiction by jurisdiction how complete and fresh they are (STRICT fails naming what is
+//! missing, PARTIAL answers and names it), live fan-out for questions that must be current, and
+//! the centre's contract (`einfo.central.v1`, served by the `einfo-central` crate on the
+//! gateway's own database).
+//!
+//! The national summary is served from memory: replication keeps the per-(jurisdiction, kind,
+//! legal status) counts in the `gw_summary` table in the same transaction as the sites, and the
+//! gateway mirrors that table after each commit, so a summary costs the same whatever the number
+//! of sites.
+#![forbid(unsafe_code)]
+
+pub mod directory;
+pub mod fanout;
+pub mod grpc;
+pub mod migration;
+pub mod national;
+pub mod replicate;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use einfo_central::Central;
+use einfo_common::auth::{Authenticator, BearerToken, Caller, Role, TokenKeys};
+use einfo_common::config::GatewaySettings;
+use einfo_common::db::Database;
+use einfo_common::server;
+use einfo_domain::{Jurisdiction, Scheme};
+use einfo_proto::gateway::v1 as pb;
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::watch;
+
+pub use migration::Migrator;
+
+/// gRPC name of the national queries (for health).
+pub const NATIONAL_GRPC: &str = "einfo.gateway.v1.NationalService";
+/// gRPC name of the directory (for health).
+pub const DIRECTORY_GRPC: &str = "einfo.gateway.v1.DirectoryService";
+/// The provincial logs replicated.
+pub const SERVICES: [&str; 2] = ["registry", "inspection"];
+
+/// Where replication of one log stands (in memory).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LogState {
+    /// Last sequence applied.
+    pub seq: u64,
+    /// When an entry was last applied.
+    pub apply_time: Option<DateTime<Utc>>,
+    /// A stream to the node is open.
+    pub connected: bool,
+    /// Everything the node had when the stream opened has been applied.
+    pub caught_up: bool,
+    /// The last instant the store was known to hold everything the node had.
+    pub last_live: Option<DateTime<Utc>>,
+    /// Last error reaching the node.
+    pub error: String,
+    /// The node does not run this service (e.g. a registry-only node): nothing to replicate.
+    pub absent: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    pub directory: BTreeMap<Jurisdiction, String>,
+    pub logs: HashMap<(Jurisdiction, &'static str), LogState>,
+    pub alarms: HashMap<Jurisdiction, (String, DateTime<Utc>)>,
+    pub cells: HashMap<store::CellKey, i64>,
+    pub spawned: BTreeSet<Jurisdiction>,
+}
+
+pub(crate) struct Inner {
+    pub db: Database,
+    pub settings: GatewaySettings,
+    pub keys: TokenKeys,
+    pub state: Mutex<State>,
+    /// Bumped whenever the store or a freshness changes.
+    pub revision: watch::Sender<u64>,
+    /// Bumped whenever the directory or an alarm changes: replicators look again.
+    pub directory_changed: watch::Sender<u64>,
+    pub stopping: watch::Sender<bool>,
+    pub central: Central,
+    pub channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+}
+
+/// The gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(pub(crate) Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Gateway {
+    /// Opens the gateway on `db` (migrated here): the national store, the directory (merged with
+    /// `settings.directory_file` when set) and the centre.
+    pub async fn open(
+        db: Database,
+        settings: GatewaySettings,
+        keys: TokenKeys,
+        signer: einfo_common::receipts::ReceiptSigner,
+    ) -> anyhow::Result<Self> {
+        let central = Central::open(db.clone(), signer).await?;
+        Migrator::up(db.conn(), None).await?;
+        if let Some(f) = &settings.directory_file {
+            for (j, endpoint) in directory::load_file(f)? {
+                store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        let mut state = State::default();
+        let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
+        for (j, e) in store::directory(db.conn()).await.map_err(err)? {
+            state.directory.insert(Jurisdiction::parse(&j)?, e);
+        }
+        for (j, service, seq, at) in store::cursors(db.conn()).await.map_err(err)? {
+            let Some(service) = SERVICES.iter().find(|s| **s == service) else { continue };
+            let st = state.logs.entry((Jurisdiction::parse(&j)?, service)).or_default();
+            st.seq = seq;
+            st.apply_time = Some(at);
+        }
+        for (j, detail, at) in store::alarms(db.conn()).await.map_err(err)? {
+            state.alarms.insert(Jurisdiction::parse(&j)?, (detail, at));
+        }
+        for (key, n) in store::summary_cells(db.conn()).await.map_err(err)? {
+            state.cells.insert(key, n);
+        }
+        Ok(Gateway(Arc::new(Inner {
+            db,
+            settings,
+            keys,
+            state: Mutex::new(state),
+            revision: watch::Sender::new(0),
+            directory_changed: watch::Sender::new(0),
+            stopping: watch::Sender::new(false),
+            central,
+            channels: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// The centre served by this gateway.
+    pub fn central(&self) -> &Central {
+        &self.0.central
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.0.db
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.0.settings
+    }
+
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.0.state)
+    }
+
+    /// A bearer token the gateway calls nodes with (central analyst: it reads, never writes).
+    pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
+        let caller = Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+        BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(24 * 3600))?)
+    }
+
+    /// A channel to `endpoint`, shared by every call to it (HTTP/2 multiplexes them).
+    pub(crate) fn channel(&self, endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
+        let mut channels = lock(&self.0.channels);
+        if let Some(c) = channels.get(endpoint) {
+            return Ok(c.clone());
+        }
+        let c = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+            .connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        channels.insert(endpoint.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Marks that something a summary shows changed.
+    pub(crate) fn bump(&self) {
+        self.0.revision.send_modify(|r| *r += 1);
+    }
+
+    /// The current revision and a receiver of the next ones.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.revision.subscribe()
+    }
+
+    /// Asks background work and open streams to stop.
+    pub fn stop(&self) {
+        let _ = self.0.stopping.send(true);
+        self.0.central.stop_streams();
+    }
+
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.0.stopping.subscribe()
+    }
+
+    /// Starts replicating every jurisdiction of the directory (and those added later).
+    pub fn start_replication(&self) {
+        let js: Vec<Jurisdiction> = self.state().directory.keys().copied().collect();
+        for j in js {
+            self.spawn_jurisdiction(j);
+        }
+    }
+
+    pub(crate) fn spawn_jurisdiction(&self, j: Jurisdiction) {
+        if !self.state().spawned.insert(j) {
+            return;
+        }
+        for service in SERVICES {
+            tokio::spawn(replicate::run(self.clone(), j, service));
+        }
+    }
+
+    /// Every jurisdiction a national answer accounts for: the 63 provinces (the default set),
+    /// every jurisdiction of the directory, and every one the store holds data of.
+    pub fn expected(&self) -> BTreeSet<Jurisdiction> {
+        let st = self.state();
+        let mut out: BTreeSet<Jurisdiction> = Scheme::P63.provinces().iter().map(|p| p.jurisdiction()).collect();
+        out.extend(st.directory.keys().copied());
+        out.extend(st.logs.keys().map(|(j, _)| *j));
+        out.extend(st.cells.keys().filter_map(|(j, _, _)| Jurisdiction::parse(j).ok()));
+        out
+    }
+
+    /// Freshness of `j` at `now`, with `bound` as the staleness bound.
+    pub fn freshness(&self, j: &Jurisdiction, now: DateTime<Utc>, bound: Duration) -> pb::JurisdictionFreshness {
+        let st = self.state();
+        freshness_of(&st, j, now, bound)
+    }
+
+    /// Serves the gateway on `listener` (national queries, directory, the centre, health and
+    /// reflection) until `shutdown` resolves, replicating meanwhile.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let names = [NATIONAL_GRPC, DIRECTORY_GRPC, einfo_central::SERVICE_NAME];
+        let (reporter, health) = server::health(&names);
+        let mut routes = tonic::service::Routes::builder();
+        routes.add_service(health);
+        routes.add_service(einfo_central::CentralGrpc(self.0.central.clone()).into_server());
+        routes.add_service(grpc::NationalGrpc(self.clone()).into_server());
+        routes.add_service(grpc::DirectoryGrpc(self.clone()).into_server());
+        let routes = server::add_reflection(routes)?.routes();
+        server::set_serving(&reporter, &names).await;
+        self.start_replication();
+        let stopper = self.clone();
+        server::serve(listener, routes, Authenticator::new(self.0.keys.clone()), async move {
+            shutdown.await;
+            stopper.stop();
+        })
+        .await
+    }
+}
+
+/// Freshness of `j` from the replication state.
+pub(crate) fn freshness_of(
+    st: &State,
+    j: &Jurisdiction,
+    now: DateTime<Utc>,
+    bound: Duration,
+) -> pb::JurisdictionFreshness {
+    use pb::FreshnessState as F;
+    let endpoint = st.directory.get(j).cloned().unwrap_or_default();
+    let logs: Vec<LogState> =
+        SERVICES.iter().map(|s| st.logs.get(&(*j, *s)).cloned().unwrap_or_default()).collect();
+    let seq = |i: usize| logs[i].seq;
+    let apply_time = logs.iter().filter_map(|l| l.apply_time).max();
+    let live = |l: &LogState| l.absent || (l.connected && l.caught_up);
+    let sync_time = if logs.iter().all(live) {
+        Some(now)
+    } else {
+        logs.iter().filter(|l| !live(l)).map(|l| l.last_live).min().flatten()
+    };
+    let lag = sync_time.map(|t| (now - t).max(chrono::TimeDelta::zero()));
+    let (state, detail) = if let Some((detail, _)) = st.alarms.get(j) {
+        (F::Alarm, detail.clone())
+    } else if endpoint.is_empty() {
+        (F::Unconfigured, "not in the directory".to_owned())
+    } else if logs.iter().all(live) {
+        (F::Live, String::new())
+    } else if logs.iter().any(|l| !l.absent && !l.connected) {
+        let error = logs.iter().map(|l| l.error.as_str()).find(|e| !e.is_empty()).unwrap_or("not connected yet");
+        (F::Unreachable, error.to_owned())
+    } else {
+        match lag {
+            Some(l) if l.to_std().unwrap_or_default() <= bound => (F::CatchingUp, String::new()),
+            _ => (F::Stale, "catching up".to_owned()),
+        }
+    };
+    pb::JurisdictionFreshness {
+        jurisdiction: j.to_string(),
+        endpoint,
+        state: state as i32,
+        registry_sequence: seq(0),
+        inspection_sequence: seq(1),
+        sync_time: sync_time.map(einfo_common::fields::timestamp),
+        lag: lag.map(|l| prost_types::Duration {
+            seconds: l.num_seconds(),
+            nanos: (l.subsec_nanos()).max(0),
+        }),
+        detail,
+        apply_time: apply_time.map(einfo_common::fields::timestamp),
+    }
+}

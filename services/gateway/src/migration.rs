@@ -1,0 +1,116 @@
+//! The national store's tables (prefixed `gw_`). Rows hold the replicated protobuf state beside
+//! the columns queries filter on. Instants are microseconds since the epoch.
+
+use einfo_common::db::execute_ddl;
+use sea_orm_migration::prelude::*;
+
+/// Gateway migrations, tracked apart from other services'.
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(M0001Gateway)]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "einfo_migrations_gateway".into_iden()
+    }
+}
+
+struct M0001Gateway;
+
+impl MigrationName for M0001Gateway {
+    fn name(&self) -> &str {
+        "m0001_gateway"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0001Gateway {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "CREATE TABLE gw_directory (jurisdiction TEXT PRIMARY KEY, endpoint TEXT NOT NULL)",
+                // Where replication of each (jurisdiction, service) log stands: the last entry
+                // applied and its hash, written in the same transaction as the data.
+                "CREATE TABLE gw_cursors (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    hash BLOB NOT NULL,
+                    apply_time BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, service))",
+                "CREATE TABLE gw_alarms (
+                    jurisdiction TEXT PRIMARY KEY,
+                    detail TEXT NOT NULL,
+                    raise_time BIGINT NOT NULL)",
+                "CREATE TABLE gw_sites (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    voided INTEGER NOT NULL,
+                    name_folded TEXT NOT NULL,
+                    owner_tax_code TEXT NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX gw_sites_jurisdiction ON gw_sites (jurisdiction)",
+                "CREATE INDEX gw_sites_tax ON gw_sites (owner_tax_code)",
+                "CREATE TABLE gw_site_domains (
+                    site TEXT NOT NULL,
+                    ascii TEXT NOT NULL,
+                    registrable TEXT NOT NULL,
+                    jurisdiction TEXT NOT NULL,
+                    PRIMARY KEY (site, ascii))",
+                "CREATE INDEX gw_site_domains_ascii ON gw_site_domains (ascii)",
+                "CREATE INDEX gw_site_domains_registrable ON gw_site_domains (registrable)",
+                "CREATE TABLE gw_licences (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    state INTEGER NOT NULL,
+                    expire_time BIGINT NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX gw_licences_expiry ON gw_licences (state, expire_time)",
+                "CREATE TABLE gw_applications (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    state INTEGER NOT NULL,
+                    deadline BIGINT NOT NULL,
+                    body BLOB NOT NULL)",
+                "CREATE INDEX gw_applications_deadline ON gw_applications (state, deadline)",
+                "CREATE TABLE gw_inspections (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    inspect_time BIGINT NOT NULL)",
+                "CREATE INDEX gw_inspections_time ON gw_inspections (inspect_time)",
+                "CREATE TABLE gw_violations (
+                    inspection TEXT NOT NULL,
+                    idx INTEGER NOT NULL,
+                    jurisdiction TEXT NOT NULL,
+                    code TEXT NOT NULL,
+                    inspect_time BIGINT NOT NULL,
+                    PRIMARY KEY (inspection, idx))",
+                "CREATE INDEX gw_violations_time ON gw_violations (inspect_time)",
+                "CREATE TABLE gw_decisions (
+                    name TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    decision_time BIGINT NOT NULL,
+                    fine_vnd BIGINT NOT NULL,
+                    suspensions INTEGER NOT NULL,
+                    revocations INTEGER NOT NULL,
+                    voided INTEGER NOT NULL)",
+                "CREATE INDEX gw_decisions_time ON gw_decisions (decision_time)",
+                // Sites by (jurisdiction, kind, legal status), kept by replication in the same
+                // transaction as the sites: the national summary never scans the sites.
+                "CREATE TABLE gw_summary (
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    count BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, kind, legal_status))",
+            ],
+        )
+        .await
+    }
+}

@@ -1,0 +1,308 @@
+//! Replication of one (jurisdiction, service) log into the national store.
+//!
+//! The replicator reads the stored cursor (sequence and hash), asks the node for its log head,
+//! then follows `StreamChanges(after = cursor, after_hash)`. Each entry is verified against the
+//! chain (density, `prev_hash`, its own hash) before it is applied; a batch is applied with the
+//! cursor in one transaction, so a crash loses nothing and applies nothing twice. A broken chain,
+//! or `FAILED_PRECONDITION` on the cursor's hash (an altered or forked history), raises the
+//! jurisdiction's integrity alarm and stops its replication until an operator clears it. On
+//! every (re)connection, and every `audit_interval_ms`, the log is also read again from its start
+//! up to the cursor and verified, which finds an entry altered behind the cursor. An unreachable
+//! node is retried with exponential backoff.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use einfo_common::auth::BearerToken;
+use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH};
+use einfo_domain::Jurisdiction;
+use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
+use einfo_proto::log::v1::{GetLogHeadRequest, StreamChangesRequest};
+use futures::FutureExt;
+use tonic::Code;
+use tonic::codegen::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::{Gateway, store};
+
+type Client = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Why following a log stopped.
+enum Stop {
+    /// The node's history does not verify: raise the alarm.
+    Integrity(String),
+    /// The node could not be reached or failed: retry later.
+    Unreachable(String),
+    /// The node does not run this service.
+    Absent,
+    /// The stream ended normally (the node shut down).
+    Ended,
+}
+
+fn classify(s: &tonic::Status) -> Stop {
+    match s.code() {
+        Code::FailedPrecondition => Stop::Integrity(format!("the node refused the cursor: {}", s.message())),
+        Code::InvalidArgument if s.message().contains("no service") => Stop::Absent,
+        _ => Stop::Unreachable(format!("{:?}: {}", s.code(), s.message())),
+    }
+}
+
+/// Replicates `service` of `j` until the gateway stops.
+pub async fn run(gw: Gateway, j: Jurisdiction, service: &'static str) {
+    let initial = Duration::from_millis(gw.settings().retry_initial_ms.max(10));
+    let max = Duration::from_millis(gw.settings().retry_max_ms.max(gw.settings().retry_initial_ms).max(10));
+    let mut backoff = initial;
+    let mut stopping = gw.stopping();
+    let mut changes = gw.0.directory_changed.subscribe();
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        changes.borrow_and_update();
+        let endpoint = gw.state().directory.get(&j).cloned();
+        let (Some(endpoint), false) = (endpoint, gw.in_alarm(&j)) else {
+            set(&gw, &j, service, |l| {
+                l.connected = false;
+                l.caught_up = false;
+            });
+            tokio::select! {
+                _ = changes.changed() => continue,
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        };
+        let outcome = tokio::select! {
+            r = follow(&gw, &j, service, &endpoint) => r,
+            _ = changes.changed() => Stop::Ended,
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        let was_live = gw.state().logs.get(&(j, service)).is_some_and(|l| l.connected && l.caught_up);
+        set(&gw, &j, service, |l| {
+            if was_live {
+                l.last_live = Some(Utc::now());
+            }
+            l.connected = false;
+            l.caught_up = false;
+        });
+        let wait = match outcome {
+            Stop::Integrity(detail) => {
+                gw.raise_alarm(&j, &format!("{service} log: {detail}")).await;
+                continue;
+            }
+            Stop::Absent => {
+                set(&gw, &j, service, |l| l.absent = true);
+                max
+            }
+            Stop::Ended => {
+                backoff = initial;
+                initial
+            }
+            Stop::Unreachable(e) => {
+                tracing::debug!(jurisdiction = %j, service, error = %e, "node unreachable; retrying");
+                set(&gw, &j, service, |l| l.error = e);
+                let w = backoff;
+                backoff = (backoff * 2).min(max);
+                w
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = changes.changed() => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Changes the in-memory state of a log and bumps the revision.
+fn set(gw: &Gateway, j: &Jurisdiction, service: &'static str, f: impl FnOnce(&mut crate::LogState)) {
+    {
+        let mut st = gw.state();
+        f(st.logs.entry((*j, service)).or_default());
+    }
+    gw.bump();
+}
+
+fn client(gw: &Gateway, endpoint: &str) -> Result<Client, Stop> {
+    let channel = gw.channel(endpoint).map_err(|e| Stop::Unreachable(e.to_string()))?;
+    let token = gw.token().map_err(|e| Stop::Unreachable(e.to_string()))?;
+    Ok(ChangeLogServiceClient::with_interceptor(channel, token).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint: &str) -> Stop {
+    let mut c = match client(gw, endpoint) {
+        Ok(c) => c,
+        Err(s) => return s,
+    };
+    let (seq, hash) = match store::cursor(gw.db().conn(), j, service).await {
+        Ok(c) => c.unwrap_or((0, GENESIS_HASH.to_vec())),
+        Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+    };
+    let head = match tokio::time::timeout(
+        Duration::from_secs(10),
+        c.get_log_head(GetLogHeadRequest { jurisdiction: j.to_string(), service: service.into() }),
+    )
+    .await
+    {
+        Ok(Ok(h)) => h.into_inner(),
+        Ok(Err(s)) => return classify(&s),
+        Err(_) => return Stop::Unreachable("GetLogHead timed out".into()),
+    };
+    if seq > 0 {
+        if let Err(stop) = audit(&mut c, j, service, seq, &hash).await {
+            return stop;
+        }
+    }
+    let mut stream = match c
+        .stream_changes(StreamChangesRequest {
+            jurisdiction: j.to_string(),
+            service: service.into(),
+            after: seq,
+            after_hash: if seq == 0 { Vec::new() } else { hash.clone() },
+            follow: true,
+        })
+        .await
+    {
+        Ok(s) => s.into_inner(),
+        Err(s) => return classify(&s),
+    };
+    let caught_up = head.sequence <= seq;
+    set(gw, j, service, |l| {
+        l.connected = true;
+        l.caught_up = caught_up;
+        l.seq = seq;
+        l.error.clear();
+        l.absent = false;
+    });
+    let mut verifier = ChainVerifier::new(format!("{j}/{service}"), seq, &hash);
+    let batch_max = gw.settings().batch_entries.max(1);
+    let audit_every = gw.settings().audit_interval_ms;
+    let mut next_audit = (audit_every > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(audit_every));
+    loop {
+        let first = tokio::select! {
+            m = stream.message() => m,
+            _ = async {
+                match next_audit {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => futures::future::pending().await,
+                }
+            } => {
+                // A periodic audit on a second call; the stream stays open.
+                let mut audit_client = c.clone();
+                if let Err(stop) = audit(&mut audit_client, j, service, verifier.last_sequence(), verifier.last_hash()).await {
+                    return stop;
+                }
+                next_audit = Some(tokio::time::Instant::now() + Duration::from_millis(audit_every));
+                continue;
+            }
+        };
+        let mut batch: Vec<ChangeEntry> = match first {
+            Ok(Some(r)) => r.entry.into_iter().collect(),
+            Ok(None) => return Stop::Ended,
+            Err(s) => return classify(&s),
+        };
+        let mut failure = None;
+        while batch.len() < batch_max {
+            match stream.message().now_or_never() {
+                Some(Ok(Some(r))) => batch.extend(r.entry),
+                Some(Ok(None)) => {
+                    failure = Some(Stop::Ended);
+                    break;
+                }
+                Some(Err(s)) => {
+                    failure = Some(classify(&s));
+                    break;
+                }
+                None => break,
+            }
+        }
+        let mut good = Vec::with_capacity(batch.len());
+        for e in batch {
+            match verifier.check(&e) {
+                Ok(()) => good.push(e),
+                Err(b) => {
+                    failure = Some(Stop::Integrity(b.to_string()));
+                    break;
+                }
+            }
+        }
+        if !good.is_empty() {
+            if let Err(e) = apply(gw, j, service, &good).await {
+                return Stop::Unreachable(format!("national store: {e}"));
+            }
+            let last = good.last().map_or(seq, |e| e.sequence);
+            let now = Utc::now();
+            set(gw, j, service, |l| {
+                l.seq = last;
+                l.apply_time = Some(now);
+                if last >= head.sequence {
+                    l.caught_up = true;
+                }
+                if l.caught_up {
+                    l.last_live = Some(now);
+                }
+            });
+        }
+        if let Some(f) = failure {
+            return f;
+        }
+    }
+}
+
+/// Applies a verified batch with its cursor in one transaction, then mirrors the summary
+/// changes in memory.
+async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &[ChangeEntry]) -> anyhow::Result<()> {
+    let mut delta = store::Delta::default();
+    let txn = gw.db().begin_write().await?;
+    let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
+    store::apply(txn.txn(), j, service, entries, Utc::now(), &mut delta).await.map_err(err)?;
+    store::write_delta(txn.txn(), &delta).await.map_err(err)?;
+    txn.commit().await?;
+    let mut st = gw.state();
+    for (k, by) in delta.0 {
+        if by != 0 {
+            let n = st.cells.entry(k.clone()).or_default();
+            *n += by;
+            if *n == 0 {
+                st.cells.remove(&k);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the log from its start up to `seq` and verifies it ends at `hash`: finds an entry
+/// altered (or a history rewritten) behind the cursor.
+async fn audit(c: &mut Client, j: &Jurisdiction, service: &str, seq: u64, hash: &[u8]) -> Result<(), Stop> {
+    let mut stream = c
+        .stream_changes(StreamChangesRequest {
+            jurisdiction: j.to_string(),
+            service: service.into(),
+            after: 0,
+            after_hash: Vec::new(),
+            follow: false,
+        })
+        .await
+        .map_err(|s| classify(&s))?
+        .into_inner();
+    let mut v = ChainVerifier::new(format!("{j}/{service}"), 0, &GENESIS_HASH);
+    while v.last_sequence() < seq {
+        match stream.message().await {
+            Ok(Some(r)) => {
+                let Some(e) = r.entry else { continue };
+                v.check(&e).map_err(|b| Stop::Integrity(format!("audit: {b}")))?;
+            }
+            Ok(None) => {
+                return Err(Stop::Integrity(format!(
+                    "audit: the node's log ends at {} before the national cursor {seq}",
+                    v.last_sequence()
+                )));
+            }
+            Err(s) => return Err(classify(&s)),
+        }
+    }
+    if v.last_hash() != hash {
+        return Err(Stop::Integrity(format!(
+            "audit: entry {seq} has another hash than the one replicated: the history was rewritten"
+        )));
+    }
+    Ok(())
+}
