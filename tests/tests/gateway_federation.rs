@@ -13,7 +13,7 @@ use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::gateway::v1 as gw;
 use einfo_proto::registry::v1 as pb;
 use einfo_testkit::gateway::{partial, strict};
-use einfo_testkit::{Backend, RegistryClient, TestGateway, TestNode, both_backends, in_secs, settings, TestDb};
+use einfo_testkit::{Backend, RegistryClient, TestDb, TestGateway, TestNode, both_backends, in_secs, settings};
 use tonic_types::StatusExt;
 
 /// (jurisdiction, kind, legal status) → sites.
@@ -82,7 +82,8 @@ fn totals(f: &Figures) -> BTreeMap<(String, i32), i64> {
 }
 
 fn check_totals(s: &gw::NationalSummary, want: &Figures) {
-    let got: BTreeMap<(String, i32), i64> = s.totals.iter().map(|c| ((c.kind.clone(), c.legal_status), c.count)).collect();
+    let got: BTreeMap<(String, i32), i64> =
+        s.totals.iter().map(|c| ((c.kind.clone(), c.legal_status), c.count)).collect();
     assert_eq!(got, totals(want), "national totals");
     assert_eq!(s.total, want.values().sum::<i64>(), "national total");
 }
@@ -116,7 +117,10 @@ async fn federation(backend: Backend) {
     let directory: Vec<(Jurisdiction, String)> = nodes
         .iter()
         .flat_map(|n| {
-            n.settings.provinces.iter().map(|p| (Jurisdiction::province(Scheme::P63, p).unwrap(), format!("http://{}", n.addr)))
+            n.settings
+                .provinces
+                .iter()
+                .map(|p| (Jurisdiction::province(Scheme::P63, p).unwrap(), format!("http://{}", n.addr)))
         })
         .collect();
     assert_eq!(directory.len(), 63);
@@ -240,7 +244,9 @@ async fn federation(backend: Backend) {
     let missing: Vec<&str> = p.missing.iter().map(|f| f.jurisdiction.as_str()).collect();
     assert_eq!(missing, stopped.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(p.missing.iter().all(|f| f.sync_time.is_some()), "each missing one says how fresh its data is");
-    let rest = |f: &Figures| -> Figures { f.iter().filter(|((j, _, _), _)| !stopped.contains(j)).map(|(k, v)| (k.clone(), *v)).collect() };
+    let rest = |f: &Figures| -> Figures {
+        f.iter().filter(|((j, _, _), _)| !stopped.contains(j)).map(|(k, v)| (k.clone(), *v)).collect()
+    };
     assert_eq!(rest(&figures_of(&p)), rest(&want), "the rest is exact");
 
     // Restarted, written to, caught up: nothing counted twice.

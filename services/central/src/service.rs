@@ -19,10 +19,10 @@ use einfo_domain::{Jurisdiction, WorkingCalendar};
 use einfo_proto::central::v1 as pb;
 use einfo_proto::reporting::v1::Timeliness;
 use futures::Stream;
-use tokio_stream::StreamExt;
 use prost::Message;
 use sea_orm_migration::MigratorTrait;
 use sha2::{Digest, Sha256};
+use tokio_stream::StreamExt;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::store::{self, Target};
@@ -677,13 +677,12 @@ impl Central {
         v.finish()?;
         let kind = kind.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated kind missing")))?;
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m = match self
-            .begin(caller, "/einfo.central.v1.CentralService/PublishReferenceData", &request_id, &req)
-            .await?
-        {
-            Begin::Replay(r) => return Ok(r),
-            Begin::Fresh(m) => m,
-        };
+        let mut m =
+            match self.begin(caller, "/einfo.central.v1.CentralService/PublishReferenceData", &request_id, &req).await?
+            {
+                Begin::Replay(r) => return Ok(r),
+                Begin::Fresh(m) => m,
+            };
         let version = version_of(&req.content);
         if let Some(current) = store::latest_reference(m.txn(), kind.as_str()).await?
             && current.version == version

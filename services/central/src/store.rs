@@ -237,15 +237,17 @@ pub async fn seed_reference<C: ConnectionTrait>(c: &C, item: &pb::ReferenceData,
 
 /// Whether the reference feed holds anything.
 pub async fn reference_empty<C: ConnectionTrait>(c: &C) -> ApiResult<bool> {
-    let row = c
-        .query_one_raw(stmt(c.get_database_backend(), "SELECT COUNT(*) FROM central_reference", []))
-        .await?;
+    let row = c.query_one_raw(stmt(c.get_database_backend(), "SELECT COUNT(*) FROM central_reference", [])).await?;
     Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) == 0)
 }
 
 /// Appends a version to the reference feed; returns its sequence. Runs under the centre's log
 /// lock, so the next sequence is the head plus one.
-pub async fn append_reference<C: ConnectionTrait>(c: &C, item: &pb::ReferenceData, at: DateTime<Utc>) -> ApiResult<u64> {
+pub async fn append_reference<C: ConnectionTrait>(
+    c: &C,
+    item: &pb::ReferenceData,
+    at: DateTime<Utc>,
+) -> ApiResult<u64> {
     let b = c.get_database_backend();
     let row = c.query_one_raw(stmt(b, "SELECT COALESCE(MAX(seq), 0) FROM central_reference", [])).await?;
     let seq = row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64 + 1;

@@ -62,7 +62,7 @@ pub struct BenchArgs {
     pub only: Option<String>,
 }
 
-type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
+pub(crate) type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Concurrency levels of every measured operation.
 const LEVELS: [usize; 2] = [1, 32];
@@ -84,7 +84,7 @@ const REGISTER_SITE: &str = "RegisterSite";
 const RAW_SELECT: &str = "raw SELECT by key";
 const RAW_INSERT: &str = "raw INSERT autocommit";
 /// A tax code with a valid check digit, for every generated owner.
-const TAX_CODE: &str = "0100109106";
+pub(crate) const TAX_CODE: &str = "0100109106";
 
 /// Runs the benchmark and prints its table.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -149,16 +149,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 // ------------------------------------------------------------------------------------ harness
 
 /// The figures of one measured phase.
-struct Stats {
-    ops: u64,
-    errors: u64,
-    elapsed: Duration,
-    hist: Histogram<u64>,
-    first_error: Option<String>,
+pub(crate) struct Stats {
+    pub(crate) ops: u64,
+    pub(crate) errors: u64,
+    pub(crate) elapsed: Duration,
+    pub(crate) hist: Histogram<u64>,
+    pub(crate) first_error: Option<String>,
 }
 
 impl Stats {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Stats {
             ops: 0,
             errors: 0,
@@ -168,7 +168,7 @@ impl Stats {
         }
     }
 
-    fn merge(&mut self, other: Stats) {
+    pub(crate) fn merge(&mut self, other: Stats) {
         let _ = self.hist.add(&other.hist);
         self.ops += other.ops;
         self.errors += other.errors;
@@ -178,33 +178,33 @@ impl Stats {
         }
     }
 
-    fn ops_per_sec(&self) -> f64 {
+    pub(crate) fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
     /// A latency quantile in milliseconds (recorded in microseconds).
-    fn ms(&self, q: f64) -> f64 {
+    pub(crate) fn ms(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 }
 
 /// One line of the table.
-struct Row {
-    what: &'static str,
-    db: &'static str,
-    conc: usize,
-    stats: Stats,
+pub(crate) struct Row {
+    pub(crate) what: &'static str,
+    pub(crate) db: &'static str,
+    pub(crate) conc: usize,
+    pub(crate) stats: Stats,
 }
 
 /// A process-wide counter: every operation gets a number no other one has (unique request ids,
 /// domains and keys across phases and warm-ups).
-static UNIQUE: AtomicU64 = AtomicU64::new(0);
+pub(crate) static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// One measured operation, called as `op(worker, unique)`; each worker waits for its call to
 /// finish before the next.
-type Op = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+pub(crate) type Op = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
-fn op<F, Fut>(f: F) -> Op
+pub(crate) fn op<F, Fut>(f: F) -> Op
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -213,18 +213,18 @@ where
 }
 
 /// An operation to measure and the row it makes.
-struct Phase {
+pub(crate) struct Phase {
     what: &'static str,
     db: &'static str,
     op: Op,
 }
 
-fn phase(what: &'static str, db: &'static str, op: Op) -> Phase {
+pub(crate) fn phase(what: &'static str, db: &'static str, op: Op) -> Phase {
     Phase { what, db, op }
 }
 
 /// Runs `op` on `conc` workers until `dur` has passed.
-async fn run_for(conc: usize, dur: Duration, op: &Op) -> Stats {
+pub(crate) async fn run_for(conc: usize, dur: Duration, op: &Op) -> Stats {
     let start = Instant::now();
     let deadline = start + dur;
     let workers: Vec<_> = (0..conc)
@@ -275,7 +275,7 @@ async fn run_for(conc: usize, dur: Duration, op: &Op) -> Stats {
 /// Measures `phases` side by side at concurrency `conc`: each warms up, then they take turns
 /// in one-second slices (in alternating order) until each has run `--seconds`. A change in the
 /// machine's load during the group then weighs on every phase of it alike, so their ratios hold.
-async fn measure(args: &BenchArgs, conc: usize, phases: Vec<Phase>) -> Vec<Row> {
+pub(crate) async fn measure(args: &BenchArgs, conc: usize, phases: Vec<Phase>) -> Vec<Row> {
     let phases: Vec<Phase> = phases
         .into_iter()
         .filter(|p| match &args.only {
@@ -322,7 +322,7 @@ async fn measure(args: &BenchArgs, conc: usize, phases: Vec<Phase>) -> Vec<Row> 
 }
 
 /// A cheap, well-spread hash of an operation number (picks rows at random without a generator).
-fn spread(n: u64) -> u64 {
+pub(crate) fn spread(n: u64) -> u64 {
     let mut x = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -333,15 +333,15 @@ fn spread(n: u64) -> u64 {
 
 /// A plain tonic server on 127.0.0.1:0 serving only the health service, without layers: the
 /// floor under any unary call on this machine.
-struct EchoServer {
-    addr: SocketAddr,
+pub(crate) struct EchoServer {
+    pub(crate) addr: SocketAddr,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     _reporter: tonic_health::server::HealthReporter,
 }
 
 impl EchoServer {
-    async fn start() -> anyhow::Result<Self> {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (reporter, service) = tonic_health::server::health_reporter();
@@ -358,14 +358,14 @@ impl EchoServer {
         Ok(Self { addr, stop, task, _reporter: reporter })
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         Ok(self.task.await??)
     }
 }
 
 /// `Health/Check` calls on `client`.
-fn health_op(client: HealthClient<Channel>) -> Op {
+pub(crate) fn health_op(client: HealthClient<Channel>) -> Op {
     op(move |_, _| {
         let mut c = client.clone();
         async move {
@@ -375,23 +375,23 @@ fn health_op(client: HealthClient<Channel>) -> Op {
     })
 }
 
-async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
+pub(crate) async fn connect(addr: SocketAddr) -> anyhow::Result<Channel> {
     Ok(Endpoint::from_shared(format!("http://{addr}"))?.connect().await?)
 }
 
 // ------------------------------------------------------------------------------------ node
 
 /// The 63 province codes of the 2008 scheme.
-fn p63_codes() -> Vec<String> {
+pub(crate) fn p63_codes() -> Vec<String> {
     Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect()
 }
 
-fn jurisdiction(code: &str) -> anyhow::Result<Jurisdiction> {
+pub(crate) fn jurisdiction(code: &str) -> anyhow::Result<Jurisdiction> {
     Ok(Jurisdiction::province(Scheme::P63, code)?)
 }
 
 /// A registry client acting as the operator of province `code`.
-fn registry_client(channel: &Channel, keys: &TokenKeys, code: &str) -> anyhow::Result<RegistryClient> {
+pub(crate) fn registry_client(channel: &Channel, keys: &TokenKeys, code: &str) -> anyhow::Result<RegistryClient> {
     let caller =
         Caller { subject: format!("bench-operator-{code}"), role: Role::Operator, jurisdiction: jurisdiction(code)? };
     let token = keys.issue(&caller, Duration::from_secs(24 * 3600))?;
@@ -399,7 +399,7 @@ fn registry_client(channel: &Channel, keys: &TokenKeys, code: &str) -> anyhow::R
 }
 
 /// Waits until the health service at `addr` says SERVING (the node has migrated).
-async fn wait_serving(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_serving(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if let Ok(ch) = connect(addr).await {
@@ -415,7 +415,7 @@ async fn wait_serving(addr: SocketAddr, limit: Duration) -> anyhow::Result<()> {
     anyhow::bail!("the node at {addr} did not become SERVING within {} s", limit.as_secs())
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }
 
@@ -434,7 +434,7 @@ fn sites_csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
 }
 
 /// Imports `count` sites into province `code` in one call and returns their names.
-async fn import(client: &RegistryClient, code: &str, tag: &str, start: u32, count: u32) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn import(client: &RegistryClient, code: &str, tag: &str, start: u32, count: u32) -> anyhow::Result<Vec<String>> {
     let mut c = client.clone();
     let r = c
         .import_sites(pb::ImportSitesRequest {
@@ -451,7 +451,7 @@ async fn import(client: &RegistryClient, code: &str, tag: &str, start: u32, coun
 }
 
 /// A new site with one domain made from `n`.
-fn new_site(n: u64) -> pb::Site {
+pub(crate) fn new_site(n: u64) -> pb::Site {
     pb::Site {
         kind: "general-website".into(),
         display_name: format!("Trang thông tin điện tử số {n}"),
@@ -649,14 +649,14 @@ impl Raw {
 // ------------------------------------------------------------------------------------ PostgreSQL
 
 /// A fresh PostgreSQL database, dropped by [`PgDb::drop_database`].
-struct PgDb {
+pub(crate) struct PgDb {
     admin: String,
-    name: String,
-    url: String,
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 impl PgDb {
-    async fn create(admin: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn create(admin: &str) -> anyhow::Result<Self> {
         let conn = tokio::time::timeout(Duration::from_secs(10), sea_orm::Database::connect(admin))
             .await
             .context("timed out connecting")??;
@@ -671,7 +671,7 @@ impl PgDb {
         Ok(Self { admin: admin.to_owned(), url: format!("{base}/{name}{query}"), name })
     }
 
-    async fn drop_database(self) {
+    pub(crate) async fn drop_database(self) {
         let dropped = async {
             let conn = sea_orm::Database::connect(&self.admin).await?;
             conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await?;
@@ -698,7 +698,7 @@ struct Memory {
 }
 
 /// `VmHWM` and `VmRSS` of a process, in KiB.
-fn memory_of(pid: u32) -> anyhow::Result<(u64, u64)> {
+pub(crate) fn memory_of(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("cannot read /proc/{pid}/status"))?;
     let field = |name: &str| {
@@ -711,7 +711,7 @@ fn memory_of(pid: u32) -> anyhow::Result<(u64, u64)> {
     Ok((field("VmHWM:")?, field("VmRSS:")?))
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
         .unwrap_or(0)
@@ -849,7 +849,7 @@ async fn memory_on(args: &BenchArgs, dir: &Path) -> anyhow::Result<Memory> {
 }
 
 /// SIGTERM (a graceful stop), then SIGKILL if the node is still there after a while.
-async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
+pub(crate) async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
     let _ = tokio::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
     if tokio::time::timeout(Duration::from_secs(20), child.wait()).await.is_err() {
         let _ = child.kill().await;
@@ -857,7 +857,7 @@ async fn stop_child(child: &mut tokio::process::Child, pid: u32) {
 }
 
 /// The last lines of a log file, for an error message.
-fn tail(path: &PathBuf) -> String {
+pub(crate) fn tail(path: &PathBuf) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..].join("\n")
@@ -892,7 +892,7 @@ fn print_table(rows: &[Row]) {
     );
 }
 
-fn print_row(r: &Row) {
+pub(crate) fn print_row(r: &Row) {
     let s = &r.stats;
     println!(
         "{:<26} {:<9} {:>4} {:>11.0} {:>9.2} {:>9.2} {:>8} {:>7}",
@@ -912,7 +912,7 @@ fn find<'a>(rows: &'a [Row], what: &str, db: &str, conc: usize) -> Option<&'a Ro
 }
 
 /// "target met", or by how much it was missed.
-fn verdict(ratio: f64, target: f64) -> String {
+pub(crate) fn verdict(ratio: f64, target: f64) -> String {
     if ratio >= target {
         "target met".into()
     } else {

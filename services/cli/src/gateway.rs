@@ -42,6 +42,10 @@ impl RunningGateway {
 /// Opens the gateway's store (migrating it), then serves on `listener` until stopped or
 /// SIGTERM/SIGINT.
 pub async fn start(settings: &Settings, listener: TcpListener) -> anyhow::Result<RunningGateway> {
+    // A bad directory file is refused before anything is created.
+    if let Some(f) = &settings.gateway.directory_file {
+        einfo_gateway::directory::load_file(f)?;
+    }
     let db = node::open_database(settings).await?;
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
@@ -107,7 +111,11 @@ pub fn render_summary(s: &pb::NationalSummary) -> String {
     if s.complete {
         out.push_str(&format!("\ncomplete: every one of {} jurisdictions is live\n", s.freshness.len()));
     } else {
-        out.push_str(&format!("\nINCOMPLETE: {} of {} jurisdictions missing or stale:\n", s.missing.len(), s.freshness.len()));
+        out.push_str(&format!(
+            "\nINCOMPLETE: {} of {} jurisdictions missing or stale:\n",
+            s.missing.len(),
+            s.freshness.len()
+        ));
         for m in &s.missing {
             let lag = m.lag.as_ref().map_or("never synced".to_owned(), |l| format!("{} s behind", l.seconds));
             out.push_str(&format!(

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod bench_gateway;
 pub mod gateway;
 pub mod node;
 pub mod verify;

@@ -41,6 +41,8 @@ enum Command {
     National(National),
     /// Measure GetSite and RegisterSite on SQLite and PostgreSQL against baselines, and a node's peak memory.
     Bench(einfo_cli::bench::BenchArgs),
+    /// Measure the national gateway over 63 nodes: replication, lag, summary, fan-out, memory.
+    BenchGateway(einfo_cli::bench_gateway::BenchGatewayArgs),
 }
 
 #[derive(Subcommand)]
@@ -180,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
         Command::Bench(a) => einfo_cli::bench::run(a).await,
+        Command::BenchGateway(a) => einfo_cli::bench_gateway::run(a).await,
     }
 }
 
@@ -308,12 +311,20 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     println!("  einfo national summary --gateway http://{gateway_addr} --data-dir {}", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
-    match a.seconds {
-        Some(sec) => tokio::time::sleep(Duration::from_secs(sec)).await,
-        None => einfo_common::server::shutdown_signal().await,
+    // Ctrl-C or SIGTERM stops it early even with --seconds: the nodes and the gateway stop on
+    // the signal by themselves, and the federation must not linger half-stopped.
+    let deadline = async {
+        match a.seconds {
+            Some(sec) => tokio::time::sleep(Duration::from_secs(sec)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = deadline => {}
+        _ = einfo_common::server::shutdown_signal() => {}
     }
-    for n in nodes {
-        n.stop().await?;
+    for r in futures::future::join_all(nodes.into_iter().map(|n| n.stop())).await {
+        r?;
     }
     gateway.stop().await
 }
@@ -340,7 +351,11 @@ async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
     let secret = std::fs::read_to_string(&secret_file)
         .with_context(|| format!("cannot read the token secret {}", secret_file.display()))?;
     let keys = TokenKeys::from_secret(secret.trim().as_bytes())?;
-    let caller = Caller { subject: "cli".into(), role: einfo_common::auth::Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+    let caller = Caller {
+        subject: "cli".into(),
+        role: einfo_common::auth::Role::CentralAnalyst,
+        jurisdiction: Jurisdiction::Central,
+    };
     let token = einfo_common::auth::BearerToken::new(&keys.issue(&caller, Duration::from_secs(600))?)?;
     let mode = match a.mode.as_str() {
         "strict" => gw::QueryMode::Strict,

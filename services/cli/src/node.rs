@@ -140,7 +140,9 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
             .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     }
     let url = settings.database_url();
-    Database::connect_with_pool(&url, settings.database_pool_size).await.with_context(|| format!("cannot open database {}", redact(&url)))
+    Database::connect_with_pool(&url, settings.database_pool_size)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&url)))
 }
 
 /// Runs every migration of the services of `role`.
@@ -182,11 +184,15 @@ fn follower(
                 i.set_catalogue(c);
             }
         })
-        .kind(Kind::Holidays, |text| Ok(WorkingCalendar::from_csv(text)?), move |c| {
-            if let Some(r) = &registry {
-                r.set_calendar(c);
-            }
-        })
+        .kind(
+            Kind::Holidays,
+            |text| Ok(WorkingCalendar::from_csv(text)?),
+            move |c| {
+                if let Some(r) = &registry {
+                    r.set_calendar(c);
+                }
+            },
+        )
         .kind(Kind::Indicators, einfo_reporting::indicators::Catalogue::from_csv, move |c| {
             if let Some(r) = &reporting {
                 r.set_catalogue(c);
@@ -220,7 +226,8 @@ pub async fn start(
     let services = role.services();
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health_service);
-    routes.add_service(ChangeLogService::new(db.clone(), hosted.clone(), &services).into_server());
+    let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services);
+    routes.add_service(changelog.clone().into_server());
     let registry = role.registry().then(|| Registry::new(db.clone(), settings.scheme, hosted.clone()));
     if let Some(r) = &registry {
         routes.add_service(RegistryGrpc(r.clone()).into_server());
@@ -287,8 +294,7 @@ pub async fn start(
     let centre_feed = match &settings.reporting.centre_endpoint {
         None => None,
         Some(e) => Some(
-            CentreFeed::new(e, keys.clone(), hosted[0])
-                .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+            CentreFeed::new(e, keys.clone(), hosted[0]).with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
         ),
     };
 
@@ -298,6 +304,7 @@ pub async fn start(
             _ = server::shutdown_signal() => {}
             _ = stopped.wait_for(|s| *s) => {}
         }
+        changelog.stop_streams();
     };
     let served = tokio::spawn(server::serve(listener, routes, Authenticator::new(keys.clone()), shutdown));
     tracing::info!(%addr, provinces = ?hosted.iter().map(|j| j.to_string()).collect::<Vec<_>>(), ?services, "listening; migrating");

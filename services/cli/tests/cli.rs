@@ -1,5 +1,6 @@
 //! The `einfo` binary's commands: `verify` on a tampered log, `token` against a node, a
-//! misspelt configuration key, `serve reporting` alone beside another node; and the SQLite
+//! misspelt configuration key, `up` with its gateway and `national summary`, a bad gateway
+//! directory file, `serve reporting` alone beside another node; and the SQLite
 //! settings a node opens its database with.
 
 mod common;
@@ -221,39 +222,218 @@ async fn a_misspelt_configuration_key_is_refused() {
     assert!(stderr.contains("sheme"), "the message names the key: {stderr}");
 }
 
-#[tokio::test]
-async fn einfo_up_starts_a_centre_and_nodes_for_all_63_provinces_and_stops_cleanly() {
+/// Runs `einfo national summary` against `einfo up`'s gateway; (exit code, stdout, stderr).
+async fn national_summary(port: u16, data_dir: &std::path::Path) -> (Option<i32>, String, String) {
+    let run = einfo()
+        .args([
+            "national",
+            "summary",
+            "--gateway",
+            &format!("http://127.0.0.1:{port}"),
+            "--mode",
+            "strict",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("einfo national summary answers")
+        .expect("run einfo national summary");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The total column of the summary row that starts with `unit`.
+fn row_total(summary: &str, unit: &str) -> Option<i64> {
+    summary.lines().find(|l| l.split_whitespace().next() == Some(unit))?.split_whitespace().last()?.parse().ok()
+}
+
+/// Waits until `einfo up`'s gateway reports every one of the 63 provinces LIVE. `Err` with the
+/// log when `up` exits first (e.g. a port was taken).
+async fn wait_all_live(
+    port: u16,
+    data_dir: &std::path::Path,
+    child: &mut tokio::process::Child,
+    log: &std::path::Path,
+) -> Result<(), String> {
+    use einfo_proto::gateway::v1 as gw;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll einfo up") {
+            return Err(format!("einfo up exited with {status}; its log:\n{}", tail(log)));
+        }
+        // The secret is written before anything listens.
+        if let Ok(secret) = std::fs::read_to_string(data_dir.join("token-secret")) {
+            let keys = einfo_common::auth::TokenKeys::from_secret(secret.trim().as_bytes()).expect("keys");
+            let token = keys.issue(&TestNode::analyst(), Duration::from_secs(600)).expect("token");
+            let ch =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+            let mut national = gw::national_service_client::NationalServiceClient::with_interceptor(
+                ch,
+                BearerToken::new(&token).expect("bearer"),
+            );
+            match national.get_replication_status(gw::GetReplicationStatusRequest {}).await {
+                Ok(r) => {
+                    let js = r.into_inner().jurisdictions;
+                    let live = js.iter().filter(|f| f.state() == gw::FreshnessState::Live).count();
+                    if live == 63 && js.len() == 63 {
+                        return Ok(());
+                    }
+                    last = format!("{live} of {} live", js.len());
+                }
+                Err(e) => last = format!("{e:?}"),
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("the 63 provinces were not live within 120 s ({last}); the log:\n{}", tail(log)));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `einfo up` starts the gateway and nodes hosting the 63 provinces; the gateway replicates them
+/// all, `einfo national summary --mode strict` prints a complete table (63 rows and the national
+/// row), a site registered at a node reaches it, and SIGTERM stops everything cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them() {
     let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
     // Twelve consecutive ports from a free one; retry elsewhere if another program took one.
-    let mut last = String::new();
+    let mut started = None;
     for _ in 0..3 {
         let port = free_port().min(60_000);
-        let run = einfo()
-            .args(["up", "--seconds", "2", "--port", &port.to_string(), "--data-dir"])
-            .arg(db.dir.join(format!("up-{port}")))
-            .output();
-        let out =
-            tokio::time::timeout(Duration::from_secs(120), run).await.expect("einfo up stops").expect("run einfo up");
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        last = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        if !out.status.success() && last.contains("cannot listen") {
-            continue;
+        let data_dir = db.dir.join(format!("up-{port}"));
+        let stdout = db.dir.join(format!("up-{port}.out"));
+        let log = db.dir.join(format!("up-{port}.log"));
+        let (_, err) = log_file(&log);
+        let mut child = einfo()
+            .args(["up", "--seconds", "600", "--port", &port.to_string(), "--data-dir"])
+            .arg(&data_dir)
+            .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+            .stderr(err)
+            .spawn()
+            .expect("spawn einfo up");
+        match wait_all_live(port, &data_dir, &mut child, &log).await {
+            Ok(()) => {
+                started = Some((child, port, data_dir, stdout, log));
+                break;
+            }
+            Err(e) if e.contains("cannot listen") => continue,
+            Err(e) => panic!("{e}"),
         }
-        assert!(out.status.success(), "einfo up failed:\n{last}");
-        assert!(stdout.contains("centre   127.0.0.1:"), "{stdout}");
-        let mut hosted: Vec<String> = stdout
-            .lines()
-            .filter(|l| l.starts_with("node "))
-            .flat_map(|l| l.rsplit("provinces ").next().unwrap_or("").split(',').map(str::to_owned).collect::<Vec<_>>())
-            .collect();
-        hosted.sort();
-        let mut all: Vec<String> = einfo_domain::Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect();
-        all.sort();
-        assert_eq!(hosted, all, "every province is hosted exactly once");
-        assert!(stdout.lines().filter(|l| l.starts_with("node ")).count() >= 5, "several nodes: {stdout}");
-        return;
     }
-    panic!("einfo up could not find free ports:\n{last}");
+    let (mut child, port, data_dir, stdout, log) = started.expect("einfo up could not find free ports");
+
+    let printed = std::fs::read_to_string(&stdout).expect("up's output");
+    assert!(printed.contains(&format!("gateway  127.0.0.1:{port}")), "{printed}");
+    let nodes: Vec<(&str, Vec<&str>)> = printed
+        .lines()
+        .filter(|l| l.starts_with("node "))
+        .map(|l| {
+            let mut words = l.split_whitespace().skip(2);
+            let addr = words.next().unwrap_or_default();
+            (addr, l.rsplit("provinces ").next().unwrap_or("").split(',').collect())
+        })
+        .collect();
+    let mut hosted: Vec<&str> = nodes.iter().flat_map(|(_, codes)| codes.iter().copied()).collect();
+    hosted.sort();
+    let all: Vec<String> = einfo_domain::Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect();
+    let mut all: Vec<&str> = all.iter().map(String::as_str).collect();
+    all.sort();
+    assert_eq!(hosted, all, "every province is hosted exactly once:\n{printed}");
+    assert!(nodes.len() >= 5, "several nodes: {printed}");
+
+    let (code, summary, stderr) = national_summary(port, &data_dir).await;
+    assert_eq!(code, Some(0), "a strict summary of a live federation answers:\n{summary}\n{stderr}");
+    let rows = summary.lines().filter(|l| l.starts_with("provinces/2008-")).count();
+    assert_eq!(rows, 63, "one row per province:\n{summary}");
+    assert_eq!(row_total(&summary, "national"), Some(0), "an empty federation:\n{summary}");
+    assert!(summary.contains("complete: every one of 63 jurisdictions is live"), "{summary}");
+
+    // A site registered at the node hosting Hà Nội, with an operator token signed with the data
+    // directory's secret, is replicated.
+    let (node_addr, _) = nodes.iter().find(|(_, codes)| codes.contains(&"01")).expect("a node hosts 01");
+    let out = einfo()
+        .args(["token", "--jurisdiction", "provinces/2008-01", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .await
+        .expect("run einfo token");
+    assert!(out.status.success(), "einfo token failed: {}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://{node_addr}")).unwrap().connect().await.unwrap();
+    let mut c = RegistryServiceClient::with_interceptor(ch, BearerToken::new(&token).expect("bearer"));
+    register(&mut c, 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, summary, stderr) = national_summary(port, &data_dir).await;
+        assert_eq!(code, Some(0), "{summary}\n{stderr}");
+        if row_total(&summary, "national") == Some(1) {
+            assert_eq!(row_total(&summary, "provinces/2008-01"), Some(1), "{summary}");
+            assert!(summary.contains("complete: every one of 63 jurisdictions is live"), "{summary}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the site never reached the summary:\n{summary}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // SIGTERM stops the gateway and every node, and `up` exits cleanly long before --seconds.
+    let pid = child.id().expect("up is running");
+    let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("run kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("einfo up ignored SIGTERM; its log:\n{}", tail(&log)))
+        .expect("reap einfo up");
+    assert!(status.success(), "einfo up stopped with {status}; its log:\n{}", tail(&log));
+}
+
+/// A directory file naming a jurisdiction that does not exist, or an endpoint that is not one,
+/// stops `einfo serve gateway` at once with a message naming the entry.
+#[tokio::test]
+async fn einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let good = "\"provinces/2008-48\" = \"http://127.0.0.1:1\"";
+    // (the bad entry, what the message must name, why it is bad)
+    let cases = [
+        ("\"provinces/2008-99\" = \"http://127.0.0.1:1\"", "provinces/2008-99", "no province 99 in the 2008 scheme"),
+        ("\"provinces/2025-02\" = \"http://127.0.0.1:1\"", "provinces/2025-02", "Hà Giang merged away: no 02 in 2025"),
+        ("\"hanoi\" = \"http://127.0.0.1:1\"", "hanoi", "not a jurisdiction name"),
+        ("\"central\" = \"http://127.0.0.1:1\"", "central", "the centre is not a province"),
+        ("\"provinces/2008-01\" = \"ftp://127.0.0.1:1\"", "provinces/2008-01", "not http or https"),
+        ("\"provinces/2008-01\" = \"127.0.0.1:50051\"", "provinces/2008-01", "no scheme"),
+        ("\"provinces/2008-01\" = \"http://\"", "provinces/2008-01", "no host"),
+        ("\"provinces/2008-01\" = \"http://bad host:1\"", "provinces/2008-01", "a space in the host"),
+    ];
+    // The cases run at once: each child migrates a fresh store before it reads the file.
+    let runs = cases.iter().enumerate().map(|(i, (entry, _, why))| {
+        let file = db.dir.join(format!("directory-{i}.toml"));
+        std::fs::write(&file, format!("[endpoints]\n{good}\n{entry}\n")).unwrap();
+        let listen = format!("127.0.0.1:{}", free_port());
+        let run = einfo()
+            .args(["serve", "gateway", "--listen", &listen, "--directory"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(db.dir.join(format!("gateway-{i}")))
+            .output();
+        async move {
+            tokio::time::timeout(Duration::from_secs(30), run)
+                .await
+                .unwrap_or_else(|_| panic!("{why}: einfo serves instead of refusing {entry}"))
+                .expect("run einfo serve gateway")
+        }
+    });
+    let outs = futures::future::join_all(runs).await;
+    for ((entry, named, why), out) in cases.iter().zip(outs) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{why}: {entry} must not start a gateway: {stderr}");
+        assert!(stderr.contains(named), "{why}: the message names {named}: {stderr}");
+        assert!(!stderr.contains("provinces/2008-48"), "{why}: the good entry is not blamed: {stderr}");
+    }
 }
 
 /// `einfo serve reporting` as a process of its own: it serves only the reporting service, takes
@@ -349,7 +529,11 @@ async fn einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry() {
         if held.as_ref().is_ok_and(|h| *h) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the campaign never reached reporting: {held:?}\n{}", tail(&log));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the campaign never reached reporting: {held:?}\n{}",
+            tail(&log)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

@@ -109,7 +109,8 @@ pub struct InspectionSettings {
     /// How long one call to registry may take, in milliseconds.
     pub registry_timeout_ms: u64,
     /// The violation catalogue to load at start (CSV, see `services/inspection/data/README.md`);
-    /// unset: the catalogue shipped with the service.
+    /// unset: the catalogue shipped with the service, then each version the centre publishes.
+    /// Set, it wins over the centre's: the centre's versions are stored but not used.
     pub catalogue_file: Option<PathBuf>,
 }
 
@@ -123,15 +124,18 @@ impl Default for InspectionSettings {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportingSettings {
-    /// The centre (`einfo.central.v1.CentralService`), e.g. `https://cuc.example.vn`. Unset: no
-    /// campaigns are received and nothing is delivered.
+    /// The centre (`einfo.central.v1.CentralService`), e.g. `https://cuc.example.vn`. Every
+    /// service of the process follows its reference data (violation catalogue, indicators,
+    /// holidays) from there too. Unset: no campaigns are received, nothing is delivered, and the
+    /// reference data is the version built in (or the last one applied before).
     pub centre_endpoint: Option<String>,
     /// The centre's Ed25519 public key (32 bytes) in hex, to verify receipts.
     pub centre_public_key_hex: Option<String>,
     /// A file holding that key in hex. With neither set, the key is fetched with GetPublicKey
     /// once and pinned.
     pub centre_public_key_file: Option<PathBuf>,
-    /// How long the campaign feed waits before reconnecting, in milliseconds.
+    /// How long the centre's feeds (campaigns, reference data) wait before reconnecting, in
+    /// milliseconds.
     pub feed_interval_ms: u64,
     /// How often the submission outbox is looked at, in milliseconds.
     pub outbox_interval_ms: u64,

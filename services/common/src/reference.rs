@@ -329,11 +329,8 @@ impl CentreFeed {
 /// without `follow`) or fails. Returns the items installed.
 pub async fn follow_once(f: &Follower, centre: &CentreFeed, follow: bool) -> anyhow::Result<usize> {
     let after = f.cursor().await?;
-    let mut stream = centre
-        .client()?
-        .stream_reference_data(pb::StreamReferenceDataRequest { after, follow })
-        .await?
-        .into_inner();
+    let mut stream =
+        centre.client()?.stream_reference_data(pb::StreamReferenceDataRequest { after, follow }).await?.into_inner();
     let mut installed = 0;
     while let Some(msg) = stream.message().await? {
         let Some(item) = msg.data else { continue };

@@ -37,7 +37,10 @@ fn central_admin<T>(req: &Request<T>) -> ApiResult<()> {
     if c.role == Role::CentralAdmin {
         Ok(())
     } else {
-        Err(ApiError::new(Reason::RoleNotAllowed, format!("role {} may not change the directory; central-admin may", c.role)))
+        Err(ApiError::new(
+            Reason::RoleNotAllowed,
+            format!("role {} may not change the directory; central-admin may", c.role),
+        ))
     }
 }
 
@@ -88,7 +91,8 @@ impl NationalService for NationalGrpc {
                         return;
                     }
                 };
-                let key = (summary.revision, summary.freshness.iter().map(|f| (f.jurisdiction.clone(), f.state)).collect());
+                let key =
+                    (summary.revision, summary.freshness.iter().map(|f| (f.jurisdiction.clone(), f.state)).collect());
                 if last.as_ref() != Some(&key) {
                     last = Some(key);
                     if tx.send(Ok(pb::WatchNationalSummaryResponse { summary: Some(summary) })).await.is_err() {
@@ -139,7 +143,10 @@ impl NationalService for NationalGrpc {
         Ok(Response::new(self.0.completeness(req.get_ref()).await?))
     }
 
-    async fn search_sites(&self, req: Request<pb::SearchSitesRequest>) -> Result<Response<pb::SearchSitesResponse>, Status> {
+    async fn search_sites(
+        &self,
+        req: Request<pb::SearchSitesRequest>,
+    ) -> Result<Response<pb::SearchSitesResponse>, Status> {
         central_reader(&req)?;
         Ok(Response::new(self.0.search(req.get_ref()).await?))
     }
@@ -215,7 +222,10 @@ impl DirectoryService for DirectoryGrpc {
         Ok(Response::new(pb::RemoveEndpointResponse {}))
     }
 
-    async fn clear_alarm(&self, req: Request<pb::ClearAlarmRequest>) -> Result<Response<pb::ClearAlarmResponse>, Status> {
+    async fn clear_alarm(
+        &self,
+        req: Request<pb::ClearAlarmRequest>,
+    ) -> Result<Response<pb::ClearAlarmResponse>, Status> {
         central_admin(&req)?;
         Ok(Response::new(pb::ClearAlarmResponse { freshness: Some(self.0.clear_alarm(req.get_ref()).await?) }))
     }

@@ -103,10 +103,11 @@ impl Gateway {
         keys: TokenKeys,
         signer: einfo_common::receipts::ReceiptSigner,
     ) -> anyhow::Result<Self> {
+        let file = settings.directory_file.as_deref().map(directory::load_file).transpose()?;
         let central = Central::open(db.clone(), signer).await?;
         Migrator::up(db.conn(), None).await?;
-        if let Some(f) = &settings.directory_file {
-            for (j, endpoint) in directory::load_file(f)? {
+        if let Some(entries) = file {
+            for (j, endpoint) in entries {
                 store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
@@ -161,7 +162,8 @@ impl Gateway {
 
     /// A bearer token the gateway calls nodes with (central analyst: it reads, never writes).
     pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
-        let caller = Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+        let caller =
+            Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
         BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(24 * 3600))?)
     }
 
@@ -270,8 +272,7 @@ pub(crate) fn freshness_of(
 ) -> pb::JurisdictionFreshness {
     use pb::FreshnessState as F;
     let endpoint = st.directory.get(j).cloned().unwrap_or_default();
-    let logs: Vec<LogState> =
-        SERVICES.iter().map(|s| st.logs.get(&(*j, *s)).cloned().unwrap_or_default()).collect();
+    let logs: Vec<LogState> = SERVICES.iter().map(|s| st.logs.get(&(*j, *s)).cloned().unwrap_or_default()).collect();
     let seq = |i: usize| logs[i].seq;
     let apply_time = logs.iter().filter_map(|l| l.apply_time).max();
     let live = |l: &LogState| l.absent || (l.connected && l.caught_up);
@@ -303,10 +304,7 @@ pub(crate) fn freshness_of(
         registry_sequence: seq(0),
         inspection_sequence: seq(1),
         sync_time: sync_time.map(einfo_common::fields::timestamp),
-        lag: lag.map(|l| prost_types::Duration {
-            seconds: l.num_seconds(),
-            nanos: (l.subsec_nanos()).max(0),
-        }),
+        lag: lag.map(|l| prost_types::Duration { seconds: l.num_seconds(), nanos: (l.subsec_nanos()).max(0) }),
         detail,
         apply_time: apply_time.map(einfo_common::fields::timestamp),
     }

@@ -93,7 +93,9 @@ impl Gateway {
             let names: Vec<String> = missing.iter().map(|f| f.jurisdiction.clone()).collect();
             let detail: Vec<String> = missing
                 .iter()
-                .map(|f| format!("{} ({})", f.jurisdiction, f.state().as_str_name().trim_start_matches("FRESHNESS_STATE_")))
+                .map(|f| {
+                    format!("{} ({})", f.jurisdiction, f.state().as_str_name().trim_start_matches("FRESHNESS_STATE_"))
+                })
                 .collect();
             return Err(ApiError::new(
                 Reason::JurisdictionsUnavailable,
@@ -135,7 +137,8 @@ impl Gateway {
             *unit.cells.entry((kind.clone(), status)).or_default() += n;
             *totals.entry((kind, status)).or_default() += n;
         }
-        let cell = |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
+        let cell =
+            |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
         let units: Vec<pb::UnitSummary> = units
             .into_iter()
             .map(|(u, unit)| {
@@ -168,7 +171,10 @@ impl Gateway {
     }
 
     /// Valid licences expiring within a window.
-    pub async fn expiring_licences(&self, r: &pb::ListExpiringLicencesRequest) -> ApiResult<pb::ListExpiringLicencesResponse> {
+    pub async fn expiring_licences(
+        &self,
+        r: &pb::ListExpiringLicencesRequest,
+    ) -> ApiResult<pb::ListExpiringLicencesResponse> {
         let o = self.options(r.options.as_ref())?;
         let within = duration(r.within.as_ref(), "within")?.unwrap_or(Duration::from_secs(30 * 86_400));
         let limit = page(r.page_size, "page_size")?;
@@ -179,7 +185,11 @@ impl Gateway {
         Ok(pb::ListExpiringLicencesResponse {
             licences: items
                 .into_iter()
-                .map(|(j, l)| pb::NationalLicence { unit: unit_name(&j, o.grouping), jurisdiction: j, licence: Some(l) })
+                .map(|(j, l)| pb::NationalLicence {
+                    unit: unit_name(&j, o.grouping),
+                    jurisdiction: j,
+                    licence: Some(l),
+                })
                 .collect(),
             total,
             missing,
@@ -210,7 +220,10 @@ impl Gateway {
     }
 
     /// Inspections, violations, sanctions and fines in a period, by unit.
-    pub async fn enforcement(&self, r: &pb::GetEnforcementSummaryRequest) -> ApiResult<pb::GetEnforcementSummaryResponse> {
+    pub async fn enforcement(
+        &self,
+        r: &pb::GetEnforcementSummaryRequest,
+    ) -> ApiResult<pb::GetEnforcementSummaryResponse> {
         let o = self.options(r.options.as_ref())?;
         let (Some(start), Some(end)) = (r.period_start.as_ref(), r.period_end.as_ref()) else {
             let field = if r.period_start.is_none() { "period_start" } else { "period_end" };
@@ -273,7 +286,10 @@ impl Gateway {
         let mut targets = Vec::new();
         for c in rows {
             let unit = unit_of(&c.jurisdiction, grouping).0.to_string();
-            for t in [units.entry(unit.clone()).or_insert_with(|| pb::UnitCompleteness { unit, ..Default::default() }), &mut totals] {
+            for t in [
+                units.entry(unit.clone()).or_insert_with(|| pb::UnitCompleteness { unit, ..Default::default() }),
+                &mut totals,
+            ] {
                 t.expected += 1;
                 match c.timeliness {
                     Timeliness::OnTime => {
@@ -331,15 +347,26 @@ impl Gateway {
                 }
                 Search::Name(words)
             }
-            [] => return Err(ApiError::field("domain", "give one of domain, registrable_domain, owner_tax_code, name_query")),
+            [] => {
+                return Err(ApiError::field(
+                    "domain",
+                    "give one of domain, registrable_domain, owner_tax_code, name_query",
+                ));
+            }
             [_, second, ..] => {
-                return Err(ApiError::field(*second, "give exactly one of domain, registrable_domain, owner_tax_code, name_query"));
+                return Err(ApiError::field(
+                    *second,
+                    "give exactly one of domain, registrable_domain, owner_tax_code, name_query",
+                ));
             }
         };
         let (_, missing) = self.check(&o)?;
         let sites = store::search(self.db().conn(), &q, r.show_voided, limit).await?;
         Ok(pb::SearchSitesResponse {
-            sites: sites.into_iter().map(|(jurisdiction, s)| pb::NationalSite { jurisdiction, site: Some(s) }).collect(),
+            sites: sites
+                .into_iter()
+                .map(|(jurisdiction, s)| pb::NationalSite { jurisdiction, site: Some(s) })
+                .collect(),
             missing,
         })
     }
@@ -405,7 +432,6 @@ pub fn totals(cells: &[pb::SummaryCell]) -> HashMap<(String, i32), i64> {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -70,9 +70,20 @@ pub async fn run(gw: Gateway, j: Jurisdiction, service: &'static str) {
                 _ = stopping.wait_for(|s| *s) => return,
             }
         };
+        // Another jurisdiction's directory change or alarm leaves this stream alone.
+        let moved = async {
+            loop {
+                if changes.changed().await.is_err() {
+                    return futures::future::pending().await;
+                }
+                if gw.in_alarm(&j) || gw.state().directory.get(&j) != Some(&endpoint) {
+                    return;
+                }
+            }
+        };
         let outcome = tokio::select! {
             r = follow(&gw, &j, service, &endpoint) => r,
-            _ = changes.changed() => Stop::Ended,
+            _ = moved => Stop::Ended,
             _ = stopping.wait_for(|s| *s) => return,
         };
         let was_live = gw.state().logs.get(&(j, service)).is_some_and(|l| l.connected && l.caught_up);
@@ -146,10 +157,10 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(Err(s)) => return classify(&s),
         Err(_) => return Stop::Unreachable("GetLogHead timed out".into()),
     };
-    if seq > 0 {
-        if let Err(stop) = audit(&mut c, j, service, seq, &hash).await {
-            return stop;
-        }
+    if seq > 0
+        && let Err(stop) = audit(&mut c, j, service, seq, &hash).await
+    {
+        return stop;
     }
     let mut stream = match c
         .stream_changes(StreamChangesRequest {

@@ -49,9 +49,7 @@ pub async fn cursor<C: ConnectionTrait>(c: &C, j: &Jurisdiction, service: &str) 
 
 /// Every cursor: (jurisdiction, service, seq, apply time).
 pub async fn cursors<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(String, String, u64, DateTime<Utc>)>> {
-    let rows = c
-        .query_all_raw(stmt(b(c), "SELECT jurisdiction, service, seq, apply_time FROM gw_cursors", []))
-        .await?;
+    let rows = c.query_all_raw(stmt(b(c), "SELECT jurisdiction, service, seq, apply_time FROM gw_cursors", [])).await?;
     rows.iter()
         .map(|r| {
             Ok((
@@ -83,7 +81,9 @@ pub async fn apply<C: ConnectionTrait>(
         let Some(state) = &e.state else { continue };
         let type_name = state.type_url.rsplit('/').next().unwrap_or_default();
         match type_name {
-            "einfo.registry.v1.Site" => put_site(c, &js, &decode(&state.value)?, e.operation == "CREATE", delta).await?,
+            "einfo.registry.v1.Site" => {
+                put_site(c, &js, &decode(&state.value)?, e.operation == "CREATE", delta).await?
+            }
             "einfo.registry.v1.Licence" => put_licence(c, &js, &decode(&state.value)?).await?,
             "einfo.registry.v1.LicenceApplication" => put_application(c, &js, &decode(&state.value)?).await?,
             "einfo.inspection.v1.Inspection" => put_inspection(c, &js, &decode(&state.value)?).await?,
@@ -123,9 +123,8 @@ pub async fn write_delta<C: ConnectionTrait>(c: &C, delta: &Delta) -> ApiResult<
 
 /// Every summary cell.
 pub async fn summary_cells<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(CellKey, i64)>> {
-    let rows = c
-        .query_all_raw(stmt(b(c), "SELECT jurisdiction, kind, legal_status, count FROM gw_summary", []))
-        .await?;
+    let rows =
+        c.query_all_raw(stmt(b(c), "SELECT jurisdiction, kind, legal_status, count FROM gw_summary", [])).await?;
     rows.iter()
         .map(|r| Ok(((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?), r.try_get_by_index(3)?)))
         .collect()
@@ -157,12 +156,16 @@ async fn put_site<C: ConnectionTrait>(c: &C, j: &str, s: &reg::Site, create: boo
     }
     if !fresh {
         let old = c
-            .query_one_raw(stmt(b(c), "SELECT kind, legal_status, voided FROM gw_sites WHERE name = $1", [s.name.clone().into()]))
+            .query_one_raw(stmt(
+                b(c),
+                "SELECT kind, legal_status, voided FROM gw_sites WHERE name = $1",
+                [s.name.clone().into()],
+            ))
             .await?;
-        if let Some(o) = old {
-            if o.try_get_by_index::<i32>(2)? == 0 {
-                delta.add(j, &o.try_get_by_index::<String>(0)?, o.try_get_by_index(1)?, -1);
-            }
+        if let Some(o) = old
+            && o.try_get_by_index::<i32>(2)? == 0
+        {
+            delta.add(j, &o.try_get_by_index::<String>(0)?, o.try_get_by_index(1)?, -1);
         }
         c.execute_raw(stmt(
             b(c),
@@ -212,7 +215,13 @@ async fn put_application<C: ConnectionTrait>(c: &C, j: &str, a: &reg::LicenceApp
         b(c),
         "INSERT INTO gw_applications (name, jurisdiction, state, deadline, body) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO UPDATE SET state = excluded.state, deadline = excluded.deadline, body = excluded.body",
-        [a.name.clone().into(), j.into(), a.state.into(), ts_micros(a.deadline.as_ref()).into(), a.encode_to_vec().into()],
+        [
+            a.name.clone().into(),
+            j.into(),
+            a.state.into(),
+            ts_micros(a.deadline.as_ref()).into(),
+            a.encode_to_vec().into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -275,8 +284,7 @@ pub async fn forget<C: ConnectionTrait>(c: &C, j: &Jurisdiction) -> ApiResult<()
         "gw_decisions",
         "gw_summary",
     ] {
-        c.execute_raw(stmt(b(c), &format!("DELETE FROM {table} WHERE jurisdiction = $1"), [js.clone().into()]))
-            .await?;
+        c.execute_raw(stmt(b(c), &format!("DELETE FROM {table} WHERE jurisdiction = $1"), [js.clone().into()])).await?;
     }
     Ok(())
 }
@@ -316,7 +324,12 @@ pub async fn alarms<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(String, String,
 }
 
 /// Raises an alarm (the first detail is kept).
-pub async fn raise_alarm<C: ConnectionTrait>(c: &C, j: &Jurisdiction, detail: &str, at: DateTime<Utc>) -> ApiResult<()> {
+pub async fn raise_alarm<C: ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    detail: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
     c.execute_raw(stmt(
         b(c),
         "INSERT INTO gw_alarms (jurisdiction, detail, raise_time) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
@@ -351,7 +364,9 @@ pub async fn expiring_licences<C: ConnectionTrait>(
             v().into_iter().chain([limit.into()]),
         ))
         .await?;
-    let total = count(c, "SELECT COUNT(*) FROM gw_licences WHERE state = $1 AND expire_time >= $2 AND expire_time < $3", v()).await?;
+    let total =
+        count(c, "SELECT COUNT(*) FROM gw_licences WHERE state = $1 AND expire_time >= $2 AND expire_time < $3", v())
+            .await?;
     let items = rows
         .iter()
         .map(|r| Ok((r.try_get_by_index(0)?, decode(&r.try_get_by_index::<Vec<u8>>(1)?)?)))
@@ -443,7 +458,10 @@ pub async fn enforcement<C: ConnectionTrait>(
         ))
         .await?
     {
-        out.entry(r.try_get_by_index(0)?).or_default().violations.insert(r.try_get_by_index(1)?, r.try_get_by_index(2)?);
+        out.entry(r.try_get_by_index(0)?)
+            .or_default()
+            .violations
+            .insert(r.try_get_by_index(1)?, r.try_get_by_index(2)?);
     }
     for r in c
         .query_all_raw(stmt(

@@ -1,5 +1,6 @@
 //! The violation catalogue (versioned reference data with effective dates) and the list of
-//! coordinating agencies, loaded from files at start.
+//! coordinating agencies, loaded from files at start; the catalogue is then replaced by each
+//! version the centre publishes (`einfo_common::reference`).
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 use einfo_proto::inspection::v1 as pb;

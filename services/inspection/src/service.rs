@@ -9,12 +9,12 @@ use chrono::{DateTime, Duration, Utc};
 use einfo_common::auth::{Caller, Role};
 use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
 use einfo_common::db::{Database, micros};
-use einfo_common::reference::Current;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
     MAX_NAME, MAX_TEXT, check_request_id, instant, jurisdiction, known_enum, new_id, next_etag, next_token, page_after,
     page_size, query_fingerprint, reason, required_enum, required_instant, resource, timestamp,
 };
+use einfo_common::reference::Current;
 use einfo_domain::text::DisplayName;
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::inspection::v1 as pb;

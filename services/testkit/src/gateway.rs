@@ -172,7 +172,12 @@ impl TestGateway {
 
     /// The replication state of every jurisdiction.
     pub async fn status(&self) -> Vec<pb::JurisdictionFreshness> {
-        self.national().get_replication_status(pb::GetReplicationStatusRequest {}).await.expect("status").into_inner().jurisdictions
+        self.national()
+            .get_replication_status(pb::GetReplicationStatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+            .jurisdictions
     }
 
     /// Waits until every one of `jurisdictions` is LIVE with its registry log applied up to at
@@ -192,7 +197,10 @@ impl TestGateway {
                 })
                 .map(|(j, seq)| {
                     let f = status.iter().find(|f| f.jurisdiction == j.to_string());
-                    format!("{j} (want {seq}, have {:?})", f.map(|f| (f.state(), f.registry_sequence, f.detail.clone())))
+                    format!(
+                        "{j} (want {seq}, have {:?})",
+                        f.map(|f| (f.state(), f.registry_sequence, f.detail.clone()))
+                    )
                 })
                 .collect();
             if behind.is_empty() {

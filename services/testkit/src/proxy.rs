@@ -1,9 +1,11 @@
-//! A TCP proxy for tests, to lose acknowledgements on purpose.
+//! A TCP proxy for tests, to lose, slow down or corrupt answers on purpose.
 //!
 //! [`TcpProxy::start`] listens on `127.0.0.1:0` and forwards every connection to a target. In
 //! [`ProxyMode::Pass`] it forwards both ways untouched. In [`ProxyMode::DropResponses`] it
 //! forwards everything the client sends, so the server receives and executes each call, but the
-//! client never sees the answers.
+//! client never sees the answers. In [`ProxyMode::Delay`] every server → client chunk is held
+//! back for a while (a slow node; order is kept). In [`ProxyMode::CorruptResponses`] the last
+//! byte of every message the server sends on a request stream is flipped (a tampered answer).
 //!
 //! The traffic is gRPC, i.e. HTTP/2 over cleartext TCP, so "the answers" are the server's frames
 //! on request streams (HEADERS, DATA, RST_STREAM, … with a stream id other than 0). The proxy cuts
@@ -25,6 +27,7 @@
 //! proxy closes every connection that lost frames; the client reconnects, as it would after a
 //! real network failure.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// What the proxy does with the traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,12 +45,19 @@ pub enum ProxyMode {
     Pass,
     /// Forward client → server; of server → client, only HTTP/2 connection frames (stream 0).
     DropResponses,
+    /// Forward both ways, each server → client chunk this long after it arrived (in order).
+    Delay(std::time::Duration),
+    /// Forward both ways, flipping the last payload byte of every server DATA frame on a request
+    /// stream (the last byte of a small gRPC message: e.g. of a receipt's signature, its last
+    /// field). Headers are untouched, so the connection stays usable afterwards.
+    CorruptResponses,
 }
 
 #[derive(Default)]
 struct Counters {
     connections: AtomicU64,
     dropped_frames: AtomicU64,
+    corrupted_frames: AtomicU64,
     closed: AtomicU64,
 }
 
@@ -106,6 +117,11 @@ impl TcpProxy {
         self.counters.dropped_frames.load(Ordering::SeqCst)
     }
 
+    /// Server DATA frames corrupted so far.
+    pub fn corrupted_frames(&self) -> u64 {
+        self.counters.corrupted_frames.load(Ordering::SeqCst)
+    }
+
     /// Connections closed because they had lost frames when the mode went back to `Pass`.
     pub fn closed_connections(&self) -> u64 {
         self.counters.closed.load(Ordering::SeqCst)
@@ -138,6 +154,10 @@ async fn accept(listener: TcpListener, target: SocketAddr, mode: watch::Sender<P
 
 /// Length of an HTTP/2 frame header.
 const FRAME_HEADER: usize = 9;
+/// HTTP/2 frame type DATA.
+const DATA: u8 = 0x0;
+/// HTTP/2 flag PADDED.
+const PADDED: u8 = 0x8;
 
 async fn relay(
     mut client: TcpStream,
@@ -151,9 +171,21 @@ async fn relay(
     let mut down = vec![0u8; 64 * 1024];
     // Server bytes not yet forming a whole frame.
     let mut pending: Vec<u8> = Vec::new();
+    // Server bytes held back by `Delay`, with when they are due; once anything is held, later
+    // bytes queue behind it whatever the mode, so the order is kept.
+    let mut held: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut tainted = false;
     loop {
+        let due = held.front().map(|(at, _)| *at);
         tokio::select! {
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                while held.front().is_some_and(|(at, _)| *at <= Instant::now()) {
+                    let (_, bytes) = held.pop_front().expect("a held chunk");
+                    if cw.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            },
             r = cr.read(&mut up) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
@@ -163,7 +195,16 @@ async fn relay(
                 }
             },
             r = sr.read(&mut down) => match r {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    // The server is gone: what it sent before still arrives, when due.
+                    for (at, bytes) in held.drain(..) {
+                        tokio::time::sleep_until(at).await;
+                        if cw.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    return;
+                }
                 Ok(n) => {
                     pending.extend_from_slice(&down[..n]);
                     let current = *mode.borrow();
@@ -181,17 +222,36 @@ async fn relay(
                         }
                         let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
                         let frame = &pending[at..at + FRAME_HEADER + len];
-                        if current == ProxyMode::Pass || stream == 0 {
-                            out.extend_from_slice(frame);
-                        } else {
-                            tainted = true;
-                            counters.dropped_frames.fetch_add(1, Ordering::SeqCst);
+                        match current {
+                            ProxyMode::DropResponses if stream != 0 => {
+                                tainted = true;
+                                counters.dropped_frames.fetch_add(1, Ordering::SeqCst);
+                            }
+                            ProxyMode::CorruptResponses if stream != 0 && h[3] == DATA && h[4] & PADDED == 0 && len > 0 => {
+                                out.extend_from_slice(frame);
+                                *out.last_mut().expect("a payload byte") ^= 0x01;
+                                counters.corrupted_frames.fetch_add(1, Ordering::SeqCst);
+                            }
+                            _ => out.extend_from_slice(frame),
                         }
                         at += FRAME_HEADER + len;
                     }
                     pending.drain(..at);
-                    if !out.is_empty() && cw.write_all(&out).await.is_err() {
-                        return;
+                    if out.is_empty() {
+                        continue;
+                    }
+                    let delay = match current {
+                        ProxyMode::Delay(d) => Some(d),
+                        _ if !held.is_empty() => Some(std::time::Duration::ZERO),
+                        _ => None,
+                    };
+                    match delay {
+                        Some(d) => held.push_back((Instant::now() + d, out)),
+                        None => {
+                            if cw.write_all(&out).await.is_err() {
+                                return;
+                            }
+                        }
                     }
                 }
             },

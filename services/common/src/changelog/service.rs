@@ -26,12 +26,24 @@ pub struct ChangeLogService {
     db: Database,
     hosted: Arc<HashSet<Jurisdiction>>,
     services: Arc<Vec<&'static str>>,
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl ChangeLogService {
     /// For these jurisdictions and services.
     pub fn new(db: Database, hosted: impl IntoIterator<Item = Jurisdiction>, services: &[&'static str]) -> Self {
-        Self { db, hosted: Arc::new(hosted.into_iter().collect()), services: Arc::new(services.to_vec()) }
+        Self {
+            db,
+            hosted: Arc::new(hosted.into_iter().collect()),
+            services: Arc::new(services.to_vec()),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+
+    /// Ends every following stream (at shutdown: a reader that follows would otherwise hold the
+    /// server's graceful drain until its timeout). Readers reconnect and resume from their cursor.
+    pub fn stop_streams(&self) {
+        let _ = self.stopping.send(true);
     }
 
     /// The tonic server.
@@ -91,6 +103,7 @@ impl Api for ChangeLogService {
         let db = self.db.clone();
         let follow = r.follow;
         let mut commits = db.subscribe_commits();
+        let mut stopping = self.stopping.subscribe();
         let stream = async_stream(move |tx| async move {
             let mut after = r.after;
             loop {
@@ -118,6 +131,7 @@ impl Api for ChangeLogService {
                     _ = commits.changed() => {}
                     _ = tokio::time::sleep(POLL) => {}
                     _ = tx.closed() => return,
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
         });
