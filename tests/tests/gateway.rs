@@ -203,6 +203,12 @@ fn found(sites: &[gw::NationalSite]) -> Vec<(String, String)> {
     sorted
 }
 
+/// (jurisdiction, display name) of a site.
+type Found = (String, String);
+
+/// (registrable domain, kind, sites as (jurisdiction, display name, legal status)).
+type ConflictRow = (String, gw::ConflictKind, Vec<(String, String, pb::LegalStatus)>);
+
 fn at(code: &str, name: &str) -> (String, String) {
     (j(code), name.to_owned())
 }
@@ -233,7 +239,7 @@ async fn search_finds_sites_by_unaccented_name_by_registrable_or_exact_domain_an
     let hanoi = at("01", "Trang tin Hà Nội");
     let hanam = at("01", "Báo điện tử Hà Nam");
     let saigon = at("79", "Cổng thông tin Sài Gòn");
-    let table: Vec<(gw::SearchSitesRequest, Vec<(String, String)>, &str)> = vec![
+    let table: Vec<(gw::SearchSitesRequest, Vec<Found>, &str)> = vec![
         (by_name("ha noi"), vec![hanoi.clone()], "words without accents"),
         (by_name("HÀ NỘI"), vec![hanoi.clone()], "with accents and in capitals"),
         (by_name("ha"), vec![hanam.clone(), hanoi.clone()], "a word start matches every name holding it"),
@@ -331,7 +337,7 @@ async fn conflicts_name_domains_held_in_several_provinces_and_sites_unlicensed_h
         .await
         .expect("conflicts")
         .into_inner();
-    let got: Vec<(String, gw::ConflictKind, Vec<(String, String, pb::LegalStatus)>)> = r
+    let got: Vec<ConflictRow> = r
         .conflicts
         .iter()
         .map(|c| {

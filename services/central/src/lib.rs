@@ -67,7 +67,7 @@ pub async fn serve(
     keys: TokenKeys,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (reporter, health) = server::health(&[SERVICE_NAME]);
+    let (reporter, health) = server::health(&[SERVICE_NAME]).await;
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health);
     routes.add_service(CentralGrpc(central.clone()).into_server());

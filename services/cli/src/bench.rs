@@ -434,7 +434,13 @@ fn sites_csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
 }
 
 /// Imports `count` sites into province `code` in one call and returns their names.
-pub(crate) async fn import(client: &RegistryClient, code: &str, tag: &str, start: u32, count: u32) -> anyhow::Result<Vec<String>> {
+pub(crate) async fn import(
+    client: &RegistryClient,
+    code: &str,
+    tag: &str,
+    start: u32,
+    count: u32,
+) -> anyhow::Result<Vec<String>> {
     let mut c = client.clone();
     let r = c
         .import_sites(pb::ImportSitesRequest {

@@ -33,11 +33,11 @@ use einfo_proto::gateway::v1 as gw;
 use einfo_proto::gateway::v1::national_service_client::NationalServiceClient;
 use einfo_proto::log::v1::GetLogHeadRequest;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
+use einfo_proto::prost::Message as _;
 use einfo_proto::registry::v1 as pb;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use einfo_proto::prost::Message as _;
 use sea_orm::{ConnectionTrait, Value};
 use sea_orm_migration::MigratorTrait as _;
 use tonic::service::interceptor::InterceptedService;
@@ -70,6 +70,10 @@ pub struct BenchGatewayArgs {
     /// Sites registered per second across the provinces while the replication lag is measured.
     #[arg(long, default_value_t = 20)]
     pub lag_rate: u32,
+    /// The `einfo` binary the gateway runs from (default: this one), to compare two builds of
+    /// the gateway in the same kind of run.
+    #[arg(long)]
+    pub gateway_binary: Option<PathBuf>,
 }
 
 /// The kind of national store.
@@ -175,10 +179,11 @@ struct Federation {
     readers: Vec<Registry>,
     logs: Vec<ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>>,
     parents: Vec<String>,
+    gateway_binary: Option<PathBuf>,
 }
 
 impl Federation {
-    async fn start(dir: &Path) -> anyhow::Result<Self> {
+    async fn start(dir: &Path, gateway_binary: Option<PathBuf>) -> anyhow::Result<Self> {
         let codes = bench::p63_codes();
         let secret = bench::random_secret();
         let mut started = Vec::new();
@@ -190,13 +195,16 @@ impl Federation {
                 ..Default::default()
             };
             s.auth.secret = Some(secret.clone());
-            started.push(async move {
+            // Each start in a task of its own: `server::health` blocks on the health reporter's
+            // lock, which never completes once the task's cooperative budget is spent (as it is
+            // with 63 starts polled by one task).
+            started.push(tokio::spawn(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 node::start(&s, NodeRole::Node, listener, Default::default()).await
-            });
+            }));
         }
         let nodes: Vec<node::Node> =
-            futures::future::join_all(started).await.into_iter().collect::<anyhow::Result<_>>()?;
+            futures::future::join_all(started).await.into_iter().map(|r| r?).collect::<anyhow::Result<_>>()?;
         let keys = TokenKeys::from_secret(secret.as_bytes())?;
         let central = central_token(&keys)?;
         let (mut operators, mut readers, mut logs, mut parents) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -208,7 +216,7 @@ impl Federation {
             logs.push(ChangeLogServiceClient::with_interceptor(channel, central.clone()));
             parents.push(bench::jurisdiction(code)?.to_string());
         }
-        Ok(Self { codes, nodes, keys, secret, operators, readers, logs, parents })
+        Ok(Self { codes, nodes, keys, secret, operators, readers, logs, parents, gateway_binary })
     }
 
     /// Seeds sites `from..to` of every province through `ImportSites`.
@@ -244,7 +252,8 @@ impl Federation {
         let mut out = Vec::new();
         for (c, parent) in self.logs.iter().zip(&self.parents) {
             let mut c = c.clone();
-            let h = c.get_log_head(GetLogHeadRequest { jurisdiction: parent.clone(), service: "registry".into() }).await?;
+            let h =
+                c.get_log_head(GetLogHeadRequest { jurisdiction: parent.clone(), service: "registry".into() }).await?;
             out.push(h.into_inner().sequence);
         }
         Ok(out)
@@ -287,7 +296,11 @@ impl GatewayProcess {
         let addr = SocketAddr::from(([127, 0, 0, 1], std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port()));
         let log = dir.join("gateway.log");
         let log_file = std::fs::File::create(&log)?;
-        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        let binary = match &fed.gateway_binary {
+            Some(b) => b.clone(),
+            None => std::env::current_exe()?,
+        };
+        let mut cmd = tokio::process::Command::new(binary);
         cmd.args(["serve", "gateway", "--listen", &addr.to_string(), "--directory"])
             .arg(&directory)
             .arg("--data-dir")
@@ -372,9 +385,9 @@ async fn fresh_store(args: &BenchGatewayArgs, pgs: &mut Vec<PgDb>) -> anyhow::Re
     match args.database {
         StoreKind::Sqlite => Ok(None),
         StoreKind::Postgres => {
-            let pg = PgDb::create(&args.database_url).await.with_context(|| {
-                format!("PostgreSQL unavailable at {}", node::redact(&args.database_url))
-            })?;
+            let pg = PgDb::create(&args.database_url)
+                .await
+                .with_context(|| format!("PostgreSQL unavailable at {}", node::redact(&args.database_url)))?;
             let url = pg.url.clone();
             pgs.push(pg);
             Ok(Some(url))
@@ -390,7 +403,7 @@ async fn bench_on(
     pgs: &mut Vec<PgDb>,
 ) -> anyhow::Result<()> {
     eprintln!("· starting 63 nodes");
-    let fed = Federation::start(&tmp.join("nodes")).await?;
+    let fed = Federation::start(&tmp.join("nodes"), args.gateway_binary.clone()).await?;
     let result = async {
         let echo = HealthClient::new(bench::connect(echo).await?);
         let full = args.sites_per_province;
@@ -477,7 +490,10 @@ async fn summary_rows(args: &BenchGatewayArgs, national: &National, echo: &Healt
     };
     let mut rows = Vec::new();
     for conc in [1, 32] {
-        let group = vec![phase(ECHO, "-", bench::health_op(echo.clone())), phase(SUMMARY, args.database.label(), summary.clone())];
+        let group = vec![
+            phase(ECHO, "-", bench::health_op(echo.clone())),
+            phase(SUMMARY, args.database.label(), summary.clone()),
+        ];
         rows.extend(bench::measure(&measure_args(args.seconds), conc, group).await);
     }
     rows
@@ -516,9 +532,11 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
             }
         })
     };
-    let per_node: Arc<Mutex<Vec<Histogram<u64>>>> = Arc::new(Mutex::new(fed.codes.iter().map(|_| histogram()).collect()));
+    let per_node: Arc<Mutex<Vec<Histogram<u64>>>> =
+        Arc::new(Mutex::new(fed.codes.iter().map(|_| histogram()).collect()));
     let stats: Op = {
-        let (readers, parents, per_node) = (Arc::new(fed.readers.clone()), Arc::new(fed.parents.clone()), per_node.clone());
+        let (readers, parents, per_node) =
+            (Arc::new(fed.readers.clone()), Arc::new(fed.parents.clone()), per_node.clone());
         op(move |_, n| {
             let p = (n % readers.len() as u64) as usize;
             let (mut c, parent, per_node) = (readers[p].clone(), parents[p].clone(), per_node.clone());
@@ -546,11 +564,8 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
     }
     let hists = per_node.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let (slow, h) = hists
-        .iter()
-        .enumerate()
-        .max_by_key(|(_, h)| h.value_at_quantile(0.99))
-        .context("no node measured")?;
+    let (slow, h) =
+        hists.iter().enumerate().max_by_key(|(_, h)| h.value_at_quantile(0.99)).context("no node measured")?;
     let mut p99s: Vec<f64> = hists.iter().map(|h| ms(h, 0.99)).collect();
     p99s.sort_by(f64::total_cmp);
     Ok(FanOut {
@@ -757,13 +772,19 @@ fn placeholders(rows: usize, cols: usize) -> String {
 
 fn ratio_line(what: &str, value: f64, target: f64, le: bool) -> String {
     let met = if le { value <= target } else { value >= target };
-    format!("{what}: {value:.2} (target {} {target:.2})  {}", if le { "≤" } else { "≥" }, if met { "target met" } else { "MISSED" })
+    format!(
+        "{what}: {value:.2} (target {} {target:.2})  {}",
+        if le { "≤" } else { "≥" },
+        if met { "target met" } else { "MISSED" }
+    )
 }
 
 fn print_report(args: &BenchGatewayArgs, r: &Report) {
     let db = args.database.label();
     println!();
-    println!("Seeding the 63 nodes through ImportSites ({IMPORT_BATCH} rows per call, {IMPORT_CONCURRENCY} calls in flight):");
+    println!(
+        "Seeding the 63 nodes through ImportSites ({IMPORT_BATCH} rows per call, {IMPORT_CONCURRENCY} calls in flight):"
+    );
     for (per, n, t) in &r.seeding {
         println!(
             "  +{per} sites/province: {n} sites in {:.1} s ({:.0} rows/s)",
@@ -772,7 +793,9 @@ fn print_report(args: &BenchGatewayArgs, r: &Report) {
         );
     }
 
-    println!("\nFull initial replication (gateway child process start → every province LIVE at its node's head), store {db}:");
+    println!(
+        "\nFull initial replication (gateway child process start → every province LIVE at its node's head), store {db}:"
+    );
     let raw_rate = r.raw.map(|(n, t)| n as f64 / t.as_secs_f64());
     for rep in &r.replication {
         let rate = rep.entries as f64 / rep.time.as_secs_f64();
@@ -837,11 +860,19 @@ fn print_report(args: &BenchGatewayArgs, r: &Report) {
     for (per, row) in r.summary.iter().filter(|(_, row)| row.what == SUMMARY) {
         if let Some((_, e)) = r.summary.iter().find(|(p, e)| p == per && e.what == ECHO && e.conc == row.conc) {
             let ratio = row.stats.ms(0.99) / e.stats.ms(0.99).max(0.001);
-            println!("  {}", ratio_line(&format!("{per} sites/province, c={}: summary p99 / echo p99", row.conc), ratio, 5.0, true));
+            println!(
+                "  {}",
+                ratio_line(&format!("{per} sites/province, c={}: summary p99 / echo p99", row.conc), ratio, 5.0, true)
+            );
         }
     }
     for (_, row) in r.summary.iter().filter(|(_, row)| row.stats.first_error.is_some()) {
-        println!("  first error of {} c={}: {}", row.what, row.conc, row.stats.first_error.as_deref().unwrap_or_default());
+        println!(
+            "  first error of {} c={}: {}",
+            row.what,
+            row.conc,
+            row.stats.first_error.as_deref().unwrap_or_default()
+        );
     }
 
     if let Some(f) = &r.fanout {

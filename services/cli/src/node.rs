@@ -222,7 +222,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
 
     let names = role.grpc_names();
-    let (health, health_service) = server::health(&names);
+    let (health, health_service) = server::health(&names).await;
     let services = role.services();
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health_service);

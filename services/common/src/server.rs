@@ -3,7 +3,7 @@
 //! (auth), and a graceful stop on SIGTERM.
 //!
 //! ```ignore
-//! let (health_reporter, health_service) = server::health(&[REGISTRY_SERVICE_NAME]);
+//! let (health_reporter, health_service) = server::health(&[REGISTRY_SERVICE_NAME]).await;
 //! let mut routes = Routes::builder();
 //! routes.add_service(health_service).add_service(registry_server);
 //! let routes = server::add_reflection(routes)?.routes();
@@ -53,11 +53,12 @@ impl RpcPath {
 
 /// The health service and its reporter. The whole server (`""`) and each of `service_names`
 /// start `NOT_SERVING`; call [`set_serving`] once migrations ran.
-pub fn health(service_names: &[&str]) -> (HealthReporter, HealthServer<impl Health>) {
+///
+/// Async on purpose: blocking on the reporter's (tokio) lock from inside a task can spin forever
+/// once the task's cooperative budget is spent, e.g. when one task starts many servers.
+pub async fn health(service_names: &[&str]) -> (HealthReporter, HealthServer<impl Health>) {
     let (reporter, service) = tonic_health::server::health_reporter();
-    // The reporter's lock is brand new and not shared yet, so this completes at once; blocking
-    // keeps `health` usable before any runtime exists.
-    futures::executor::block_on(set_all(&reporter, service_names, ServingStatus::NotServing));
+    set_all(&reporter, service_names, ServingStatus::NotServing).await;
     (reporter, service)
 }
 
@@ -223,7 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_that_never_ends_does_not_hold_shutdown_past_the_drain_timeout() {
-        let (_reporter, health_service) = health(&[]);
+        let (_reporter, health_service) = health(&[]).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

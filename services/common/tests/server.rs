@@ -43,7 +43,7 @@ impl RunningServer {
 }
 
 async fn spawn_server() -> RunningServer {
-    let (reporter, health_service) = server::health(&[SERVICE]);
+    let (reporter, health_service) = server::health(&[SERVICE]).await;
     let mut routes = Routes::builder();
     routes.add_service(health_service);
     let routes = server::add_reflection(routes).expect("descriptor sets decode").routes();
@@ -160,7 +160,7 @@ async fn serve_returns_ok_once_the_shutdown_future_resolves() {
 
 #[tokio::test]
 async fn the_interceptor_guards_einfo_services_but_not_health() {
-    let (_reporter, health_service) = server::health(&[]);
+    let (_reporter, health_service) = server::health(&[]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let address = listener.local_addr().expect("bound address");
     let refuse_all = |_: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {

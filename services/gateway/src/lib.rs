@@ -41,6 +41,9 @@ pub use migration::Migrator;
 pub const NATIONAL_GRPC: &str = "einfo.gateway.v1.NationalService";
 /// gRPC name of the directory (for health).
 pub const DIRECTORY_GRPC: &str = "einfo.gateway.v1.DirectoryService";
+/// HTTP/2 flow-control window of each stream to a node.
+const STREAM_WINDOW: u32 = 256 * 1024;
+
 /// The provincial logs replicated.
 pub const SERVICES: [&str; 2] = ["registry", "inspection"];
 
@@ -178,6 +181,10 @@ impl Gateway {
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
             .keep_alive_while_idle(true)
+            // Bounds what each replication stream may buffer: with hyper's default windows
+            // (2 MiB a stream) 126 streams catching up hold most of the gateway's memory.
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(4 * STREAM_WINDOW))
             .connect_lazy();
         channels.insert(endpoint.to_owned(), c.clone());
         Ok(c)
@@ -245,7 +252,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let names = [NATIONAL_GRPC, DIRECTORY_GRPC, einfo_central::SERVICE_NAME];
-        let (reporter, health) = server::health(&names);
+        let (reporter, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
         routes.add_service(health);
         routes.add_service(einfo_central::CentralGrpc(self.0.central.clone()).into_server());

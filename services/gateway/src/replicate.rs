@@ -157,11 +157,6 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(Err(s)) => return classify(&s),
         Err(_) => return Stop::Unreachable("GetLogHead timed out".into()),
     };
-    if seq > 0
-        && let Err(stop) = audit(&mut c, j, service, seq, &hash).await
-    {
-        return stop;
-    }
     let mut stream = match c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.to_string(),
@@ -186,7 +181,11 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     let mut verifier = ChainVerifier::new(format!("{j}/{service}"), seq, &hash);
     let batch_max = gw.settings().batch_entries.max(1);
     let audit_every = gw.settings().audit_interval_ms;
-    let mut next_audit = (audit_every > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(audit_every));
+    let periodic = || (audit_every > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(audit_every));
+    // On every (re)connection the history behind the cursor is audited first, while the stream
+    // is already open (the jurisdiction shows as connected meanwhile); then every
+    // `audit_interval_ms`.
+    let mut next_audit = if seq > 0 { Some(tokio::time::Instant::now()) } else { periodic() };
     loop {
         let first = tokio::select! {
             m = stream.message() => m,
@@ -196,12 +195,12 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                     None => futures::future::pending().await,
                 }
             } => {
-                // A periodic audit on a second call; the stream stays open.
+                // The audit runs on a second call; the stream stays open.
                 let mut audit_client = c.clone();
                 if let Err(stop) = audit(&mut audit_client, j, service, verifier.last_sequence(), verifier.last_hash()).await {
                     return stop;
                 }
-                next_audit = Some(tokio::time::Instant::now() + Duration::from_millis(audit_every));
+                next_audit = periodic();
                 continue;
             }
         };

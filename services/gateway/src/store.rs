@@ -1,7 +1,7 @@
 //! SQL of the national store, for both databases: applying replicated entries (idempotently,
 //! with the cursor in the same transaction) and the national queries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use einfo_common::changelog::ChangeEntry;
@@ -65,6 +65,10 @@ pub async fn cursors<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(String, String
 /// Applies `entries` of one log (already verified, in order) after the stored cursor, then moves
 /// the cursor, all on `c` (a transaction). Entries at or before the cursor are skipped, so a
 /// batch applied twice changes nothing. Returns the number applied.
+///
+/// Runs of site creations (the bulk of an initial replication) are written with multi-row
+/// statements; a creation whose site already exists (a replay after a resync, say) takes the
+/// update path, exactly as when applied alone. Every other entry is applied on its own.
 pub async fn apply<C: ConnectionTrait>(
     c: &C,
     j: &Jurisdiction,
@@ -75,14 +79,41 @@ pub async fn apply<C: ConnectionTrait>(
 ) -> ApiResult<usize> {
     let at = cursor(c, j, service).await?.map_or(0, |(s, _)| s);
     let js = j.to_string();
+    let todo: Vec<&ChangeEntry> = entries.iter().filter(|e| e.sequence > at).collect();
     let mut applied = 0;
     let mut last = None;
-    for e in entries.iter().filter(|e| e.sequence > at) {
+    let mut i = 0;
+    while i < todo.len() {
+        // The longest run of site creations from here whose names are distinct (so that the
+        // rows a multi-row insert skipped are known by name).
+        let mut run: Vec<NewSite> = Vec::new();
+        let mut names = HashSet::new();
+        while let Some(e) = todo.get(i + run.len()) {
+            let Some(state) = e.state.as_ref().filter(|s| e.operation == "CREATE" && type_name(s) == SITE) else {
+                break;
+            };
+            let site: reg::Site = decode(&state.value)?;
+            if !names.insert(site.name.clone()) {
+                break;
+            }
+            run.push(NewSite { site, body: &state.value });
+        }
+        if !run.is_empty() {
+            i += run.len();
+            applied += run.len();
+            last = Some(todo[i - 1]);
+            put_new_sites(c, &js, &run, delta).await?;
+            continue;
+        }
+        let e = todo[i];
+        i += 1;
         let Some(state) = &e.state else { continue };
-        let type_name = state.type_url.rsplit('/').next().unwrap_or_default();
-        match type_name {
-            "einfo.registry.v1.Site" => {
-                put_site(c, &js, &decode(&state.value)?, e.operation == "CREATE", delta).await?
+        applied += 1;
+        last = Some(e);
+        match type_name(state) {
+            SITE => {
+                let create = e.operation == "CREATE";
+                put_site(c, &js, &decode(&state.value)?, &state.value, create, delta).await?
             }
             "einfo.registry.v1.Licence" => put_licence(c, &js, &decode(&state.value)?).await?,
             "einfo.registry.v1.LicenceApplication" => put_application(c, &js, &decode(&state.value)?).await?,
@@ -91,8 +122,6 @@ pub async fn apply<C: ConnectionTrait>(
             // Plans, site records and the rest do not enter national figures.
             _ => {}
         }
-        applied += 1;
-        last = Some(e);
     }
     if let Some(e) = last {
         c.execute_raw(stmt(
@@ -105,6 +134,12 @@ pub async fn apply<C: ConnectionTrait>(
         .await?;
     }
     Ok(applied)
+}
+
+const SITE: &str = "einfo.registry.v1.Site";
+
+fn type_name(state: &prost_types::Any) -> &str {
+    state.type_url.rsplit('/').next().unwrap_or_default()
 }
 
 /// Writes the summary changes of a batch (in its transaction).
@@ -130,66 +165,184 @@ pub async fn summary_cells<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(CellKey,
         .collect()
 }
 
-async fn put_site<C: ConnectionTrait>(c: &C, j: &str, s: &reg::Site, create: bool, delta: &mut Delta) -> ApiResult<()> {
-    let tax = s.owner.as_ref().map(|o| o.tax_code.clone()).unwrap_or_default();
-    let values: Vec<Value> = vec![
+/// A site created by a log entry, with its state as the node encoded it (stored as is).
+struct NewSite<'a> {
+    site: reg::Site,
+    body: &'a [u8],
+}
+
+/// Rows per multi-row statement, largest first: a batch is cut greedily into these sizes, so
+/// that only a few distinct statements are ever prepared (and stay in the statement cache).
+const CHUNKS: [usize; 4] = [128, 16, 4, 1];
+
+/// Cuts `n` rows into consecutive ranges of the sizes of [`CHUNKS`].
+fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for size in CHUNKS {
+        while n - at >= size {
+            out.push(at..at + size);
+            at += size;
+        }
+    }
+    out
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…)` for `rows` rows, then `tail`.
+fn insert_sql(table: &str, columns: &[&str], rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for k in 0..columns.len() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns.len() + k + 1));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
+const SITE_COLUMNS: [&str; 8] =
+    ["name", "jurisdiction", "kind", "legal_status", "voided", "name_folded", "owner_tax_code", "body"];
+const DOMAIN_COLUMNS: [&str; 4] = ["site", "ascii", "registrable", "jurisdiction"];
+
+fn site_values(j: &str, s: &reg::Site, body: &[u8]) -> [Value; 8] {
+    [
         s.name.clone().into(),
         j.into(),
         s.kind.clone().into(),
         s.legal_status.into(),
         i32::from(s.voided).into(),
         fold(&s.display_name).into(),
-        tax.into(),
-        s.encode_to_vec().into(),
-    ];
+        s.owner.as_ref().map(|o| o.tax_code.clone()).unwrap_or_default().into(),
+        body.to_vec().into(),
+    ]
+}
+
+/// Site creations with distinct names: inserted with multi-row statements where the site is
+/// new; a site that already exists goes through the update path of [`put_site`]. The domains
+/// of all of them follow in multi-row statements.
+async fn put_new_sites<C: ConnectionTrait>(c: &C, j: &str, run: &[NewSite<'_>], delta: &mut Delta) -> ApiResult<()> {
+    let mut inserted: HashSet<String> = HashSet::with_capacity(run.len());
+    for range in chunks(run.len()) {
+        let values: Vec<Value> = run[range.clone()].iter().flat_map(|n| site_values(j, &n.site, n.body)).collect();
+        let rows = c
+            .query_all_raw(stmt(
+                b(c),
+                &insert_sql("gw_sites", &SITE_COLUMNS, range.len(), "ON CONFLICT (name) DO NOTHING RETURNING name"),
+                values,
+            ))
+            .await?;
+        for r in rows {
+            inserted.insert(r.try_get_by_index(0)?);
+        }
+    }
+    for n in run {
+        if inserted.contains(&n.site.name) {
+            if !n.site.voided {
+                delta.add(j, &n.site.kind, n.site.legal_status, 1);
+            }
+        } else {
+            replace_site(c, j, &n.site, n.body, delta).await?;
+        }
+    }
+    let domains: Vec<(&reg::Site, &reg::DomainName)> =
+        run.iter().flat_map(|n| n.site.domain_details.iter().map(move |d| (&n.site, d))).collect();
+    for range in chunks(domains.len()) {
+        let values: Vec<Value> = domains[range.clone()]
+            .iter()
+            .flat_map(|(s, d)| -> [Value; 4] {
+                [s.name.clone().into(), d.ascii.clone().into(), d.registrable.clone().into(), j.into()]
+            })
+            .collect();
+        c.execute_raw(stmt(
+            b(c),
+            &insert_sql("gw_site_domains", &DOMAIN_COLUMNS, range.len(), "ON CONFLICT DO NOTHING"),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+async fn put_site<C: ConnectionTrait>(
+    c: &C,
+    j: &str,
+    s: &reg::Site,
+    body: &[u8],
+    create: bool,
+    delta: &mut Delta,
+) -> ApiResult<()> {
     let mut fresh = false;
     if create {
         let r = c
             .execute_raw(stmt(
                 b(c),
-                "INSERT INTO gw_sites (name, jurisdiction, kind, legal_status, voided, name_folded, owner_tax_code, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
-                values.clone(),
+                &insert_sql("gw_sites", &SITE_COLUMNS, 1, "ON CONFLICT (name) DO NOTHING"),
+                site_values(j, s, body),
             ))
             .await?;
         fresh = r.rows_affected() == 1;
     }
-    if !fresh {
-        let old = c
-            .query_one_raw(stmt(
-                b(c),
-                "SELECT kind, legal_status, voided FROM gw_sites WHERE name = $1",
-                [s.name.clone().into()],
-            ))
-            .await?;
-        if let Some(o) = old
-            && o.try_get_by_index::<i32>(2)? == 0
-        {
-            delta.add(j, &o.try_get_by_index::<String>(0)?, o.try_get_by_index(1)?, -1);
+    if fresh {
+        if !s.voided {
+            delta.add(j, &s.kind, s.legal_status, 1);
         }
-        c.execute_raw(stmt(
-            b(c),
-            "INSERT INTO gw_sites (name, jurisdiction, kind, legal_status, voided, name_folded, owner_tax_code, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, legal_status = excluded.legal_status,
-               voided = excluded.voided, name_folded = excluded.name_folded,
-               owner_tax_code = excluded.owner_tax_code, body = excluded.body",
-            values,
-        ))
-        .await?;
-        c.execute_raw(stmt(b(c), "DELETE FROM gw_site_domains WHERE site = $1", [s.name.clone().into()])).await?;
-    }
-    if !s.voided {
-        delta.add(j, &s.kind, s.legal_status, 1);
+    } else {
+        replace_site(c, j, s, body, delta).await?;
     }
     for d in &s.domain_details {
         c.execute_raw(stmt(
             b(c),
-            "INSERT INTO gw_site_domains (site, ascii, registrable, jurisdiction) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
+            &insert_sql("gw_site_domains", &DOMAIN_COLUMNS, 1, "ON CONFLICT DO NOTHING"),
             [s.name.clone().into(), d.ascii.clone().into(), d.registrable.clone().into(), j.into()],
         ))
         .await?;
+    }
+    Ok(())
+}
+
+/// Replaces a site's row (inserting it when absent), moves it between summary cells, and drops
+/// its domains (the caller inserts the new ones).
+async fn replace_site<C: ConnectionTrait>(
+    c: &C,
+    j: &str,
+    s: &reg::Site,
+    body: &[u8],
+    delta: &mut Delta,
+) -> ApiResult<()> {
+    let old = c
+        .query_one_raw(stmt(
+            b(c),
+            "SELECT kind, legal_status, voided FROM gw_sites WHERE name = $1",
+            [s.name.clone().into()],
+        ))
+        .await?;
+    if let Some(o) = old
+        && o.try_get_by_index::<i32>(2)? == 0
+    {
+        delta.add(j, &o.try_get_by_index::<String>(0)?, o.try_get_by_index(1)?, -1);
+    }
+    c.execute_raw(stmt(
+        b(c),
+        &insert_sql(
+            "gw_sites",
+            &SITE_COLUMNS,
+            1,
+            "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, legal_status = excluded.legal_status,
+               voided = excluded.voided, name_folded = excluded.name_folded,
+               owner_tax_code = excluded.owner_tax_code, body = excluded.body",
+        ),
+        site_values(j, s, body),
+    ))
+    .await?;
+    c.execute_raw(stmt(b(c), "DELETE FROM gw_site_domains WHERE site = $1", [s.name.clone().into()])).await?;
+    if !s.voided {
+        delta.add(j, &s.kind, s.legal_status, 1);
     }
     Ok(())
 }
@@ -553,4 +706,32 @@ pub async fn conflicts<C: ConnectionTrait>(c: &C, limit: i64) -> ApiResult<Vec<(
     rows.iter()
         .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, decode(&r.try_get_by_index::<Vec<u8>>(3)?)?)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_once_in_order_with_few_distinct_sizes() {
+        for n in 0..600 {
+            let cs = chunks(n);
+            let mut at = 0;
+            for c in &cs {
+                assert_eq!(c.start, at);
+                assert!(CHUNKS.contains(&c.len()));
+                at = c.end;
+            }
+            assert_eq!(at, n);
+        }
+        assert_eq!(chunks(1000).len(), 7 + 6 + 2);
+    }
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
+        assert_eq!(
+            insert_sql("t", &["a", "b"], 2, "ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
 }

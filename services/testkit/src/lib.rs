@@ -135,8 +135,8 @@ pub type InspectionClient = InspectionServiceClient<InterceptedService<Channel, 
 pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
 
 pub use centre::{CentralClient, FakeCentre};
-pub use gateway::{DirectoryClient, NationalClient, TestGateway};
 pub use einfo_cli::node::Role as NodeRole;
+pub use gateway::{DirectoryClient, NationalClient, TestGateway};
 pub use proxy::{ProxyMode, TcpProxy};
 
 /// A node serving on 127.0.0.1:0 for one test.
