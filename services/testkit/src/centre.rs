@@ -65,18 +65,7 @@ impl FakeCentre {
     }
 
     async fn wait_serving(&self) {
-        for _ in 0..200 {
-            if let Ok(ch) = self.try_channel().await {
-                let mut h = crate::tonic_health_client(ch);
-                if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
-                    && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("centre at {} never became SERVING", self.addr);
+        crate::wait_serving_at(&self.url(), "centre").await;
     }
 
     /// Its URL, `http://127.0.0.1:{port}`.
@@ -108,16 +97,7 @@ impl FakeCentre {
     /// Starts a stopped centre again on the same port, database and signing key.
     pub async fn start_again_same_port(&mut self) {
         assert!(self.running.is_none(), "the centre at {} is still running", self.addr);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(tokio::time::Instant::now() < deadline, "cannot bind {} again: {e}", self.addr);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
+        let listener = crate::bind_again(self.addr).await;
         self.launch(listener).await;
     }
 
@@ -125,10 +105,6 @@ impl FakeCentre {
     pub async fn restart_same_port(&mut self) {
         self.stop().await;
         self.start_again_same_port().await;
-    }
-
-    async fn try_channel(&self) -> Result<Channel, tonic::transport::Error> {
-        tonic::transport::Endpoint::from_shared(self.url()).expect("endpoint").connect().await
     }
 
     /// A token for `caller`.

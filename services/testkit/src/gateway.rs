@@ -72,18 +72,7 @@ impl TestGateway {
     }
 
     async fn wait_serving(&self) {
-        for _ in 0..1200 {
-            if let Ok(ch) = tonic::transport::Endpoint::from_shared(self.url()).expect("endpoint").connect().await {
-                let mut h = crate::tonic_health_client(ch);
-                if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
-                    && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-                {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("gateway at {} never became SERVING", self.addr);
+        crate::wait_serving_at(&self.url(), "gateway").await;
     }
 
     /// `http://127.0.0.1:{port}`.
@@ -106,16 +95,7 @@ impl TestGateway {
     /// Starts a stopped gateway again on the same port and database.
     pub async fn start_again_same_port(&mut self) {
         assert!(self.running.is_none(), "the gateway at {} is still running", self.addr);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(tokio::time::Instant::now() < deadline, "cannot bind {} again: {e}", self.addr);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
+        let listener = crate::bind_again(self.addr).await;
         self.running = Some(einfo_cli::gateway::start(&self.settings, listener).await.expect("restart the gateway"));
         self.wait_serving().await;
     }

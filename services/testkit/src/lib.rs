@@ -327,16 +327,7 @@ impl TestNode {
     pub async fn start_again_same_port(&mut self) {
         assert!(self.node.is_none(), "the node at {} is still running", self.addr);
         // The old listener is closed by now, but the port may take a moment to become free.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(e) => {
-                    assert!(tokio::time::Instant::now() < deadline, "cannot bind {} again: {e}", self.addr);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
+        let listener = crate::bind_again(self.addr).await;
         let node = node::start(&self.settings, self.role, listener, Options::default()).await.expect("restart node");
         assert_eq!(node.addr, self.addr);
         self.node = Some(node);
@@ -350,6 +341,37 @@ impl Drop for TestNode {
             let _ = n.stopper().send(true);
         }
     }
+}
+
+/// Binds `addr` again after a server on it stopped (the port may take a moment to become free).
+pub async fn bind_again(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) => {
+                assert!(tokio::time::Instant::now() < deadline, "cannot bind {addr} again: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Waits until the server at `url` says SERVING (connecting as often as needed); panics after
+/// 30 s naming `what`.
+pub async fn wait_serving_at(url: &str, what: &str) {
+    for _ in 0..1200 {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("endpoint").connect().await {
+            let mut h = tonic_health_client(ch);
+            if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
+                && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{what} at {url} never became SERVING");
 }
 
 /// A health client on a channel.
