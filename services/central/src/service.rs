@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use einfo_common::auth::{Caller, Role};
-use einfo_common::changelog::{self, Begin, Idempotency, LogId, Mutation, body_hash};
+use einfo_common::changelog::{self, Begin, Idempotency, LogId, Mutation};
 use einfo_common::db::Database;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
-use einfo_common::fields::{MAX_NAME, check_request_id, new_id, reason, required_instant, timestamp};
+use einfo_common::fields::{MAX_NAME, new_id, reason, required_instant, timestamp};
 use einfo_common::receipts::ReceiptSigner;
 use einfo_common::reference::{Kind, version_of};
 use einfo_domain::{Jurisdiction, WorkingCalendar};
@@ -265,14 +265,9 @@ impl Central {
         request_id: &str,
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
-        check_request_id(request_id)?;
-        let idempotency = Idempotency {
-            scope: caller.scope(),
-            method,
-            request_id: request_id.to_owned(),
-            body_hash: body_hash(body),
-        };
-        self.db.begin_mutation(log(), caller, Some(idempotency)).await
+        // Central callers are never the system actor, so there is always a key.
+        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
+        self.db.begin_mutation(log(), caller, idempotency).await
     }
 
     // ------------------------------------------------------------------ campaigns

@@ -3,7 +3,7 @@
 //! unreachable, in alarm, unconfigured or stale; PARTIAL answers from what the store holds and
 //! names them with their freshness. Answers are grouped under the 63- or the 34-province scheme.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -422,15 +422,6 @@ impl Gateway {
 
 fn unit_name(j: &str, grouping: pb::Grouping) -> String {
     Jurisdiction::parse(j).map(|j| unit_of(&j, grouping).0.to_string()).unwrap_or_else(|_| j.to_owned())
-}
-
-/// Totals of summary cells, keyed by (kind, status).
-pub fn totals(cells: &[pb::SummaryCell]) -> HashMap<(String, i32), i64> {
-    let mut out = HashMap::new();
-    for c in cells {
-        *out.entry((c.kind.clone(), c.legal_status)).or_default() += c.count;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use einfo_common::auth::{Caller, Role};
-use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
+use einfo_common::auth::Caller;
+use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation};
 use einfo_common::db::{Database, micros};
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
-    MAX_NAME, MAX_TEXT, check_request_id, instant, jurisdiction, known_enum, new_id, next_etag, next_token, page_after,
-    page_size, query_fingerprint, reason, required_enum, required_instant, resource, timestamp,
+    MAX_NAME, MAX_TEXT, instant, jurisdiction, known_enum, new_id, next_etag, next_token, page_after, page_size,
+    query_fingerprint, reason, required_enum, required_instant, resource, timestamp,
 };
 use einfo_common::reference::Current;
 use einfo_domain::text::DisplayName;
@@ -118,17 +118,7 @@ impl Inspection {
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
         caller.authorize_write(j)?;
-        let idempotency = if caller.role == Role::System {
-            None
-        } else {
-            check_request_id(request_id)?;
-            Some(Idempotency {
-                scope: caller.scope(),
-                method,
-                request_id: request_id.to_owned(),
-                body_hash: body_hash(body),
-            })
-        };
+        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
         self.db.begin_mutation(LogId { jurisdiction: *j, service: SERVICE }, caller, idempotency).await
     }
 

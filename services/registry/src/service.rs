@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use einfo_common::auth::Caller;
-use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation, body_hash};
+use einfo_common::changelog::{Begin, Idempotency, LogId, Mutation};
 use einfo_common::db::Database;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 pub use einfo_common::fields::vietnam;
-use einfo_common::fields::{check_request_id, new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
+use einfo_common::fields::{new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
 use einfo_common::reference::Current;
 use einfo_domain::calendar::WorkingCalendar;
 use einfo_domain::text::{DisplayName, fold};
@@ -96,17 +96,7 @@ impl Registry {
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
         caller.authorize_write(j)?;
-        let idempotency = if caller.role == einfo_common::Role::System {
-            None
-        } else {
-            check_request_id(request_id)?;
-            Some(Idempotency {
-                scope: caller.scope(),
-                method,
-                request_id: request_id.to_owned(),
-                body_hash: body_hash(body),
-            })
-        };
+        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
         self.db.begin_mutation(LogId { jurisdiction: *j, service: SERVICE }, caller, idempotency).await
     }
 

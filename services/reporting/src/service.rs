@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use einfo_common::auth::{Caller, Role};
-use einfo_common::changelog::{Begin, Idempotency, LogId, body_hash};
+use einfo_common::auth::Caller;
+use einfo_common::changelog::{Begin, Idempotency, LogId};
 use einfo_common::db::{Database, from_micros, micros};
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{MAX_TEXT, check_request_id, instant, jurisdiction, next_etag, resource, timestamp};
@@ -180,17 +180,7 @@ impl Reporting {
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
         caller.authorize_write(j)?;
-        let idempotency = if caller.role == Role::System {
-            None
-        } else {
-            check_request_id(request_id)?;
-            Some(Idempotency {
-                scope: caller.scope(),
-                method,
-                request_id: request_id.to_owned(),
-                body_hash: body_hash(body),
-            })
-        };
+        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
         self.db.begin_mutation(LogId { jurisdiction: *j, service: SERVICE }, caller, idempotency).await
     }
 

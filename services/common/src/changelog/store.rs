@@ -41,6 +41,28 @@ pub struct Idempotency {
     pub body_hash: [u8; 32],
 }
 
+impl Idempotency {
+    /// The key of a caller's request to `method`: the request id is checked and the body hashed.
+    /// The node's own `system` actor (time-driven transitions) has none.
+    pub fn of_request(
+        caller: &Caller,
+        method: &'static str,
+        request_id: &str,
+        body: &impl Message,
+    ) -> ApiResult<Option<Self>> {
+        if caller.role == crate::auth::Role::System {
+            return Ok(None);
+        }
+        crate::fields::check_request_id(request_id)?;
+        Ok(Some(Self {
+            scope: caller.scope(),
+            method,
+            request_id: request_id.to_owned(),
+            body_hash: super::body_hash(body),
+        }))
+    }
+}
+
 /// What [`Database::begin_mutation`] found.
 #[allow(clippy::large_enum_variant)] // short-lived, returned once per request
 pub enum Begin<R> {
