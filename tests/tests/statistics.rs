@@ -5,6 +5,7 @@ use std::time::Duration;
 use einfo_proto::registry::v1 as pb;
 use einfo_testkit::{Backend, RegistryClient, TestNode, both_backends, in_secs};
 use pb::LegalStatus;
+use sea_orm::ConnectionTrait;
 use tonic_types::StatusExt;
 
 const P01: &str = "provinces/2008-01";
@@ -285,7 +286,82 @@ async fn figures_of_the_future_are_refused(backend: Backend) {
     assert_eq!(fields, ["as_of"]);
 }
 
+/// The figures of now come from running counts, kept write by write; the figures as of a time
+/// come from the history. After registrations, a change of kind, status changes, a void and a
+/// void of a site with dated facts, both must agree in both provinces, and again after the
+/// running counts are computed afresh by the migration of a database that lacked them.
+async fn running_counts_agree_with_the_history(backend: Backend) {
+    let Some(mut node) = TestNode::start(backend, &["01", "79"]).await else { return };
+    seed_01(&node).await;
+    seed_79(&node).await;
+    let mut c = node.registry("01").await;
+    // A change of kind moves a site between cells; a site found by a sweep, then voided, takes
+    // its unlicensed_found fact with it.
+    let moved = register(&mut c, P01, "general-website", "doiloai.vn", pb::DiscoverySource::Sweep).await;
+    let moved = c
+        .update_site(pb::UpdateSiteRequest {
+            site: Some(pb::Site { kind: "social-network".into(), ..moved }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["kind".into()] }),
+            request_id: "change-kind".into(),
+        })
+        .await
+        .expect("kind changed")
+        .into_inner();
+    c.void_site(pb::VoidSiteRequest {
+        name: moved.name.clone(),
+        etag: moved.etag.clone(),
+        reason: "nhập nhầm".into(),
+        request_id: "void-moved".into(),
+    })
+    .await
+    .expect("voided");
+    register(&mut c, P01, "social-network", "sau.vn", pb::DiscoverySource::Sweep).await;
+
+    let mut analyst = node.registry_as(&TestNode::analyst()).await;
+    let agree = async |analyst: &mut RegistryClient| {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let t = in_secs(0);
+        let t = prost_types::Timestamp { seconds: t.seconds, nanos: t.nanos / 1000 * 1000 };
+        for p in [P01, P79] {
+            let now = statistics(analyst, p, None).await;
+            let history = statistics(analyst, p, Some(t)).await;
+            assert_eq!(pb::GetStatisticsResponse { as_of: history.as_of, ..now.clone() }, history, "{p}");
+        }
+        statistics(analyst, P01, None).await
+    };
+    let now = agree(&mut analyst).await;
+    assert_eq!(
+        now.sites,
+        vec![
+            count("general-website", LegalStatus::Applied, 1),
+            count("general-website", LegalStatus::Unlicensed, 3),
+            count("social-network", LegalStatus::Licensed, 1),
+            count("social-network", LegalStatus::Unlicensed, 1),
+        ]
+    );
+    assert_eq!(now.unlicensed_found, 4, "the voided site's fact is not counted");
+
+    // A database from before the running counts: the migration computes them from the history.
+    node.stop().await;
+    let db = node.db.connect().await;
+    for sql in [
+        "DROP TABLE reg_site_counts",
+        "DROP TABLE reg_event_counts",
+        "DROP INDEX reg_applications_pending",
+        "DROP INDEX reg_events_resource",
+        "DELETE FROM einfo_migrations_registry WHERE version = 'm0002_running_counts'",
+    ] {
+        db.conn().execute_unprepared(sql).await.expect(sql);
+    }
+    db.close().await.unwrap();
+    node.start_again_same_port().await;
+    let mut analyst = node.registry_as(&TestNode::analyst()).await;
+    let again = agree(&mut analyst).await;
+    assert_eq!(pb::GetStatisticsResponse { as_of: now.as_of, ..again }, now);
+}
+
 both_backends!(
+    running_counts_agree_with_the_history,
     two_provinces_on_one_node_have_their_own_figures,
     figures_as_of_a_past_time_ignore_what_came_after,
     figures_of_the_future_are_refused,

@@ -8,7 +8,8 @@
 //! - steady-state replication lag (a `RegisterSite` acknowledged → the entry applied nationally)
 //!   while sites are registered at a modest rate across the provinces;
 //! - `GetNationalSummary` next to a bare echo RPC, at a small and at the full data size;
-//! - `GetLiveSummary` (fan-out to the 63 nodes) next to each node's own `GetStatistics`;
+//! - `GetLiveSummary` (fan-out to the 63 nodes) next to each node's own `GetStatistics`, once
+//!   over bare loopback and once with a provincial network's round trip emulated;
 //! - the gateway's peak memory (`VmHWM`).
 //!
 //! It prints figures; a missed target is information, never a failing exit.
@@ -17,9 +18,17 @@
 //! nothing the figures need, and only the gateway's memory is measured. The nodes still serve
 //! over loopback, each on its own listener and database, so the gateway replicates 63 real logs
 //! and a fan-out calls 63 real servers.
+//!
+//! Why a relay in front of each node: in a federation every province's node is a machine of its
+//! own, reached over a network with a round trip of some milliseconds; here the 63 nodes share
+//! this machine's cores, so one fan-out costs the sum of 63 nodes' work. The gateway reaches
+//! each node through a relay in this process that holds each chunk for half the round trip in
+//! each direction (none at first, `--network-rtt-ms` for the second fan-out phase), so the
+//! fan-out is measured both as this machine can run it and as a federation would see it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,6 +79,10 @@ pub struct BenchGatewayArgs {
     /// Sites registered per second across the provinces while the replication lag is measured.
     #[arg(long, default_value_t = 20)]
     pub lag_rate: u32,
+    /// The round trip (ms) emulated between the gateway and each node in the second fan-out
+    /// phase: a provincial department's link to the ministry (0: skip that phase).
+    #[arg(long, default_value_t = 20)]
+    pub network_rtt_ms: u64,
     /// The `einfo` binary the gateway runs from (default: this one), to compare two builds of
     /// the gateway in the same kind of run.
     #[arg(long)]
@@ -121,7 +134,8 @@ struct Report {
     raw: Option<(u64, Duration)>,
     summary: Vec<(u32, Row)>,
     lag: Option<(Stats, u64, Duration)>,
-    fanout: Option<FanOut>,
+    /// (emulated round trip ms, figures).
+    fanout: Vec<(u64, FanOut)>,
     memory_kib: Option<(u64, u64)>,
 }
 
@@ -135,6 +149,8 @@ struct FanOut {
     fanout: Stats,
     /// (province, p50 ms, p99 ms, samples) of the slowest node by p99.
     slowest: (String, f64, f64, u64),
+    /// (p50 ms, p99 ms, samples) of every node's calls together.
+    pooled: (f64, f64, u64),
     /// Median over the nodes of their p99.
     median_p99: f64,
     /// Sum over the nodes of their p50: the work one fan-out asks of this machine.
@@ -267,6 +283,82 @@ impl Federation {
     }
 }
 
+/// Relays in front of the 63 nodes (see the module's documentation): each chunk is held for
+/// `one_way` in each direction.
+struct Relays {
+    addrs: Vec<SocketAddr>,
+    /// Microseconds each chunk is held, in each direction.
+    one_way: Arc<AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Relays {
+    async fn start(targets: &[SocketAddr]) -> anyhow::Result<Self> {
+        let one_way = Arc::new(AtomicU64::new(0));
+        let (mut addrs, mut tasks) = (Vec::new(), Vec::new());
+        for &target in targets {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            addrs.push(listener.local_addr()?);
+            let one_way = one_way.clone();
+            tasks.push(tokio::spawn(async move {
+                while let Ok((inbound, _)) = listener.accept().await {
+                    let one_way = one_way.clone();
+                    tokio::spawn(async move {
+                        let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                        let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                        let (ri, wi) = inbound.into_split();
+                        let (ro, wo) = outbound.into_split();
+                        tokio::join!(relay(ri, wo, one_way.clone()), relay(ro, wi, one_way));
+                    });
+                }
+            }));
+        }
+        Ok(Self { addrs, one_way, tasks })
+    }
+
+    fn set_round_trip(&self, rtt: Duration) {
+        self.one_way.store(rtt.as_micros() as u64 / 2, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Relays {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk written `one_way` after it was read (chunks stay in order
+/// and in flight together, as on a link with that latency).
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    one_way: Arc<AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(256);
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            let due = tokio::time::Instant::now() + Duration::from_micros(one_way.load(Ordering::Relaxed));
+            if tx.send((due, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    };
+    let write = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(read, write);
+}
+
 fn central_token(keys: &TokenKeys) -> anyhow::Result<BearerToken> {
     let caller =
         Caller { subject: "bench-central".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
@@ -283,13 +375,19 @@ struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    async fn start(fed: &Federation, dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
+    /// Starts the gateway with each province at `endpoints` (the nodes' relays).
+    async fn start(
+        fed: &Federation,
+        endpoints: &[SocketAddr],
+        dir: &Path,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         let entries: Vec<(Jurisdiction, String)> = fed
             .codes
             .iter()
-            .zip(&fed.nodes)
-            .map(|(c, n)| Ok((bench::jurisdiction(c)?, format!("http://{}", n.addr))))
+            .zip(endpoints)
+            .map(|(c, a)| Ok((bench::jurisdiction(c)?, format!("http://{a}"))))
             .collect::<anyhow::Result<_>>()?;
         let directory = dir.join("directory.toml");
         std::fs::write(&directory, einfo_gateway::directory::render(&entries))?;
@@ -404,6 +502,7 @@ async fn bench_on(
 ) -> anyhow::Result<()> {
     eprintln!("· starting 63 nodes");
     let fed = Federation::start(&tmp.join("nodes"), args.gateway_binary.clone()).await?;
+    let relays = Relays::start(&fed.nodes.iter().map(|n| n.addr).collect::<Vec<_>>()).await?;
     let result = async {
         let echo = HealthClient::new(bench::connect(echo).await?);
         let full = args.sites_per_province;
@@ -419,7 +518,7 @@ async fn bench_on(
             eprintln!("· gateway on 63 × {small} sites");
             let heads = fed.heads().await?;
             let url = fresh_store(args, pgs).await?;
-            let mut g = GatewayProcess::start(&fed, &tmp.join("gateway-small"), url.as_deref()).await?;
+            let mut g = GatewayProcess::start(&fed, &relays.addrs, &tmp.join("gateway-small"), url.as_deref()).await?;
             let r = async {
                 let time = g.wait_replicated(&fed, &heads).await?;
                 report.replication.push(Replication { sites_per_province: small, entries: heads.iter().sum(), time });
@@ -449,7 +548,7 @@ async fn bench_on(
 
         eprintln!("· gateway on 63 × {full} sites: full initial replication");
         let url = fresh_store(args, pgs).await?;
-        let mut g = GatewayProcess::start(&fed, &tmp.join("gateway"), url.as_deref()).await?;
+        let mut g = GatewayProcess::start(&fed, &relays.addrs, &tmp.join("gateway"), url.as_deref()).await?;
         let r = async {
             let time = g.wait_replicated(&fed, &heads).await?;
             report.replication.push(Replication { sites_per_province: full, entries, time });
@@ -459,9 +558,16 @@ async fn bench_on(
                 report.summary.push((full, row));
             }
             eprintln!("· fan-out");
-            report.fanout = Some(fanout(args, &fed, &national).await?);
+            report.fanout.push((0, fanout(args, &fed, &relays, &national, 0).await?));
             eprintln!("· steady-state replication lag at {} sites/s", args.lag_rate);
             report.lag = Some(lag(args, &fed, &national).await?);
+            if args.network_rtt_ms > 0 {
+                eprintln!("· fan-out with a {} ms round trip to each node", args.network_rtt_ms);
+                relays.set_round_trip(Duration::from_millis(args.network_rtt_ms));
+                let f = fanout(args, &fed, &relays, &national, args.network_rtt_ms).await;
+                relays.set_round_trip(Duration::ZERO);
+                report.fanout.push((args.network_rtt_ms, f?));
+            }
             report.memory_kib = Some(g.memory()?);
             anyhow::Ok(())
         }
@@ -516,9 +622,25 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// `GetLiveSummary` over the 63 nodes, taking turns with each node's own `GetStatistics` (asked
-/// round-robin, one call at a time, each node's latencies kept apart).
-async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) -> anyhow::Result<FanOut> {
-    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+/// round-robin through the same relays as the gateway's, one call at a time, each node's
+/// latencies kept apart).
+///
+/// Over an emulated round trip the single-node calls run 8 at a time (to 8 different nodes, a
+/// light load), so that each node gets enough calls for a p99 in the same time.
+async fn fanout(
+    args: &BenchGatewayArgs,
+    fed: &Federation,
+    relays: &Relays,
+    national: &National,
+    rtt_ms: u64,
+) -> anyhow::Result<FanOut> {
+    let single = if rtt_ms > 0 { 8 } else { 1 };
+    let central = central_token(&fed.keys)?;
+    let mut readers = Vec::new();
+    for a in &relays.addrs {
+        readers.push(RegistryServiceClient::with_interceptor(bench::connect(*a).await?, central.clone()));
+    }
+    let failures = Arc::new(AtomicU64::new(0));
     let live = {
         let (national, failures) = (national.clone(), failures.clone());
         op(move |_, _| {
@@ -526,7 +648,7 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
             async move {
                 let r = c.get_live_summary(gw::GetLiveSummaryRequest { node_timeout: None }).await?.into_inner();
                 if !r.failures.is_empty() || r.units.len() != 63 {
-                    failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    failures.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(())
             }
@@ -535,8 +657,7 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
     let per_node: Arc<Mutex<Vec<Histogram<u64>>>> =
         Arc::new(Mutex::new(fed.codes.iter().map(|_| histogram()).collect()));
     let stats: Op = {
-        let (readers, parents, per_node) =
-            (Arc::new(fed.readers.clone()), Arc::new(fed.parents.clone()), per_node.clone());
+        let (readers, parents, per_node) = (Arc::new(readers), Arc::new(fed.parents.clone()), per_node.clone());
         op(move |_, n| {
             let p = (n % readers.len() as u64) as usize;
             let (mut c, parent, per_node) = (readers[p].clone(), parents[p].clone(), per_node.clone());
@@ -552,15 +673,15 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
     // Warm-up, then turns: 1 s of fan-out, 3 s of single nodes (so that each node gets enough
     // calls for a p99).
     bench::run_for(1, Duration::from_secs(1), &live).await;
-    bench::run_for(1, Duration::from_secs(2), &stats).await;
+    bench::run_for(single, Duration::from_secs(2), &stats).await;
     for h in per_node.lock().unwrap_or_else(|e| e.into_inner()).iter_mut() {
         h.reset();
     }
-    failures.store(0, std::sync::atomic::Ordering::Relaxed);
+    failures.store(0, Ordering::Relaxed);
     let mut fan = Stats::empty();
     for _ in 0..args.seconds.max(1) {
         fan.merge(bench::run_for(1, Duration::from_secs(1), &live).await);
-        bench::run_for(1, Duration::from_secs(3), &stats).await;
+        bench::run_for(single, Duration::from_secs(3), &stats).await;
     }
     let hists = per_node.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -568,11 +689,16 @@ async fn fanout(args: &BenchGatewayArgs, fed: &Federation, national: &National) 
         hists.iter().enumerate().max_by_key(|(_, h)| h.value_at_quantile(0.99)).context("no node measured")?;
     let mut p99s: Vec<f64> = hists.iter().map(|h| ms(h, 0.99)).collect();
     p99s.sort_by(f64::total_cmp);
+    let mut pooled = histogram();
+    for h in &hists {
+        pooled.add(h)?;
+    }
     Ok(FanOut {
+        pooled: (ms(&pooled, 0.5), ms(&pooled, 0.99), pooled.len()),
         slowest: (fed.codes[slow].clone(), ms(h, 0.5), ms(h, 0.99), h.len()),
         median_p99: p99s[p99s.len() / 2],
         sum_p50: hists.iter().map(|h| ms(h, 0.5)).sum(),
-        failures: failures.load(std::sync::atomic::Ordering::Relaxed) + fan.errors,
+        failures: failures.load(Ordering::Relaxed) + fan.errors,
         fanout: fan,
     })
 }
@@ -621,7 +747,7 @@ async fn lag(args: &BenchGatewayArgs, fed: &Federation, national: &National) -> 
         ticker.tick().await;
         let p = (i % fed.parents.len() as u64) as usize;
         i += 1;
-        let n = bench::UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = bench::UNIQUE.fetch_add(1, Ordering::Relaxed);
         let (mut reg, mut log, parent, mut seen) =
             (fed.operators[p].clone(), fed.logs[p].clone(), fed.parents[p].clone(), seen.clone());
         probes.push(tokio::spawn(async move {
@@ -875,8 +1001,15 @@ fn print_report(args: &BenchGatewayArgs, r: &Report) {
         );
     }
 
-    if let Some(f) = &r.fanout {
-        println!("\nFan-out GetLiveSummary over the 63 nodes (concurrency 1) next to the nodes' own GetStatistics:");
+    for (rtt, f) in &r.fanout {
+        match rtt {
+            0 => println!(
+                "\nFan-out GetLiveSummary over the 63 nodes (concurrency 1) next to the nodes' own GetStatistics, over bare loopback (63 nodes sharing this machine's cores):"
+            ),
+            ms => println!(
+                "\nFan-out GetLiveSummary over the 63 nodes (concurrency 1) next to the nodes' own GetStatistics, with a {ms} ms round trip emulated to each node:"
+            ),
+        }
         println!(
             "  GetLiveSummary: {} calls, p50 {:.2} ms, p99 {:.2} ms ({} incomplete or failed)",
             f.fanout.ops,
@@ -888,6 +1021,11 @@ fn print_report(args: &BenchGatewayArgs, r: &Report) {
         println!(
             "  slowest node by p99: province {code}: p50 {p50:.2} ms, p99 {p99:.2} ms ({n} calls); median node p99 {:.2} ms",
             f.median_p99
+        );
+        let (p50, p99all, n) = f.pooled;
+        println!(
+            "  every node's calls together: p50 {p50:.2} ms, p99 {p99all:.2} ms ({n} calls, {} at a time)",
+            if *rtt > 0 { 8 } else { 1 }
         );
         println!(
             "  sum over the 63 nodes of their GetStatistics p50: {:.1} ms (one fan-out's work; on this machine's cores it cannot take less than about that / cores)",

@@ -72,6 +72,8 @@ pub(crate) struct State {
     pub logs: HashMap<(Jurisdiction, &'static str), LogState>,
     pub alarms: HashMap<Jurisdiction, (String, DateTime<Utc>)>,
     pub cells: HashMap<store::CellKey, i64>,
+    /// Bumped under this lock whenever `cells` changes: what cached summaries are keyed on.
+    pub cells_version: u64,
     pub spawned: BTreeSet<Jurisdiction>,
 }
 
@@ -87,13 +89,15 @@ pub(crate) struct Inner {
     pub stopping: watch::Sender<bool>,
     pub central: Central,
     pub channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// The last summary body computed for each grouping.
+    pub summaries: Mutex<HashMap<i32, Arc<national::SummaryBody>>>,
 }
 
 /// The gateway. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway(pub(crate) Arc<Inner>);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -141,6 +145,7 @@ impl Gateway {
             stopping: watch::Sender::new(false),
             central,
             channels: Mutex::new(HashMap::new()),
+            summaries: Mutex::new(HashMap::new()),
         })))
     }
 

@@ -4,6 +4,7 @@
 //! names them with their freshness. Answers are grouped under the 63- or the 34-province scheme.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -106,62 +107,38 @@ impl Gateway {
         Ok((all, missing))
     }
 
-    /// The national summary of sites by unit × kind × legal status, from memory.
+    /// The national summary of sites by unit × kind × legal status, from memory. The units
+    /// and totals are computed once per change of the counts (and of the expected set) for each
+    /// grouping; a call then adds only the freshness of now.
     pub fn summary(&self, o: &Options) -> ApiResult<pb::NationalSummary> {
         let (freshness, missing) = self.check(o)?;
         let revision = *self.0.revision.borrow();
-        let cells: Vec<(String, String, i32, i64)> =
-            self.state().cells.iter().map(|((j, k, s), n)| (j.clone(), k.clone(), *s, *n)).collect();
-        // Units: every expected jurisdiction's unit, then its cells.
-        struct Unit {
-            cells: BTreeMap<(String, i32), i64>,
-            members: Vec<String>,
-            flagged: bool,
-        }
-        let mut units: BTreeMap<Jurisdiction, Unit> = BTreeMap::new();
-        for f in &freshness {
-            let Ok(j) = Jurisdiction::parse(&f.jurisdiction) else { continue };
-            let (u, flagged) = unit_of(&j, o.grouping);
-            let unit = units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: Vec::new(), flagged });
-            unit.members.push(j.to_string());
-        }
-        let mut totals: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for (j, kind, status, n) in cells {
-            let Ok(j) = Jurisdiction::parse(&j) else { continue };
-            let (u, flagged) = unit_of(&j, o.grouping);
-            let unit = units.entry(u).or_insert_with(|| Unit {
-                cells: BTreeMap::new(),
-                members: vec![j.to_string()],
-                flagged,
-            });
-            *unit.cells.entry((kind.clone(), status)).or_default() += n;
-            *totals.entry((kind, status)).or_default() += n;
-        }
-        let cell =
-            |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
-        let units: Vec<pb::UnitSummary> = units
-            .into_iter()
-            .map(|(u, unit)| {
-                let total = unit.cells.values().sum();
-                let mut members = unit.members;
-                members.sort();
-                members.dedup();
-                pb::UnitSummary {
-                    unit: u.to_string(),
-                    display_name: u.info().map(|p| p.short_name.clone()).unwrap_or_default(),
-                    cells: unit.cells.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
-                    total,
-                    members,
-                    flagged: unit.flagged,
-                }
-            })
-            .collect();
-        let total = totals.values().sum();
+        let expected: Vec<String> = freshness.iter().map(|f| f.jurisdiction.clone()).collect();
+        let grouping = o.grouping as i32;
+        let (version, cells) = {
+            let cached = crate::lock(&self.0.summaries).get(&grouping).cloned();
+            let st = self.state();
+            match cached {
+                Some(b) if b.version == st.cells_version && b.expected == expected => (st.cells_version, Err(b)),
+                _ => (
+                    st.cells_version,
+                    Ok(st.cells.iter().map(|((j, k, s), n)| (j.clone(), k.clone(), *s, *n)).collect::<Vec<_>>()),
+                ),
+            }
+        };
+        let body = match cells {
+            Err(cached) => cached,
+            Ok(cells) => {
+                let body = Arc::new(summary_body(version, expected, cells, o.grouping));
+                crate::lock(&self.0.summaries).insert(grouping, body.clone());
+                body
+            }
+        };
         Ok(pb::NationalSummary {
-            grouping: o.grouping as i32,
-            units,
-            totals: totals.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
-            total,
+            grouping,
+            units: body.units.clone(),
+            totals: body.totals.clone(),
+            total: body.total,
             complete: missing.is_empty(),
             missing,
             freshness,
@@ -417,6 +394,72 @@ impl Gateway {
         pb::GetReplicationStatusResponse {
             jurisdictions: expected.iter().map(|j| freshness_of(&st, j, now, bound)).collect(),
         }
+    }
+}
+
+/// The part of a summary that depends only on the counts, the expected set and the grouping.
+pub(crate) struct SummaryBody {
+    /// `State::cells_version` the body was computed from.
+    version: u64,
+    /// The expected jurisdictions, in order.
+    expected: Vec<String>,
+    units: Vec<pb::UnitSummary>,
+    totals: Vec<pb::SummaryCell>,
+    total: i64,
+}
+
+fn summary_body(
+    version: u64,
+    expected: Vec<String>,
+    cells: Vec<(String, String, i32, i64)>,
+    grouping: pb::Grouping,
+) -> SummaryBody {
+    // Units: every expected jurisdiction's unit, then its cells.
+    struct Unit {
+        cells: BTreeMap<(String, i32), i64>,
+        members: Vec<String>,
+        flagged: bool,
+    }
+    let mut units: BTreeMap<Jurisdiction, Unit> = BTreeMap::new();
+    for j in &expected {
+        let Ok(j) = Jurisdiction::parse(j) else { continue };
+        let (u, flagged) = unit_of(&j, grouping);
+        let unit = units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: Vec::new(), flagged });
+        unit.members.push(j.to_string());
+    }
+    let mut totals: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (j, kind, status, n) in cells {
+        let Ok(j) = Jurisdiction::parse(&j) else { continue };
+        let (u, flagged) = unit_of(&j, grouping);
+        let unit =
+            units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: vec![j.to_string()], flagged });
+        *unit.cells.entry((kind.clone(), status)).or_default() += n;
+        *totals.entry((kind, status)).or_default() += n;
+    }
+    let cell = |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
+    let units = units
+        .into_iter()
+        .map(|(u, unit)| {
+            let total = unit.cells.values().sum();
+            let mut members = unit.members;
+            members.sort();
+            members.dedup();
+            pb::UnitSummary {
+                unit: u.to_string(),
+                display_name: u.info().map(|p| p.short_name.clone()).unwrap_or_default(),
+                cells: unit.cells.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
+                total,
+                members,
+                flagged: unit.flagged,
+            }
+        })
+        .collect();
+    SummaryBody {
+        version,
+        expected,
+        units,
+        total: totals.values().sum(),
+        totals: totals.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
     }
 }
 

@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Registry)]
+        vec![Box::new(M0001Registry), Box::new(M0002RunningCounts)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -105,6 +105,49 @@ impl MigrationTrait for M0001Registry {
             ],
         )
         .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("registry tables are never dropped".into()))
+    }
+}
+
+/// Running figures, so that the figures of now cost a read of a few rows instead of a pass over
+/// the history: sites by (kind, legal status) and dated facts by event, both kept in the same
+/// transaction as the entry that changes them (`store::put_history`, `store::put_event`). A
+/// database made before this migration has them computed once from its history.
+struct M0002RunningCounts;
+
+impl MigrationName for M0002RunningCounts {
+    fn name(&self) -> &str {
+        "m0002_running_counts"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002RunningCounts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let c = manager.get_connection();
+        execute_ddl(
+            c,
+            &[
+                "CREATE TABLE reg_site_counts (
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    count BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, kind, legal_status))",
+                "CREATE TABLE reg_event_counts (
+                    jurisdiction TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    count BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, event))",
+                "CREATE INDEX reg_applications_pending ON reg_applications (jurisdiction, state, deadline)",
+                "CREATE INDEX reg_events_resource ON reg_events (jurisdiction, resource)",
+            ],
+        )
+        .await?;
+        crate::store::rebuild_counts(c).await.map_err(|e| DbErr::Migration(e.to_string()))
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

@@ -1167,39 +1167,57 @@ impl Registry {
         };
         v.finish()?;
         let conn = self.db.conn();
-        let seq = store::sequence_at(conn, &j, as_of).await?;
-        let sites = store::site_counts(conn, &j, seq)
-            .await?
-            .into_iter()
-            .map(|(kind, legal_status, count)| pb::SiteCount { kind, legal_status, count })
-            .collect();
-        let (pending, overdue) = store::pending_applications(conn, &j, seq, as_of).await?;
-        let mut out = pb::GetStatisticsResponse {
-            jurisdiction: j.to_string(),
-            as_of: Some(timestamp(as_of)),
-            log_sequence: seq,
-            sites,
-            applications_pending: pending,
-            applications_overdue: overdue,
-            ..Default::default()
-        };
-        for (event, n) in store::event_counts(conn, &j, seq, from, to).await? {
-            match event.as_str() {
-                "licence_issued" => out.licences_issued = n,
-                "licence_suspended" => out.licences_suspended = n,
-                "licence_revoked" => out.licences_revoked = n,
-                "application_received" => out.applications_received = n,
-                "unlicensed_found" => out.unlicensed_found = n,
-                _ => {}
-            }
+        if req.as_of.is_none() && req.period_start.is_none() && req.period_end.is_none() {
+            // Figures of now, of all time: the running counts, a few rows whatever the history.
+            let f = store::current_figures(conn, &j, as_of).await?;
+            return Ok(figures(&j, as_of, f.seq, f.sites, (f.pending, f.overdue), f.events));
         }
-        Ok(out)
+        let seq = store::sequence_at(conn, &j, as_of).await?;
+        let sites = store::site_counts(conn, &j, seq).await?;
+        let pending = store::pending_applications(conn, &j, seq, as_of).await?;
+        let events = store::event_counts(conn, &j, seq, from, to).await?;
+        Ok(figures(&j, as_of, seq, sites, pending, events))
     }
 
     /// ListSiteKinds.
     pub fn site_kinds(&self) -> pb::ListSiteKindsResponse {
         pb::ListSiteKindsResponse { kinds: self.kinds.all().to_vec() }
     }
+}
+
+/// A GetStatistics answer from its parts: sites by (kind, status), (pending, overdue)
+/// applications, and dated facts by event.
+fn figures(
+    j: &Jurisdiction,
+    as_of: DateTime<Utc>,
+    seq: u64,
+    sites: Vec<(String, i32, u64)>,
+    (pending, overdue): (u64, u64),
+    events: Vec<(String, u64)>,
+) -> pb::GetStatisticsResponse {
+    let mut out = pb::GetStatisticsResponse {
+        jurisdiction: j.to_string(),
+        as_of: Some(timestamp(as_of)),
+        log_sequence: seq,
+        sites: sites
+            .into_iter()
+            .map(|(kind, legal_status, count)| pb::SiteCount { kind, legal_status, count })
+            .collect(),
+        applications_pending: pending,
+        applications_overdue: overdue,
+        ..Default::default()
+    };
+    for (event, n) in events {
+        match event.as_str() {
+            "licence_issued" => out.licences_issued = n,
+            "licence_suspended" => out.licences_suspended = n,
+            "licence_revoked" => out.licences_revoked = n,
+            "application_received" => out.applications_received = n,
+            "unlicensed_found" => out.unlicensed_found = n,
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The rows of an import whose domains are already held in the jurisdiction.

@@ -381,8 +381,12 @@ pub struct HistoryRow<'a> {
     pub voided: bool,
 }
 
-/// Records a snapshot.
+/// Records a snapshot. A site's snapshot also moves it between the running counts of
+/// (kind, legal status); voiding a site takes its dated facts out of the running event counts, as
+/// [`event_counts`] leaves them out.
 pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiResult<()> {
+    let site = h.resource_type == "site";
+    let before = if site { last_site_state(c, h.jurisdiction, h.resource).await? } else { None };
     c.execute_raw(stmt(
         b(c),
         "INSERT INTO reg_history (jurisdiction, seq, resource, resource_type, kind, status, deadline, voided) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -398,7 +402,171 @@ pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiRes
         ],
     ))
     .await?;
+    if !site {
+        return Ok(());
+    }
+    let was_counted = before.as_ref().is_some_and(|(_, _, voided)| !voided);
+    if let Some((kind, status, false)) = &before {
+        add_site_count(c, h.jurisdiction, kind, *status, -1).await?;
+    }
+    if !h.voided {
+        add_site_count(c, h.jurisdiction, h.kind, h.status, 1).await?;
+    } else if was_counted {
+        let rows = c
+            .query_all_raw(stmt(
+                b(c),
+                "SELECT event, COUNT(*) FROM reg_events WHERE jurisdiction = $1 AND resource = $2 GROUP BY event",
+                [h.jurisdiction.to_string().into(), h.resource.into()],
+            ))
+            .await?;
+        for r in rows {
+            let event: String = r.try_get_by_index(0)?;
+            add_event_count(c, h.jurisdiction, &event, -r.try_get_by_index::<i64>(1)?).await?;
+        }
+    }
     Ok(())
+}
+
+/// The (kind, legal status, voided) of a site's last snapshot.
+async fn last_site_state<C: ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    resource: &str,
+) -> ApiResult<Option<(String, i32, bool)>> {
+    let row = c
+        .query_one_raw(stmt(
+            b(c),
+            "SELECT kind, status, voided FROM reg_history
+             WHERE jurisdiction = $1 AND resource_type = 'site' AND resource = $2 ORDER BY seq DESC LIMIT 1",
+            [j.to_string().into(), resource.into()],
+        ))
+        .await?;
+    row.map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index::<i32>(2)? != 0))).transpose()
+}
+
+async fn add_site_count<C: ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    kind: &str,
+    status: i32,
+    by: i64,
+) -> ApiResult<()> {
+    c.execute_raw(stmt(
+        b(c),
+        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, count) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (jurisdiction, kind, legal_status) DO UPDATE SET count = reg_site_counts.count + excluded.count",
+        [j.to_string().into(), kind.into(), status.into(), by.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+async fn add_event_count<C: ConnectionTrait>(c: &C, j: &Jurisdiction, event: &str, by: i64) -> ApiResult<()> {
+    c.execute_raw(stmt(
+        b(c),
+        "INSERT INTO reg_event_counts (jurisdiction, event, count) VALUES ($1, $2, $3)
+         ON CONFLICT (jurisdiction, event) DO UPDATE SET count = reg_event_counts.count + excluded.count",
+        [j.to_string().into(), event.into(), by.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Computes the running counts afresh from the history and the dated facts (once, for a
+/// database made before they were kept).
+pub async fn rebuild_counts<C: ConnectionTrait>(c: &C) -> ApiResult<()> {
+    for sql in [
+        "DELETE FROM reg_site_counts",
+        "DELETE FROM reg_event_counts",
+        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, count)
+         SELECT h.jurisdiction, h.kind, h.status, COUNT(*) FROM reg_history h
+         JOIN (SELECT jurisdiction, resource, MAX(seq) AS seq FROM reg_history
+               WHERE resource_type = 'site' GROUP BY jurisdiction, resource) last
+           ON h.jurisdiction = last.jurisdiction AND h.resource = last.resource AND h.seq = last.seq
+         WHERE h.voided = 0
+         GROUP BY h.jurisdiction, h.kind, h.status",
+        "INSERT INTO reg_event_counts (jurisdiction, event, count)
+         SELECT e.jurisdiction, e.event, COUNT(*) FROM reg_events e
+         WHERE NOT EXISTS (SELECT 1 FROM reg_history h WHERE h.jurisdiction = e.jurisdiction
+                           AND h.resource_type = 'site' AND h.resource = e.resource AND h.voided = 1)
+         GROUP BY e.jurisdiction, e.event",
+    ] {
+        c.execute_raw(stmt(b(c), sql, [])).await?;
+    }
+    Ok(())
+}
+
+/// The figures of now, from the running counts: the log's last sequence, sites by (kind,
+/// status), applications pending and overdue at `now`, and dated facts of all time by event.
+/// Read in one transaction, so the figures are those of that sequence.
+pub async fn current_figures(
+    conn: &sea_orm::DatabaseConnection,
+    j: &Jurisdiction,
+    now: DateTime<Utc>,
+) -> ApiResult<CurrentFigures> {
+    use sea_orm::TransactionTrait;
+    let txn = conn.begin().await?;
+    let c = &txn;
+    let jv = || Value::from(j.to_string());
+    let seq = c
+        .query_one_raw(stmt(
+            b(c),
+            "SELECT COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry'",
+            [jv()],
+        ))
+        .await?
+        .map(|r| r.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0) as u64;
+    let sites = c
+        .query_all_raw(stmt(
+            b(c),
+            "SELECT kind, legal_status, count FROM reg_site_counts WHERE jurisdiction = $1 AND count <> 0
+             ORDER BY kind, legal_status",
+            [jv()],
+        ))
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index::<i64>(2)? as u64)))
+        .collect::<ApiResult<_>>()?;
+    let (pending, overdue) = match c
+        .query_one_raw(stmt(
+            b(c),
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 1 AND deadline <= $2 THEN 1 ELSE 0 END), 0)
+             FROM reg_applications WHERE jurisdiction = $1 AND state IN (1, 2)",
+            [jv(), micros(now).into()],
+        ))
+        .await?
+    {
+        Some(r) => (r.try_get_by_index::<i64>(0)? as u64, r.try_get_by_index::<i64>(1)? as u64),
+        None => (0, 0),
+    };
+    let events = c
+        .query_all_raw(stmt(
+            b(c),
+            "SELECT event, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
+            [jv()],
+        ))
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index::<i64>(1)? as u64)))
+        .collect::<ApiResult<_>>()?;
+    txn.commit().await?;
+    Ok(CurrentFigures { seq, sites, pending, overdue, events })
+}
+
+/// What [`current_figures`] reads.
+pub struct CurrentFigures {
+    /// The log's last sequence: the figures reflect entries 1..seq.
+    pub seq: u64,
+    /// Sites by (kind, legal status), voided ones excluded; non-zero cells only.
+    pub sites: Vec<(String, i32, u64)>,
+    /// Applications received or awaiting a supplement.
+    pub pending: u64,
+    /// Of those, received and past their deadline.
+    pub overdue: u64,
+    /// Dated facts of all time by event, facts about voided sites excluded.
+    pub events: Vec<(String, u64)>,
 }
 
 /// Records a dated fact: licence_issued, licence_suspended, licence_revoked,
@@ -411,12 +579,15 @@ pub async fn put_event<C: ConnectionTrait>(
     event: &str,
     at: DateTime<Utc>,
 ) -> ApiResult<()> {
-    c.execute_raw(stmt(
+    let r = c.execute_raw(stmt(
         b(c),
         "INSERT INTO reg_events (jurisdiction, seq, resource, event, event_time) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         [j.to_string().into(), (seq as i64).into(), resource.into(), event.into(), micros(at).into()],
     ))
     .await?;
+    if r.rows_affected() == 1 {
+        add_event_count(c, j, event, 1).await?;
+    }
     Ok(())
 }
 
