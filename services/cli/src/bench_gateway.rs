@@ -349,7 +349,10 @@ async fn relay(
     };
     let write = async move {
         while let Some((due, bytes)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // The timer rounds up to the next millisecond: with no delay set, no timer at all.
+            if due > tokio::time::Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             if to.write_all(&bytes).await.is_err() {
                 break;
             }

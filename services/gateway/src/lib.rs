@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub cells: HashMap<store::CellKey, i64>,
     /// Bumped under this lock whenever `cells` changes: what cached summaries are keyed on.
     pub cells_version: u64,
+    /// Jurisdictions the store has held counts of (parsed once, for `expected`).
+    pub held: BTreeSet<Jurisdiction>,
     pub spawned: BTreeSet<Jurisdiction>,
 }
 
@@ -133,6 +135,7 @@ impl Gateway {
             state.alarms.insert(Jurisdiction::parse(&j)?, (detail, at));
         }
         for (key, n) in store::summary_cells(db.conn()).await.map_err(err)? {
+            state.held.insert(Jurisdiction::parse(&key.0)?);
             state.cells.insert(key, n);
         }
         Ok(Gateway(Arc::new(Inner {
@@ -235,11 +238,13 @@ impl Gateway {
     /// Every jurisdiction a national answer accounts for: the 63 provinces (the default set),
     /// every jurisdiction of the directory, and every one the store holds data of.
     pub fn expected(&self) -> BTreeSet<Jurisdiction> {
+        static P63: std::sync::LazyLock<BTreeSet<Jurisdiction>> =
+            std::sync::LazyLock::new(|| Scheme::P63.provinces().iter().map(|p| p.jurisdiction()).collect());
         let st = self.state();
-        let mut out: BTreeSet<Jurisdiction> = Scheme::P63.provinces().iter().map(|p| p.jurisdiction()).collect();
+        let mut out = P63.clone();
         out.extend(st.directory.keys().copied());
         out.extend(st.logs.keys().map(|(j, _)| *j));
-        out.extend(st.cells.keys().filter_map(|(j, _, _)| Jurisdiction::parse(j).ok()));
+        out.extend(st.held.iter().copied());
         out
     }
 

@@ -268,6 +268,7 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
     txn.commit().await?;
     let mut st = gw.state();
     st.cells_version += 1;
+    st.held.insert(*j);
     for (k, by) in delta.0 {
         if by != 0 {
             let n = st.cells.entry(k.clone()).or_default();

@@ -498,61 +498,44 @@ pub async fn rebuild_counts<C: ConnectionTrait>(c: &C) -> ApiResult<()> {
 
 /// The figures of now, from the running counts: the log's last sequence, sites by (kind,
 /// status), applications pending and overdue at `now`, and dated facts of all time by event.
-/// Read in one transaction, so the figures are those of that sequence.
-pub async fn current_figures(
-    conn: &sea_orm::DatabaseConnection,
+/// One statement, so the figures are those of one snapshot (that sequence) and cost one round
+/// trip to the database.
+pub async fn current_figures<C: ConnectionTrait>(
+    c: &C,
     j: &Jurisdiction,
     now: DateTime<Utc>,
 ) -> ApiResult<CurrentFigures> {
-    use sea_orm::TransactionTrait;
-    let txn = conn.begin().await?;
-    let c = &txn;
-    let jv = || Value::from(j.to_string());
-    let seq = c
-        .query_one_raw(stmt(
-            b(c),
-            "SELECT COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry'",
-            [jv()],
-        ))
-        .await?
-        .map(|r| r.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0) as u64;
-    let sites = c
+    let rows = c
         .query_all_raw(stmt(
             b(c),
-            "SELECT kind, legal_status, count FROM reg_site_counts WHERE jurisdiction = $1 AND count <> 0
-             ORDER BY kind, legal_status",
-            [jv()],
+            "SELECT 'seq', '', 0, COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry'
+             UNION ALL
+             SELECT 'site', kind, legal_status, count FROM reg_site_counts WHERE jurisdiction = $1 AND count <> 0
+             UNION ALL
+             SELECT 'pending', '', 0, COUNT(*) FROM reg_applications WHERE jurisdiction = $1 AND state IN (1, 2)
+             UNION ALL
+             SELECT 'overdue', '', 0, COUNT(*) FROM reg_applications
+              WHERE jurisdiction = $1 AND state = 1 AND deadline <= $2
+             UNION ALL
+             SELECT 'event', event, 0, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
+            [j.to_string().into(), micros(now).into()],
         ))
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index::<i64>(2)? as u64)))
-        .collect::<ApiResult<_>>()?;
-    let (pending, overdue) = match c
-        .query_one_raw(stmt(
-            b(c),
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 1 AND deadline <= $2 THEN 1 ELSE 0 END), 0)
-             FROM reg_applications WHERE jurisdiction = $1 AND state IN (1, 2)",
-            [jv(), micros(now).into()],
-        ))
-        .await?
-    {
-        Some(r) => (r.try_get_by_index::<i64>(0)? as u64, r.try_get_by_index::<i64>(1)? as u64),
-        None => (0, 0),
-    };
-    let events = c
-        .query_all_raw(stmt(
-            b(c),
-            "SELECT event, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
-            [jv()],
-        ))
-        .await?
-        .iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index::<i64>(1)? as u64)))
-        .collect::<ApiResult<_>>()?;
-    txn.commit().await?;
-    Ok(CurrentFigures { seq, sites, pending, overdue, events })
+        .await?;
+    let mut f = CurrentFigures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new() };
+    for r in rows {
+        let (what, name, status, n): (String, String, i32, i64) =
+            (r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?, r.try_get_by_index(3)?);
+        let n = n as u64;
+        match what.as_str() {
+            "seq" => f.seq = n,
+            "site" => f.sites.push((name, status, n)),
+            "pending" => f.pending = n,
+            "overdue" => f.overdue = n,
+            _ => f.events.push((name, n)),
+        }
+    }
+    f.sites.sort();
+    Ok(f)
 }
 
 /// What [`current_figures`] reads.
