@@ -262,8 +262,11 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.data_dir)?;
     let secret_file = a.data_dir.join("token-secret");
     if !secret_file.exists() {
+        // Written whole or not at all: a reader (or an `up` after a crash) never finds it empty.
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        std::fs::write(&secret_file, secret)?;
+        let partial = a.data_dir.join("token-secret.partial");
+        std::fs::write(&partial, secret)?;
+        std::fs::rename(&partial, &secret_file)?;
     }
     let gateway_addr = SocketAddr::from(([127, 0, 0, 1], a.port));
     let groups = federation_groups();

@@ -269,7 +269,8 @@ async fn wait_all_live(
         }
         // The secret is written before anything listens.
         if let Ok(secret) = std::fs::read_to_string(data_dir.join("token-secret")) {
-            let keys = einfo_common::auth::TokenKeys::from_secret(secret.trim().as_bytes()).expect("keys");
+            let keys = einfo_common::auth::TokenKeys::from_secret(secret.trim().as_bytes())
+                .unwrap_or_else(|e| panic!("the token secret einfo up wrote is unusable ({e}): '{secret}'"));
             let token = keys.issue(&TestNode::analyst(), Duration::from_secs(600)).expect("token");
             let ch =
                 tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();

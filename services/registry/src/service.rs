@@ -131,7 +131,7 @@ impl Registry {
         store::put_site(m.txn(), &site).await?;
         store::add_domains(m.txn(), &site).await?;
         let seq = m.append(&site.name, "CREATE", &site, "").await?;
-        site_history(m, j, seq, &site).await?;
+        site_history(m, j, seq, None, &site).await?;
         if site.discovery_source != pb::DiscoverySource::Application as i32 {
             store::put_event(m.txn(), j, seq, &site.name, "unlicensed_found", now).await?;
         }
@@ -292,7 +292,7 @@ impl Registry {
         store::set_domains(m.txn(), &site).await?;
         let op = if reason.is_some() { "CORRECT" } else { "UPDATE" };
         let seq = m.append(&site.name, op, &site, reason.as_deref().unwrap_or("")).await?;
-        site_history(&m, &j, seq, &site).await?;
+        site_history(&m, &j, seq, Some(&current), &site).await?;
         m.commit(&site).await?;
         Ok(site)
     }
@@ -322,6 +322,7 @@ impl Registry {
                 format!("etag '{}' is stale; the current one is '{}'", req.etag, site.etag),
             ));
         }
+        let before = site.clone();
         site.voided = true;
         site.reason = reason.clone();
         site.etag = next_etag(&site.etag);
@@ -329,7 +330,7 @@ impl Registry {
         store::put_site(m.txn(), &site).await?;
         store::set_domains(m.txn(), &site).await?;
         let seq = m.append(&site.name, "VOID", &site, &reason).await?;
-        site_history(&m, &j, seq, &site).await?;
+        site_history(&m, &j, seq, Some(&before), &site).await?;
         m.commit(&site).await?;
         Ok(site)
     }
@@ -469,6 +470,7 @@ impl Registry {
                 seq,
                 resource: &stored.name,
                 resource_type: "application",
+                before: None,
                 kind: "",
                 status: stored.state,
                 deadline: einfo_common::db::micros(instant(stored.deadline.as_ref())),
@@ -1084,12 +1086,13 @@ impl Registry {
         if status == site.legal_status {
             return Ok(());
         }
+        let before = site.clone();
         site.legal_status = status;
         site.etag = next_etag(&site.etag);
         site.update_time = Some(timestamp(now));
         store::put_site(m.txn(), &site).await?;
         let seq = m.append(&site.name, "STATUS", &site, why).await?;
-        site_history(m, j, seq, &site).await
+        site_history(m, j, seq, Some(&before), &site).await
     }
 
     // ---------------------------------------------------------------- import
@@ -1317,10 +1320,19 @@ async fn live_site(m: &Mutation, name: &str) -> ApiResult<pb::Site> {
     Ok(site)
 }
 
-async fn site_history(m: &Mutation, j: &Jurisdiction, seq: u64, site: &pb::Site) -> ApiResult<()> {
+/// Records a site's new snapshot; `before` is the site as it stood before this entry (its row in
+/// `reg_sites`, which is its last snapshot), `None` for a new site.
+async fn site_history(
+    m: &Mutation,
+    j: &Jurisdiction,
+    seq: u64,
+    before: Option<&pb::Site>,
+    site: &pb::Site,
+) -> ApiResult<()> {
     store::put_history(
         m.txn(),
         store::HistoryRow {
+            before: before.map(|b| (b.kind.as_str(), b.legal_status, b.voided)),
             jurisdiction: j,
             seq,
             resource: &site.name,

@@ -379,6 +379,9 @@ pub struct HistoryRow<'a> {
     pub deadline: i64,
     /// Voided.
     pub voided: bool,
+    /// A site's (kind, legal status, voided) before this snapshot (`None`: a new site, or not a
+    /// site): moves it between the running counts without reading its last snapshot back.
+    pub before: Option<(&'a str, i32, bool)>,
 }
 
 /// Records a snapshot. A site's snapshot also moves it between the running counts of
@@ -386,7 +389,6 @@ pub struct HistoryRow<'a> {
 /// [`event_counts`] leaves them out.
 pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiResult<()> {
     let site = h.resource_type == "site";
-    let before = if site { last_site_state(c, h.jurisdiction, h.resource).await? } else { None };
     c.execute_raw(stmt(
         b(c),
         "INSERT INTO reg_history (jurisdiction, seq, resource, resource_type, kind, status, deadline, voided) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -405,9 +407,12 @@ pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiRes
     if !site {
         return Ok(());
     }
-    let was_counted = before.as_ref().is_some_and(|(_, _, voided)| !voided);
-    if let Some((kind, status, false)) = &before {
-        add_site_count(c, h.jurisdiction, kind, *status, -1).await?;
+    let was_counted = h.before.is_some_and(|(_, _, voided)| !voided);
+    if !h.voided && h.before == Some((h.kind, h.status, false)) {
+        return Ok(()); // the same cell before and after
+    }
+    if let Some((kind, status, false)) = h.before {
+        add_site_count(c, h.jurisdiction, kind, status, -1).await?;
     }
     if !h.voided {
         add_site_count(c, h.jurisdiction, h.kind, h.status, 1).await?;
@@ -425,23 +430,6 @@ pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiRes
         }
     }
     Ok(())
-}
-
-/// The (kind, legal status, voided) of a site's last snapshot.
-async fn last_site_state<C: ConnectionTrait>(
-    c: &C,
-    j: &Jurisdiction,
-    resource: &str,
-) -> ApiResult<Option<(String, i32, bool)>> {
-    let row = c
-        .query_one_raw(stmt(
-            b(c),
-            "SELECT kind, status, voided FROM reg_history
-             WHERE jurisdiction = $1 AND resource_type = 'site' AND resource = $2 ORDER BY seq DESC LIMIT 1",
-            [j.to_string().into(), resource.into()],
-        ))
-        .await?;
-    row.map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index::<i32>(2)? != 0))).transpose()
 }
 
 async fn add_site_count<C: ConnectionTrait>(
