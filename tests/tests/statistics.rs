@@ -131,11 +131,16 @@ async fn seed_79(node: &TestNode) {
     revoke(&mut c, &licence.name).await;
     register(&mut c, P79, "social-network", "quetduoc.vn", pb::DiscoverySource::Sweep).await;
     let wrong = register(&mut c, P79, "general-website", "nhamlan.vn", pb::DiscoverySource::Complaint).await;
+    void(&mut c, &wrong).await;
+}
+
+/// Voids a site recorded in error.
+async fn void(c: &mut RegistryClient, site: &pb::Site) {
     c.void_site(pb::VoidSiteRequest {
-        name: wrong.name.clone(),
-        etag: wrong.etag.clone(),
+        name: site.name.clone(),
+        etag: site.etag.clone(),
         reason: "nhập nhầm".into(),
-        request_id: "void".into(),
+        request_id: format!("void-{}", site.name),
     })
     .await
     .expect("voided");
@@ -307,14 +312,7 @@ async fn running_counts_agree_with_the_history(backend: Backend) {
         .await
         .expect("kind changed")
         .into_inner();
-    c.void_site(pb::VoidSiteRequest {
-        name: moved.name.clone(),
-        etag: moved.etag.clone(),
-        reason: "nhập nhầm".into(),
-        request_id: "void-moved".into(),
-    })
-    .await
-    .expect("voided");
+    void(&mut c, &moved).await;
     register(&mut c, P01, "social-network", "sau.vn", pb::DiscoverySource::Sweep).await;
 
     let mut analyst = node.registry_as(&TestNode::analyst()).await;
