@@ -151,6 +151,8 @@ struct FanOut {
     slowest: (String, f64, f64, u64),
     /// (p50 ms, p99 ms, samples) of every node's calls together.
     pooled: (f64, f64, u64),
+    /// Single-node calls in flight at once.
+    single: usize,
     /// Median over the nodes of their p99.
     median_p99: f64,
     /// Sum over the nodes of their p50: the work one fan-out asks of this machine.
@@ -698,6 +700,7 @@ async fn fanout(
     }
     Ok(FanOut {
         pooled: (ms(&pooled, 0.5), ms(&pooled, 0.99), pooled.len()),
+        single,
         slowest: (fed.codes[slow].clone(), ms(h, 0.5), ms(h, 0.99), h.len()),
         median_p99: p99s[p99s.len() / 2],
         sum_p50: hists.iter().map(|h| ms(h, 0.5)).sum(),
@@ -1028,7 +1031,7 @@ fn print_report(args: &BenchGatewayArgs, r: &Report) {
         let (p50, p99all, n) = f.pooled;
         println!(
             "  every node's calls together: p50 {p50:.2} ms, p99 {p99all:.2} ms ({n} calls, {} at a time)",
-            if *rtt > 0 { 8 } else { 1 }
+            f.single
         );
         println!(
             "  sum over the 63 nodes of their GetStatistics p50: {:.1} ms (one fan-out's work; on this machine's cores it cannot take less than about that / cores)",

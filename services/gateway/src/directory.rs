@@ -143,7 +143,7 @@ impl Gateway {
             if req.resync {
                 let js = j.to_string();
                 st.cells.retain(|(cj, _, _), _| *cj != js);
-                st.cells_version += 1;
+                st.summaries.clear();
                 for s in crate::SERVICES {
                     st.logs.insert((j, s), Default::default());
                 }

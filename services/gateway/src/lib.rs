@@ -72,8 +72,9 @@ pub(crate) struct State {
     pub logs: HashMap<(Jurisdiction, &'static str), LogState>,
     pub alarms: HashMap<Jurisdiction, (String, DateTime<Utc>)>,
     pub cells: HashMap<store::CellKey, i64>,
-    /// Bumped under this lock whenever `cells` changes: what cached summaries are keyed on.
-    pub cells_version: u64,
+    /// The summary body last computed for each grouping, from `cells`: emptied whenever
+    /// `cells` changes.
+    pub summaries: HashMap<i32, Arc<national::SummaryBody>>,
     /// Jurisdictions the store has held counts of (parsed once, for `expected`).
     pub held: BTreeSet<Jurisdiction>,
     pub spawned: BTreeSet<Jurisdiction>,
@@ -91,15 +92,13 @@ pub(crate) struct Inner {
     pub stopping: watch::Sender<bool>,
     pub central: Central,
     pub channels: Mutex<HashMap<String, tonic::transport::Channel>>,
-    /// The last summary body computed for each grouping.
-    pub summaries: Mutex<HashMap<i32, Arc<national::SummaryBody>>>,
 }
 
 /// The gateway. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway(pub(crate) Arc<Inner>);
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -148,7 +147,6 @@ impl Gateway {
             stopping: watch::Sender::new(false),
             central,
             channels: Mutex::new(HashMap::new()),
-            summaries: Mutex::new(HashMap::new()),
         })))
     }
 

@@ -3,7 +3,7 @@
 //! unreachable, in alarm, unconfigured or stale; PARTIAL answers from what the store holds and
 //! names them with their freshness. Answers are grouped under the 63- or the 34-province scheme.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,23 +115,15 @@ impl Gateway {
         let revision = *self.0.revision.borrow();
         let expected: Vec<String> = freshness.iter().map(|f| f.jurisdiction.clone()).collect();
         let grouping = o.grouping as i32;
-        let (version, cells) = {
-            let cached = crate::lock(&self.0.summaries).get(&grouping).cloned();
-            let st = self.state();
-            match cached {
-                Some(b) if b.version == st.cells_version && b.expected == expected => (st.cells_version, Err(b)),
-                _ => (
-                    st.cells_version,
-                    Ok(st.cells.iter().map(|((j, k, s), n)| (j.clone(), k.clone(), *s, *n)).collect::<Vec<_>>()),
-                ),
-            }
-        };
-        let body = match cells {
-            Err(cached) => cached,
-            Ok(cells) => {
-                let body = Arc::new(summary_body(version, expected, cells, o.grouping));
-                crate::lock(&self.0.summaries).insert(grouping, body.clone());
-                body
+        let body = {
+            let mut st = self.state();
+            match st.summaries.get(&grouping) {
+                Some(b) if b.expected == expected => b.clone(),
+                _ => {
+                    let body = Arc::new(summary_body(expected, &st.cells, o.grouping));
+                    st.summaries.insert(grouping, body.clone());
+                    body
+                }
             }
         };
         Ok(pb::NationalSummary {
@@ -399,8 +391,6 @@ impl Gateway {
 
 /// The part of a summary that depends only on the counts, the expected set and the grouping.
 pub(crate) struct SummaryBody {
-    /// `State::cells_version` the body was computed from.
-    version: u64,
     /// The expected jurisdictions, in order.
     expected: Vec<String>,
     units: Vec<pb::UnitSummary>,
@@ -408,12 +398,7 @@ pub(crate) struct SummaryBody {
     total: i64,
 }
 
-fn summary_body(
-    version: u64,
-    expected: Vec<String>,
-    cells: Vec<(String, String, i32, i64)>,
-    grouping: pb::Grouping,
-) -> SummaryBody {
+fn summary_body(expected: Vec<String>, cells: &HashMap<store::CellKey, i64>, grouping: pb::Grouping) -> SummaryBody {
     // Units: every expected jurisdiction's unit, then its cells.
     struct Unit {
         cells: BTreeMap<(String, i32), i64>,
@@ -428,13 +413,13 @@ fn summary_body(
         unit.members.push(j.to_string());
     }
     let mut totals: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for (j, kind, status, n) in cells {
-        let Ok(j) = Jurisdiction::parse(&j) else { continue };
+    for ((j, kind, status), n) in cells {
+        let Ok(j) = Jurisdiction::parse(j) else { continue };
         let (u, flagged) = unit_of(&j, grouping);
         let unit =
             units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: vec![j.to_string()], flagged });
-        *unit.cells.entry((kind.clone(), status)).or_default() += n;
-        *totals.entry((kind, status)).or_default() += n;
+        *unit.cells.entry((kind.clone(), *status)).or_default() += n;
+        *totals.entry((kind.clone(), *status)).or_default() += n;
     }
     let cell = |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
     let units = units
@@ -455,7 +440,6 @@ fn summary_body(
         })
         .collect();
     SummaryBody {
-        version,
         expected,
         units,
         total: totals.values().sum(),

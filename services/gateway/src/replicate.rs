@@ -267,7 +267,7 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
     store::write_delta(txn.txn(), &delta).await.map_err(err)?;
     txn.commit().await?;
     let mut st = gw.state();
-    st.cells_version += 1;
+    st.summaries.clear();
     st.held.insert(*j);
     for (k, by) in delta.0 {
         if by != 0 {

@@ -1172,14 +1172,18 @@ impl Registry {
         let conn = self.db.conn();
         if req.as_of.is_none() && req.period_start.is_none() && req.period_end.is_none() {
             // Figures of now, of all time: the running counts, a few rows whatever the history.
-            let f = store::current_figures(conn, &j, as_of).await?;
-            return Ok(figures(&j, as_of, f.seq, f.sites, (f.pending, f.overdue), f.events));
+            return Ok(figures(&j, as_of, store::current_figures(conn, &j, as_of).await?));
         }
         let seq = store::sequence_at(conn, &j, as_of).await?;
-        let sites = store::site_counts(conn, &j, seq).await?;
-        let pending = store::pending_applications(conn, &j, seq, as_of).await?;
-        let events = store::event_counts(conn, &j, seq, from, to).await?;
-        Ok(figures(&j, as_of, seq, sites, pending, events))
+        let (pending, overdue) = store::pending_applications(conn, &j, seq, as_of).await?;
+        let f = store::Figures {
+            seq,
+            sites: store::site_counts(conn, &j, seq).await?,
+            pending,
+            overdue,
+            events: store::event_counts(conn, &j, seq, from, to).await?,
+        };
+        Ok(figures(&j, as_of, f))
     }
 
     /// ListSiteKinds.
@@ -1188,29 +1192,22 @@ impl Registry {
     }
 }
 
-/// A GetStatistics answer from its parts: sites by (kind, status), (pending, overdue)
-/// applications, and dated facts by event.
-fn figures(
-    j: &Jurisdiction,
-    as_of: DateTime<Utc>,
-    seq: u64,
-    sites: Vec<(String, i32, u64)>,
-    (pending, overdue): (u64, u64),
-    events: Vec<(String, u64)>,
-) -> pb::GetStatisticsResponse {
+/// The GetStatistics answer of a jurisdiction's figures as of `as_of`.
+fn figures(j: &Jurisdiction, as_of: DateTime<Utc>, f: store::Figures) -> pb::GetStatisticsResponse {
     let mut out = pb::GetStatisticsResponse {
         jurisdiction: j.to_string(),
         as_of: Some(timestamp(as_of)),
-        log_sequence: seq,
-        sites: sites
+        log_sequence: f.seq,
+        sites: f
+            .sites
             .into_iter()
             .map(|(kind, legal_status, count)| pb::SiteCount { kind, legal_status, count })
             .collect(),
-        applications_pending: pending,
-        applications_overdue: overdue,
+        applications_pending: f.pending,
+        applications_overdue: f.overdue,
         ..Default::default()
     };
-    for (event, n) in events {
+    for (event, n) in f.events {
         match event.as_str() {
             "licence_issued" => out.licences_issued = n,
             "licence_suspended" => out.licences_suspended = n,

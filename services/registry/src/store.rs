@@ -484,15 +484,9 @@ pub async fn rebuild_counts<C: ConnectionTrait>(c: &C) -> ApiResult<()> {
     Ok(())
 }
 
-/// The figures of now, from the running counts: the log's last sequence, sites by (kind,
-/// status), applications pending and overdue at `now`, and dated facts of all time by event.
-/// One statement, so the figures are those of one snapshot (that sequence) and cost one round
+/// The figures of now, of all time, from the running counts. One statement, so the figures are those of one snapshot (that sequence) and cost one round
 /// trip to the database.
-pub async fn current_figures<C: ConnectionTrait>(
-    c: &C,
-    j: &Jurisdiction,
-    now: DateTime<Utc>,
-) -> ApiResult<CurrentFigures> {
+pub async fn current_figures<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: DateTime<Utc>) -> ApiResult<Figures> {
     let rows = c
         .query_all_raw(stmt(
             b(c),
@@ -509,7 +503,7 @@ pub async fn current_figures<C: ConnectionTrait>(
             [j.to_string().into(), micros(now).into()],
         ))
         .await?;
-    let mut f = CurrentFigures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new() };
+    let mut f = Figures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new() };
     for r in rows {
         let (what, name, status, n): (String, String, i32, i64) =
             (r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?, r.try_get_by_index(3)?);
@@ -526,17 +520,17 @@ pub async fn current_figures<C: ConnectionTrait>(
     Ok(f)
 }
 
-/// What [`current_figures`] reads.
-pub struct CurrentFigures {
+/// A jurisdiction's figures as of a log sequence: what GetStatistics answers.
+pub struct Figures {
     /// The log's last sequence: the figures reflect entries 1..seq.
     pub seq: u64,
     /// Sites by (kind, legal status), voided ones excluded; non-zero cells only.
     pub sites: Vec<(String, i32, u64)>,
     /// Applications received or awaiting a supplement.
     pub pending: u64,
-    /// Of those, received and past their deadline.
+    /// Of those, received and past their deadline at the time asked.
     pub overdue: u64,
-    /// Dated facts of all time by event, facts about voided sites excluded.
+    /// Dated facts (of the period asked) by event, facts about voided sites excluded.
     pub events: Vec<(String, u64)>,
 }
 
