@@ -5,6 +5,12 @@
 /// Encoded `FileDescriptorSet` of every einfo proto, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/einfo_descriptor.bin"));
 
+/// The gRPC name of every einfo service and the path of every method, generated from the protos:
+/// `methods::registry::registry_service::REGISTER_SITE` is `/einfo.registry.v1.RegistryService/RegisterSite`.
+pub mod methods {
+    include!(concat!(env!("OUT_DIR"), "/methods.rs"));
+}
+
 pub mod log {
     pub mod v1 {
         tonic::include_proto!("einfo.log.v1");

@@ -1,1 +1,1 @@
-//! Tests live in `tests/tests/`; this crate has no library code.
+//! The integration tests live in `tests/it/` (one binary); this crate has no library code.

@@ -24,7 +24,7 @@ pub use migration::Migrator;
 pub use service::{Central, Completeness, SERVICE, timeliness};
 
 /// The gRPC service name (for health).
-pub const SERVICE_NAME: &str = "einfo.central.v1.CentralService";
+pub const SERVICE_NAME: &str = einfo_proto::methods::central::CENTRAL_SERVICE;
 
 /// The centre's signing key from `path`: 32 raw bytes or 64 hex digits. When the file does not
 /// exist, a new key is made and written there (hex, readable by the owner only).
@@ -67,14 +67,14 @@ pub async fn serve(
     keys: TokenKeys,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (reporter, health) = server::health(&[SERVICE_NAME]).await;
+    let (readiness, health) = server::health(&[SERVICE_NAME]).await;
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health);
     routes.add_service(CentralGrpc(central.clone()).into_server());
-    let routes = server::add_reflection(routes)?.routes();
-    server::set_serving(&reporter, &[SERVICE_NAME]).await;
+    let routes = server::add_reflection(routes, &[SERVICE_NAME])?.routes();
+    readiness.set_serving().await;
     let stopper = central.clone();
-    server::serve(listener, routes, Authenticator::new(keys), async move {
+    server::serve(listener, routes, Authenticator::new(keys), readiness, async move {
         shutdown.await;
         stopper.stop_streams();
     })
@@ -83,14 +83,14 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use chrono::{Duration, Utc};
+    use chrono::{DateTime, Duration};
     use einfo_proto::reporting::v1::Timeliness;
 
     use super::*;
 
     fn scratch(name: &str) -> std::path::PathBuf {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        std::env::temp_dir().join(format!("einfo-central-{}-{nanos}", std::process::id())).join(name)
+        let unique = uuid::Uuid::new_v4().simple();
+        std::env::temp_dir().join(format!("einfo-central-{unique}")).join(name)
     }
 
     #[test]
@@ -109,7 +109,8 @@ mod tests {
 
     #[test]
     fn timeliness_is_missing_until_received_then_by_the_deadline_in_force() {
-        let deadline = Utc::now();
+        // 20/11/2014 00:00 +07:00, the deadline of letter 3224/BTTTT-PTTH&TTĐT.
+        let deadline = DateTime::parse_from_rfc3339("2014-11-20T00:00:00+07:00").unwrap().to_utc();
         assert_eq!(timeliness(None, deadline), Timeliness::Missing);
         assert_eq!(timeliness(Some(deadline - Duration::seconds(1)), deadline), Timeliness::OnTime);
         assert_eq!(timeliness(Some(deadline), deadline), Timeliness::Late);

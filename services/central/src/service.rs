@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use einfo_common::auth::{Caller, Role};
-use einfo_common::changelog::{self, Begin, Idempotency, LogId, Mutation};
+use einfo_common::changelog::{self, Begin, LogId, Mutation};
 use einfo_common::db::Database;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{MAX_NAME, new_id, reason, required_instant, timestamp};
@@ -17,6 +17,7 @@ use einfo_common::receipts::ReceiptSigner;
 use einfo_common::reference::{Kind, version_of};
 use einfo_domain::{Jurisdiction, WorkingCalendar};
 use einfo_proto::central::v1 as pb;
+use einfo_proto::methods;
 use einfo_proto::reporting::v1::Timeliness;
 use futures::Stream;
 use prost::Message;
@@ -31,11 +32,11 @@ use crate::store::{self, Target};
 pub const SERVICE: &str = "central";
 
 /// The violation catalogue a new centre starts its reference feed with (sequence 1).
-pub const VIOLATION_CATALOGUE: &str = include_str!("../../inspection/data/violation-catalogue.csv");
+pub const VIOLATION_CATALOGUE: &str = einfo_reference::catalogue::BUNDLED;
 /// The holidays a new centre starts its reference feed with (sequence 2).
 pub const HOLIDAYS: &str = include_str!("../../domain/data/holidays.csv");
 /// The indicator catalogue a new centre starts its reference feed with (sequence 3).
-pub const INDICATORS: &str = include_str!("../../reporting/data/indicators.csv");
+pub const INDICATORS: &str = einfo_reference::indicators::BUNDLED;
 
 /// What a new centre's reference feed holds, in sequence order from 1.
 const SEED: [(Kind, &str); 3] =
@@ -139,8 +140,8 @@ fn reference_content(kind: &str, content: &[u8], v: &mut Violations) -> Option<K
         }
     };
     let parsed = match k {
-        Kind::ViolationCatalogue => einfo_inspection::catalogue::Catalogue::from_csv(text).map(|_| ()),
-        Kind::Indicators => einfo_reporting::indicators::Catalogue::from_csv(text).map(|_| ()),
+        Kind::ViolationCatalogue => einfo_reference::catalogue::Catalogue::from_csv(text).map(|_| ()),
+        Kind::Indicators => einfo_reference::indicators::Catalogue::from_csv(text).map(|_| ()),
         Kind::Holidays => WorkingCalendar::from_csv(text).map(|_| ()).map_err(anyhow::Error::from),
     };
     match parsed {
@@ -227,7 +228,7 @@ impl Central {
     async fn seed_reference(db: &Database) -> ApiResult<()> {
         let w = db.begin_write().await?;
         if store::reference_empty(&w.txn).await? {
-            let now = chrono::Utc::now();
+            let now = db.now();
             for (i, (kind, content)) in SEED.into_iter().enumerate() {
                 let item = pb::ReferenceData {
                     sequence: i as u64 + 1,
@@ -266,8 +267,7 @@ impl Central {
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
         // Central callers are never the system actor, so there is always a key.
-        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
-        self.db.begin_mutation(log(), caller, idempotency).await
+        self.db.begin_request(log(), caller, method, request_id, body).await
     }
 
     // ------------------------------------------------------------------ campaigns
@@ -341,7 +341,7 @@ impl Central {
         };
         let request_id = std::mem::take(&mut req.request_id);
         let mut m =
-            match self.begin(caller, "/einfo.central.v1.CentralService/CreateCampaign", &request_id, &req).await? {
+            match self.begin(caller, methods::central::central_service::CREATE_CAMPAIGN, &request_id, &req).await? {
                 Begin::Replay(r) => return Ok(r),
                 Begin::Fresh(m) => m,
             };
@@ -530,7 +530,7 @@ impl Central {
         v.finish()?;
         let j = j.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated jurisdiction missing")))?;
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m = match self.begin(caller, "/einfo.central.v1.CentralService/Return", &request_id, &req).await? {
+        let mut m = match self.begin(caller, methods::central::central_service::RETURN, &request_id, &req).await? {
             Begin::Replay(r) => return Ok(r),
             Begin::Fresh(m) => m,
         };
@@ -562,7 +562,7 @@ impl Central {
         v.finish()?;
         let j = j.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated jurisdiction missing")))?;
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m = match self.begin(caller, "/einfo.central.v1.CentralService/Accept", &request_id, &req).await? {
+        let mut m = match self.begin(caller, methods::central::central_service::ACCEPT, &request_id, &req).await? {
             Begin::Replay(r) => return Ok(r),
             Begin::Fresh(m) => m,
         };
@@ -604,7 +604,7 @@ impl Central {
         let j = j.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated jurisdiction missing")))?;
         let request_id = std::mem::take(&mut req.request_id);
         let mut m =
-            match self.begin(caller, "/einfo.central.v1.CentralService/GrantException", &request_id, &req).await? {
+            match self.begin(caller, methods::central::central_service::GRANT_EXCEPTION, &request_id, &req).await? {
                 Begin::Replay(r) => return Ok(r),
                 Begin::Fresh(m) => m,
             };
@@ -672,12 +672,13 @@ impl Central {
         v.finish()?;
         let kind = kind.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated kind missing")))?;
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m =
-            match self.begin(caller, "/einfo.central.v1.CentralService/PublishReferenceData", &request_id, &req).await?
-            {
-                Begin::Replay(r) => return Ok(r),
-                Begin::Fresh(m) => m,
-            };
+        let mut m = match self
+            .begin(caller, methods::central::central_service::PUBLISH_REFERENCE_DATA, &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
         let version = version_of(&req.content);
         if let Some(current) = store::latest_reference(m.txn(), kind.as_str()).await?
             && current.version == version

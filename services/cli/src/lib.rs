@@ -1,9 +1,333 @@
-//! The `einfo` binary's library: node assembly (used by the binary and by the tests), the
-//! offline chain verifier, and the benchmark.
+//! The `einfo` command line: parses arguments and calls the assembly (`einfo-app`) and the
+//! benchmarks (`einfo-bench`). The binary is [`main`]; the integration tests run the same
+//! function as a child process of their own binary.
 #![forbid(unsafe_code)]
 
-pub mod bench;
-pub mod bench_gateway;
-pub mod gateway;
-pub mod node;
-pub mod verify;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use einfo_app::node::{self, Role};
+
+mod render;
+use einfo_common::auth::{Caller, TokenKeys};
+use einfo_common::config::Settings;
+use einfo_common::telemetry;
+use einfo_domain::{Jurisdiction, Scheme};
+
+#[derive(Parser)]
+#[command(
+    name = "einfo",
+    version,
+    about = "Registry, inspection and reporting of general information websites and social networks, federated across Vietnam's provinces"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a service.
+    #[command(subcommand)]
+    Serve(Serve),
+    /// Check every hash chain in a database offline; exits 1 if any is broken.
+    Verify(DbArgs),
+    /// Print a bearer token signed with a node's secret.
+    Token(TokenArgs),
+    /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
+    Up(UpArgs),
+    /// Ask the national gateway.
+    #[command(subcommand)]
+    National(National),
+    /// Measure GetSite and RegisterSite on SQLite and PostgreSQL against baselines, and a node's peak memory.
+    Bench(einfo_bench::BenchArgs),
+    /// Measure the national gateway over 63 nodes: replication, lag, summary, fan-out, memory.
+    BenchGateway(einfo_bench::BenchGatewayArgs),
+}
+
+#[derive(Subcommand)]
+enum Serve {
+    /// A provincial node: every provincial service for the listed provinces.
+    Node(ServeArgs),
+    /// The registry service alone.
+    Registry(ServeArgs),
+    /// The inspection service alone; set `inspection.registry_endpoint` (or
+    /// `EINFO_INSPECTION__REGISTRY_ENDPOINT`) to the registry it uses.
+    Inspection(ServeArgs),
+    /// The reporting service alone; set `reporting.registry_endpoint` and
+    /// `reporting.inspection_endpoint` to the services it compiles figures from, and
+    /// `reporting.centre_endpoint` to the centre.
+    Reporting(ServeArgs),
+    /// The national gateway: replication into the national store, national queries, the
+    /// directory and the centre's contract. `gateway.directory_file` names the nodes.
+    Gateway(GatewayArgs),
+}
+
+#[derive(Subcommand)]
+enum National {
+    /// Print the national table: sites by province × legal status, with totals and the
+    /// provinces missing or stale.
+    Summary(NationalArgs),
+}
+
+#[derive(Args)]
+struct GatewayArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory file (TOML `[endpoints]`: jurisdiction = endpoint).
+    #[arg(long)]
+    directory: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct NationalArgs {
+    /// The gateway's endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    gateway: String,
+    /// Where the token secret is (`einfo up`'s data directory by default).
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
+    /// strict (fail when any province is missing or stale) or partial.
+    #[arg(long, default_value = "partial")]
+    mode: String,
+    /// 63 or 34 provinces.
+    #[arg(long, default_value_t = 63)]
+    grouping: u8,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Configuration file (TOML); `EINFO_…` variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directory for the embedded SQLite database and the token secret.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://user@host/db` to use PostgreSQL instead of SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Province codes to host, comma-separated: 01,79.
+    #[arg(long, value_delimiter = ',')]
+    provinces: Vec<String>,
+    /// Province scheme: 2008 (63 provinces, default) or 2025 (34 provinces).
+    #[arg(long)]
+    scheme: Option<Scheme>,
+    /// Address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Role: operator, inspector, reporter, service, central-admin, central-analyst.
+    #[arg(long, default_value = "operator")]
+    role: String,
+    /// Jurisdiction: provinces/2008-01, or central.
+    #[arg(long)]
+    jurisdiction: String,
+    /// Subject (who).
+    #[arg(long, default_value = "cli")]
+    subject: String,
+    /// Validity in hours.
+    #[arg(long, default_value_t = 12)]
+    ttl_hours: u64,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Where the federation keeps its databases.
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
+    /// First port; node i listens on port + i.
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+fn settings(db: &DbArgs) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(db.config.as_deref())?;
+    if let Some(d) = &db.data_dir {
+        s.data_dir = d.clone();
+    }
+    if let Some(u) = &db.database_url {
+        s.database_url = Some(u.clone());
+    }
+    Ok(s)
+}
+
+/// Runs `einfo` with the process's arguments on a new runtime.
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(Cli::parse()))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(Serve::Node(a)) => serve(a, Role::Node).await,
+        Command::Serve(Serve::Registry(a)) => serve(a, Role::Registry).await,
+        Command::Serve(Serve::Inspection(a)) => serve(a, Role::Inspection).await,
+        Command::Serve(Serve::Reporting(a)) => serve(a, Role::Reporting).await,
+        Command::Verify(a) => verify(a).await,
+        Command::Token(a) => token(a),
+        Command::Up(a) => up(a).await,
+        Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
+        Command::National(National::Summary(a)) => national_summary(a).await,
+        Command::Bench(a) => einfo_bench::run(a).await,
+        Command::BenchGateway(a) => einfo_bench::run_gateway(a).await,
+    }
+}
+
+async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
+    let mut s = settings(&a.db)?;
+    if !a.provinces.is_empty() {
+        s.provinces = a.provinces.clone();
+    }
+    if let Some(sc) = a.scheme {
+        s.scheme = sc;
+    }
+    if let Some(l) = a.listen {
+        s.listen = l;
+    }
+    let name = match role {
+        Role::Node => "einfo-node",
+        Role::Registry => "einfo-registry",
+        Role::Inspection => "einfo-inspection",
+        Role::Reporting => "einfo-reporting",
+    };
+    let _telemetry = telemetry::init(name, &s.telemetry)?;
+    let listener =
+        tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
+    let node = node::start(&s, role, listener, Default::default()).await?;
+    node.wait().await
+}
+
+async fn verify(a: DbArgs) -> anyhow::Result<()> {
+    let s = settings(&a)?;
+    let db = node::open_database(&s).await?;
+    einfo_app::node::migrate(&db, Role::Node).await?;
+    let reports = einfo_app::verify::verify_all(&db).await?;
+    let mut broken = 0;
+    for r in &reports {
+        match &r.result {
+            Ok(n) => println!("ok      {}  {n} entries", r.log),
+            Err(e) => {
+                broken += 1;
+                println!("BROKEN  {}  {e}", r.log);
+            }
+        }
+    }
+    println!("{} logs, {} broken", reports.len(), broken);
+    if broken > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn token(a: TokenArgs) -> anyhow::Result<()> {
+    let s = settings(&a.db)?;
+    let keys = TokenKeys::from_secret(&s.token_secret()?)?;
+    let caller = Caller {
+        subject: a.subject,
+        role: a.role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+        jurisdiction: Jurisdiction::parse(&a.jurisdiction)?,
+    };
+    println!("{}", keys.issue(&caller, Duration::from_secs(a.ttl_hours * 3600))?);
+    Ok(())
+}
+
+async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let _telemetry = telemetry::init("einfo-up", &Default::default())?;
+    let layout = einfo_app::federation::Layout { data_dir: a.data_dir.clone(), port: a.port };
+    let federation = einfo_app::federation::Federation::start(&layout).await?;
+    let gateway_addr = federation.gateway.addr;
+    println!("gateway  {gateway_addr}  (centre receipt key {})", federation.gateway.public_key_hex);
+    for (i, (n, group)) in federation.nodes.iter().enumerate() {
+        println!("node {i:02}  {}  provinces {}", n.addr, group.join(","));
+    }
+    println!("\n{} nodes host the 63 provinces; the gateway replicates them. Try:", federation.nodes.len());
+    println!("  einfo national summary --gateway http://{gateway_addr} --data-dir {}", a.data_dir.display());
+    println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
+    println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
+    // Ctrl-C or SIGTERM stops it early even with --seconds: the nodes and the gateway stop on
+    // the signal by themselves, and the federation must not linger half-stopped.
+    let deadline = async {
+        match a.seconds {
+            Some(sec) => tokio::time::sleep(Duration::from_secs(sec)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = deadline => {}
+        _ = einfo_common::server::shutdown_signal() => {}
+    }
+    federation.stop().await
+}
+
+async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
+    let mut s = settings(&a.db)?;
+    if let Some(l) = a.listen {
+        s.listen = l;
+    }
+    if let Some(d) = a.directory {
+        s.gateway.directory_file = Some(d);
+    }
+    let _telemetry = telemetry::init("einfo-gateway", &s.telemetry)?;
+    let listener =
+        tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
+    let g = einfo_app::gateway::start(&s, listener).await?;
+    println!("gateway listening on {}", g.addr);
+    g.wait().await
+}
+
+async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
+    use einfo_proto::gateway::v1 as gw;
+    let secret_file = a.data_dir.join("token-secret");
+    let secret = std::fs::read_to_string(&secret_file)
+        .with_context(|| format!("cannot read the token secret {}", secret_file.display()))?;
+    let keys = TokenKeys::from_secret(secret.trim().as_bytes())?;
+    let caller = Caller {
+        subject: "cli".into(),
+        role: einfo_common::auth::Role::CentralAnalyst,
+        jurisdiction: Jurisdiction::Central,
+    };
+    let token = einfo_common::auth::BearerToken::new(&keys.issue(&caller, Duration::from_secs(600))?)?;
+    let mode = match a.mode.as_str() {
+        "strict" => gw::QueryMode::Strict,
+        "partial" => gw::QueryMode::Partial,
+        m => anyhow::bail!("--mode: '{m}' is neither strict nor partial"),
+    };
+    let grouping = match a.grouping {
+        63 => gw::Grouping::Provinces63,
+        34 => gw::Grouping::Provinces34,
+        g => anyhow::bail!("--grouping: {g} is neither 63 nor 34"),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(a.gateway.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {}", a.gateway))?;
+    let mut client = gw::national_service_client::NationalServiceClient::with_interceptor(channel, token);
+    let summary = client
+        .get_national_summary(gw::GetNationalSummaryRequest {
+            options: Some(gw::QueryOptions { mode: mode as i32, grouping: grouping as i32, max_staleness: None }),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    print!("{}", render::render_summary(&summary));
+    Ok(())
+}

@@ -9,7 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::clock::Clock as _;
 
 use einfo_domain::Jurisdiction;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -169,7 +171,8 @@ impl TokenKeys {
     /// Issues a token for `caller`, valid for `ttl`.
     pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
         anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        // Tokens are checked against the system clock by jsonwebtoken, so they are issued by it.
+        let now = u64::try_from(crate::clock::SystemClock.now().timestamp())?;
         let claims = Claims {
             sub: caller.subject.clone(),
             role: caller.role.as_str().into(),

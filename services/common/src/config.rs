@@ -248,7 +248,9 @@ impl Settings {
         }
     }
 
-    /// Reads (or on first start creates) the token secret.
+    /// Reads the token secret: `auth.secret`, else `auth.secret_file`, else `token-secret` in
+    /// the data directory (where `einfo up` writes one). It is never created here: a mistyped
+    /// `--data-dir` would otherwise yield a new secret that no server shares, with no word why.
     pub fn token_secret(&self) -> anyhow::Result<Vec<u8>> {
         if let Some(s) = &self.auth.secret {
             return Ok(s.as_bytes().to_vec());
@@ -257,10 +259,12 @@ impl Settings {
         match std::fs::read_to_string(&path) {
             Ok(s) => Ok(s.trim().as_bytes().to_vec()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.auth.secret_file.is_none() => {
-                std::fs::create_dir_all(&self.data_dir)?;
-                let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-                std::fs::write(&path, &secret)?;
-                Ok(secret.into_bytes())
+                Err(anyhow::anyhow!(
+                    "no token secret: {} does not exist. Set auth.secret_file (EINFO_AUTH__SECRET_FILE) to the \
+                     secret the servers share, or check --data-dir ({}); `einfo up` writes one in its data directory",
+                    path.display(),
+                    self.data_dir.display()
+                ))
             }
             Err(e) => Err(anyhow::anyhow!("cannot read token secret {}: {e}", path.display())),
         }

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::SharedClock;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionOptions,
@@ -26,6 +27,9 @@ pub struct Database {
     writer: Option<DatabaseConnection>,
     write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     commits: Arc<tokio::sync::watch::Sender<u64>>,
+    /// The clock of the process: every transaction and every service of a node reads the same
+    /// one, so a test that moves it moves the whole node.
+    clock: SharedClock,
 }
 
 impl Database {
@@ -66,7 +70,24 @@ impl Database {
             writer,
             write_lock: sqlite.then(|| Arc::new(tokio::sync::Mutex::new(()))),
             commits: Arc::new(tokio::sync::watch::Sender::new(0)),
+            clock: crate::clock::system(),
         })
+    }
+
+    /// The same database read through `clock` (tests pass a manual clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock of the process.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The current instant by the process's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// The sea-orm connection.
@@ -110,6 +131,24 @@ impl Database {
             })
             .await?;
         Ok(WriteTxn { txn, guard })
+    }
+
+    /// A read-only transaction whose statements all see one snapshot: several reads that must
+    /// agree (a report and the campaign its etag depends on) go through it. SQLite's read
+    /// transactions are snapshots already; PostgreSQL's default (READ COMMITTED) takes a new
+    /// snapshot per statement, so it asks for REPEATABLE READ.
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, sea_orm::DbErr> {
+        match self.backend() {
+            DbBackend::Postgres => {
+                self.conn
+                    .begin_with_config(
+                        Some(sea_orm::IsolationLevel::RepeatableRead),
+                        Some(sea_orm::AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.conn.begin().await,
+        }
     }
 
     /// Closes the pool.

@@ -6,7 +6,7 @@
 //! `INVALID_ARGUMENT` always carries `google.rpc.BadRequest` field violations. Internal failures
 //! are logged once, with their cause chain, and reach the caller as a plain message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use tonic::Code;
@@ -57,6 +57,8 @@ reasons! {
     RoleNotAllowed => PermissionDenied, "ROLE_NOT_ALLOWED", "The caller's role may not do this.";
     Unauthenticated => Unauthenticated, "UNAUTHENTICATED", "No valid bearer token.";
     Unavailable => Unavailable, "UNAVAILABLE", "A dependency is unreachable: retry later.";
+    NotReady => Unavailable, "NOT_READY", "The server is starting and its migrations have not finished: retry after the RetryInfo delay.";
+    ServiceNotRun => Unimplemented, "SERVICE_NOT_RUN", "This process does not run the service of that log (e.g. a node running registry alone asked for an inspection log).";
     JurisdictionsUnavailable => Unavailable, "JURISDICTIONS_UNAVAILABLE", "A STRICT national query lacks jurisdictions that are unreachable, in alarm or stale; ErrorInfo metadata `jurisdictions` names them.";
     Internal => Internal, "INTERNAL", "A fault on the server; it has been logged.";
 }
@@ -82,7 +84,9 @@ pub struct ApiError {
     /// Cause of an internal error; logged, never sent.
     pub source: Option<anyhow::Error>,
     /// Sent as `ErrorInfo.metadata` (e.g. the jurisdictions a national query lacks).
-    pub metadata: HashMap<String, String>,
+    pub metadata: BTreeMap<String, String>,
+    /// Sent as `google.rpc.RetryInfo`: when the caller may try again.
+    pub retry_delay: Option<std::time::Duration>,
 }
 
 /// Result of an einfo operation.
@@ -91,7 +95,14 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// A failure of the given reason.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into(), violations: Vec::new(), source: None, metadata: HashMap::new() }
+        Self {
+            reason,
+            message: message.into(),
+            violations: Vec::new(),
+            source: None,
+            metadata: BTreeMap::new(),
+            retry_delay: None,
+        }
     }
 
     /// `INVALID_ARGUMENT` for one field.
@@ -103,7 +114,14 @@ impl ApiError {
     pub fn fields(violations: Vec<Violation>) -> Self {
         let message =
             violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
-        Self { reason: Reason::FieldInvalid, message, violations, source: None, metadata: HashMap::new() }
+        Self {
+            reason: Reason::FieldInvalid,
+            message,
+            violations,
+            source: None,
+            metadata: BTreeMap::new(),
+            retry_delay: None,
+        }
     }
 
     /// An `INVALID_ARGUMENT` of a specific reason (e.g. `WrongScheme`) naming one field.
@@ -125,13 +143,20 @@ impl ApiError {
             message: "internal error".into(),
             violations: Vec::new(),
             source: Some(source.into()),
-            metadata: HashMap::new(),
+            metadata: BTreeMap::new(),
+            retry_delay: None,
         }
     }
 
     /// Adds an `ErrorInfo.metadata` entry.
     pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Adds a `RetryInfo` delay.
+    pub fn with_retry_delay(mut self, delay: std::time::Duration) -> Self {
+        self.retry_delay = Some(delay);
         self
     }
 
@@ -164,8 +189,12 @@ impl From<ApiError> for tonic::Status {
         if let Some(source) = &e.source {
             tracing::error!(reason = e.reason.as_str(), error = format!("{source:#}"), "internal error");
         }
+        let code = e.code();
         let mut details = ErrorDetails::new();
-        details.set_error_info(e.reason.as_str(), ERROR_DOMAIN, e.metadata.clone());
+        details.set_error_info(e.reason.as_str(), ERROR_DOMAIN, e.metadata.into_iter().collect::<HashMap<_, _>>());
+        if let Some(delay) = e.retry_delay {
+            details.set_retry_info(Some(delay));
+        }
         if !e.violations.is_empty() {
             details.set_bad_request(
                 e.violations
@@ -174,8 +203,17 @@ impl From<ApiError> for tonic::Status {
                     .collect::<Vec<_>>(),
             );
         }
-        tonic::Status::with_error_details(e.code(), e.message, details)
+        tonic::Status::with_error_details(code, e.message, details)
     }
+}
+
+/// The einfo reason an error status carries (its `ErrorInfo` of domain [`ERROR_DOMAIN`]).
+pub fn reason_of(status: &tonic::Status) -> Option<Reason> {
+    let info = status.get_details_error_info()?;
+    if info.domain != ERROR_DOMAIN {
+        return None;
+    }
+    Reason::ALL.iter().copied().find(|r| r.as_str() == info.reason)
 }
 
 /// Collects field violations while a request is parsed, so that all of them are reported at once.

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod changelog;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

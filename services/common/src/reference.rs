@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use chrono::Utc;
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as pb;
 use pb::central_service_client::CentralServiceClient;
@@ -258,7 +257,7 @@ impl Follower {
                             (item.sequence as i64).into(),
                             item.version.clone().into(),
                             item.content.clone().into(),
-                            micros(Utc::now()).into(),
+                            micros(self.db.now()).into(),
                         ],
                     ))
                     .await?;

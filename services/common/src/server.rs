@@ -1,20 +1,26 @@
 //! Server assembly, so every einfo server looks the same from outside: gRPC health (serving only
-//! once migrations ran), reflection for `grpcurl`, W3C trace context, the caller's interceptor
-//! (auth), and a graceful stop on SIGTERM.
+//! once migrations ran), reflection for `grpcurl` listing what the server serves, W3C trace
+//! context, the caller's interceptor (auth), and a graceful stop on SIGTERM.
+//!
+//! Until [`Readiness::set_serving`] is called, health says `NOT_SERVING` and every other call is
+//! answered `UNAVAILABLE` (reason `NOT_READY`, with a `RetryInfo` delay): no service answers
+//! before its migrations are done.
 //!
 //! ```ignore
-//! let (health_reporter, health_service) = server::health(&[REGISTRY_SERVICE_NAME]).await;
+//! let (readiness, health_service) = server::health(&[REGISTRY_SERVICE_NAME]).await;
 //! let mut routes = Routes::builder();
 //! routes.add_service(health_service).add_service(registry_server);
-//! let routes = server::add_reflection(routes)?.routes();
+//! let routes = server::add_reflection(routes, &[REGISTRY_SERVICE_NAME])?.routes();
 //! let listener = TcpListener::bind(settings.listen).await?;
-//! let served = tokio::spawn(server::serve(listener, routes, auth, server::shutdown_signal()));
+//! let served = tokio::spawn(server::serve(listener, routes, auth, readiness.clone(), server::shutdown_signal()));
 //! run_migrations().await?;
-//! server::set_serving(&health_reporter, &[REGISTRY_SERVICE_NAME]).await;
+//! readiness.set_serving().await;
 //! served.await??;
 //! ```
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tonic::service::{Interceptor, InterceptorLayer, Routes, RoutesBuilder};
@@ -23,6 +29,7 @@ pub use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 
+use crate::error::{ApiError, Reason};
 use crate::trace_context::TraceContextLayer;
 
 /// How long in-flight calls may run after the shutdown signal. Streams that never end on their
@@ -51,20 +58,46 @@ impl RpcPath {
     }
 }
 
-/// The health service and its reporter. The whole server (`""`) and each of `service_names`
-/// start `NOT_SERVING`; call [`set_serving`] once migrations ran.
+/// How long a caller that reached a server still migrating is told to wait before retrying.
+pub const NOT_READY_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Whether a server is ready: health's statuses and the gate in front of every other call.
+#[derive(Clone)]
+pub struct Readiness {
+    reporter: HealthReporter,
+    names: Arc<Vec<String>>,
+    ready: Arc<AtomicBool>,
+}
+
+impl Readiness {
+    /// Marks the whole server (`""`) and each of its services `SERVING`, and opens the gate.
+    pub async fn set_serving(&self) {
+        let names: Vec<&str> = self.names.iter().map(String::as_str).collect();
+        set_all(&self.reporter, &names, ServingStatus::Serving).await;
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Readiness::set_serving`] was called.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The health reporter, for statuses of services that come and go.
+    pub fn reporter(&self) -> &HealthReporter {
+        &self.reporter
+    }
+}
+
+/// The health service and the server's [`Readiness`]. The whole server (`""`) and each of
+/// `service_names` start `NOT_SERVING`; call [`Readiness::set_serving`] once migrations ran.
 ///
 /// Async on purpose: blocking on the reporter's (tokio) lock from inside a task can spin forever
 /// once the task's cooperative budget is spent, e.g. when one task starts many servers.
-pub async fn health(service_names: &[&str]) -> (HealthReporter, HealthServer<impl Health>) {
+pub async fn health(service_names: &[&str]) -> (Readiness, HealthServer<impl Health>) {
     let (reporter, service) = tonic_health::server::health_reporter();
     set_all(&reporter, service_names, ServingStatus::NotServing).await;
-    (reporter, service)
-}
-
-/// Marks the whole server (`""`) and each of `service_names` `SERVING`.
-pub async fn set_serving(reporter: &HealthReporter, service_names: &[&str]) {
-    set_all(reporter, service_names, ServingStatus::Serving).await;
+    let names = Arc::new(service_names.iter().map(|n| (*n).to_owned()).collect());
+    (Readiness { reporter, names, ready: Arc::new(AtomicBool::new(false)) }, service)
 }
 
 async fn set_all(reporter: &HealthReporter, service_names: &[&str], status: ServingStatus) {
@@ -75,23 +108,28 @@ async fn set_all(reporter: &HealthReporter, service_names: &[&str], status: Serv
 }
 
 /// Adds server reflection, both `grpc.reflection.v1` and `v1alpha` (grpcio-reflection and older
-/// grpcurl speak only v1alpha), describing every einfo service, `grpc.health.v1` and reflection
-/// itself.
-///
-/// Every service in `einfo_proto::FILE_DESCRIPTOR_SET` is listed, including those this process
-/// does not serve; calling one of those answers `UNIMPLEMENTED`.
+/// grpcurl speak only v1alpha), listing what this server serves: `served` (the einfo services
+/// of its routes), `grpc.health.v1` and reflection itself. The schema of every einfo service
+/// stays resolvable (one descriptor set holds them all), but only the served ones are listed.
 ///
 /// # Errors
 /// A descriptor set that does not decode (a build problem, caught by this crate's tests).
-pub fn add_reflection(mut routes: RoutesBuilder) -> anyhow::Result<RoutesBuilder> {
+pub fn add_reflection(mut routes: RoutesBuilder, served: &[&str]) -> anyhow::Result<RoutesBuilder> {
+    const HEALTH: &str = "grpc.health.v1.Health";
+    const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+    const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
     let builder = || {
-        tonic_reflection::server::Builder::configure()
+        let mut b = tonic_reflection::server::Builder::configure()
             // Registered by hand so that each version also lists the other one.
             .include_reflection_service(false)
             .register_encoded_file_descriptor_set(einfo_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+        for name in served.iter().copied().chain([HEALTH, REFLECTION_V1, REFLECTION_V1ALPHA]) {
+            b = b.with_service_name(name);
+        }
+        b
     };
     routes.add_service(builder().build_v1()?).add_service(builder().build_v1alpha()?);
     Ok(routes)
@@ -140,18 +178,20 @@ pub async fn serve<I>(
     listener: tokio::net::TcpListener,
     routes: Routes,
     interceptor: I,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()>
 where
     I: Interceptor + Clone + Send + Sync + 'static,
 {
-    serve_with_drain_timeout(listener, routes, interceptor, shutdown, DRAIN_TIMEOUT).await
+    serve_with_drain_timeout(listener, routes, interceptor, readiness, shutdown, DRAIN_TIMEOUT).await
 }
 
 async fn serve_with_drain_timeout<I>(
     listener: tokio::net::TcpListener,
     routes: Routes,
     interceptor: I,
+    readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> anyhow::Result<()>
@@ -177,7 +217,7 @@ where
             request.extensions_mut().insert(path);
             request
         }))
-        .layer(InterceptorLayer::new(ExceptUnauthenticated(interceptor)))
+        .layer(InterceptorLayer::new(ExceptUnauthenticated(UntilReady { readiness, inner: interceptor })))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
 
@@ -198,6 +238,25 @@ where
     }
     tracing::info!(%local_addr, "gRPC server stopped");
     Ok(())
+}
+
+/// Answers `UNAVAILABLE` (`NOT_READY`, with a retry delay) until the server is ready, then runs
+/// the inner interceptor.
+#[derive(Clone)]
+struct UntilReady<I> {
+    readiness: Readiness,
+    inner: I,
+}
+
+impl<I: Interceptor> Interceptor for UntilReady<I> {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if !self.readiness.is_ready() {
+            return Err(ApiError::new(Reason::NotReady, "the server is starting: its migrations have not finished")
+                .with_retry_delay(NOT_READY_RETRY_DELAY)
+                .into());
+        }
+        self.inner.call(request)
+    }
 }
 
 /// Runs the inner interceptor for every path but those in [`UNAUTHENTICATED_PREFIXES`].
@@ -224,7 +283,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_that_never_ends_does_not_hold_shutdown_past_the_drain_timeout() {
-        let (_reporter, health_service) = health(&[]).await;
+        let (readiness, health_service) = health(&[]).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -233,6 +292,7 @@ mod tests {
             listener,
             Routes::new(health_service),
             Ok::<tonic::Request<()>, tonic::Status>,
+            readiness,
             async {
                 let _ = stopped.await;
             },

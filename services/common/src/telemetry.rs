@@ -279,7 +279,9 @@ mod json {
             let mut line = Map::new();
             line.insert(
                 "timestamp".to_owned(),
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into(),
+                crate::clock::Clock::now(&crate::clock::SystemClock)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                    .into(),
             );
             line.insert("level".to_owned(), metadata.level().as_str().into());
             line.insert("target".to_owned(), metadata.target().into());

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::Utc;
 use einfo_common::error::{ApiError, ApiResult, Reason};
 use einfo_domain::Jurisdiction;
 use einfo_proto::gateway::v1 as pb;
@@ -107,7 +106,7 @@ impl Gateway {
     /// Raises the integrity alarm of `j`: its logs stop being applied until an operator acts.
     pub(crate) async fn raise_alarm(&self, j: &Jurisdiction, detail: &str) {
         tracing::error!(jurisdiction = %j, detail, "INTEGRITY ALARM: replication of this jurisdiction is stopped");
-        let now = Utc::now();
+        let now = self.db().now();
         if let Err(e) = store::raise_alarm(self.db().conn(), j, detail, now).await {
             tracing::error!(jurisdiction = %j, error = %e, "the alarm could not be stored; it holds in memory");
         }
@@ -152,7 +151,7 @@ impl Gateway {
         tracing::warn!(jurisdiction = %j, resync = req.resync, comment = req.comment.trim(), "integrity alarm cleared");
         self.0.directory_changed.send_modify(|v| *v += 1);
         self.bump();
-        Ok(self.freshness(&j, Utc::now(), std::time::Duration::from_millis(self.settings().max_staleness_ms)))
+        Ok(self.freshness(&j, self.db().now(), std::time::Duration::from_millis(self.settings().max_staleness_ms)))
     }
 }
 

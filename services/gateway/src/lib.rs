@@ -17,16 +17,17 @@ pub mod grpc;
 pub mod migration;
 pub mod national;
 pub mod replicate;
+mod state;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use einfo_central::Central;
-use einfo_common::auth::{Authenticator, BearerToken, Caller, Role, TokenKeys};
+use einfo_common::auth::{Authenticator, TokenKeys};
 use einfo_common::config::GatewaySettings;
 use einfo_common::db::Database;
 use einfo_common::server;
@@ -36,71 +37,19 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::watch;
 
 pub use migration::Migrator;
+use state::Inner;
+pub(crate) use state::{LogState, freshness_of};
 
 /// gRPC name of the national queries (for health).
-pub const NATIONAL_GRPC: &str = "einfo.gateway.v1.NationalService";
+pub const NATIONAL_GRPC: &str = einfo_proto::methods::gateway::NATIONAL_SERVICE;
 /// gRPC name of the directory (for health).
-pub const DIRECTORY_GRPC: &str = "einfo.gateway.v1.DirectoryService";
-/// HTTP/2 flow-control window of each stream to a node.
-const STREAM_WINDOW: u32 = 256 * 1024;
-
+pub const DIRECTORY_GRPC: &str = einfo_proto::methods::gateway::DIRECTORY_SERVICE;
 /// The provincial logs replicated.
 pub const SERVICES: [&str; 2] = ["registry", "inspection"];
-
-/// Where replication of one log stands (in memory).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct LogState {
-    /// Last sequence applied.
-    pub seq: u64,
-    /// When an entry was last applied.
-    pub apply_time: Option<DateTime<Utc>>,
-    /// A stream to the node is open.
-    pub connected: bool,
-    /// Everything the node had when the stream opened has been applied.
-    pub caught_up: bool,
-    /// The last instant the store was known to hold everything the node had.
-    pub last_live: Option<DateTime<Utc>>,
-    /// Last error reaching the node.
-    pub error: String,
-    /// The node does not run this service (e.g. a registry-only node): nothing to replicate.
-    pub absent: bool,
-}
-
-#[derive(Default)]
-pub(crate) struct State {
-    pub directory: BTreeMap<Jurisdiction, String>,
-    pub logs: HashMap<(Jurisdiction, &'static str), LogState>,
-    pub alarms: HashMap<Jurisdiction, (String, DateTime<Utc>)>,
-    pub cells: HashMap<store::CellKey, i64>,
-    /// The summary body last computed for each grouping, from `cells`: emptied whenever
-    /// `cells` changes.
-    pub summaries: HashMap<i32, Arc<national::SummaryBody>>,
-    /// Jurisdictions the store has held counts of (parsed once, for `expected`).
-    pub held: BTreeSet<Jurisdiction>,
-    pub spawned: BTreeSet<Jurisdiction>,
-}
-
-pub(crate) struct Inner {
-    pub db: Database,
-    pub settings: GatewaySettings,
-    pub keys: TokenKeys,
-    pub state: Mutex<State>,
-    /// Bumped whenever the store or a freshness changes.
-    pub revision: watch::Sender<u64>,
-    /// Bumped whenever the directory or an alarm changes: replicators look again.
-    pub directory_changed: watch::Sender<u64>,
-    pub stopping: watch::Sender<bool>,
-    pub central: Central,
-    pub channels: Mutex<HashMap<String, tonic::transport::Channel>>,
-}
 
 /// The gateway. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway(pub(crate) Arc<Inner>);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl Gateway {
     /// Opens the gateway on `db` (migrated here): the national store, the directory (merged with
@@ -119,35 +68,7 @@ impl Gateway {
                 store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        let mut state = State::default();
-        let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
-        for (j, e) in store::directory(db.conn()).await.map_err(err)? {
-            state.directory.insert(Jurisdiction::parse(&j)?, e);
-        }
-        for (j, service, seq, at) in store::cursors(db.conn()).await.map_err(err)? {
-            let Some(service) = SERVICES.iter().find(|s| **s == service) else { continue };
-            let st = state.logs.entry((Jurisdiction::parse(&j)?, service)).or_default();
-            st.seq = seq;
-            st.apply_time = Some(at);
-        }
-        for (j, detail, at) in store::alarms(db.conn()).await.map_err(err)? {
-            state.alarms.insert(Jurisdiction::parse(&j)?, (detail, at));
-        }
-        for (key, n) in store::summary_cells(db.conn()).await.map_err(err)? {
-            state.held.insert(Jurisdiction::parse(&key.0)?);
-            state.cells.insert(key, n);
-        }
-        Ok(Gateway(Arc::new(Inner {
-            db,
-            settings,
-            keys,
-            state: Mutex::new(state),
-            revision: watch::Sender::new(0),
-            directory_changed: watch::Sender::new(0),
-            stopping: watch::Sender::new(false),
-            central,
-            channels: Mutex::new(HashMap::new()),
-        })))
+        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, central).await?)))
     }
 
     /// The centre served by this gateway.
@@ -165,42 +86,6 @@ impl Gateway {
         &self.0.settings
     }
 
-    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        lock(&self.0.state)
-    }
-
-    /// A bearer token the gateway calls nodes with (central analyst: it reads, never writes).
-    pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
-        let caller =
-            Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
-        BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(24 * 3600))?)
-    }
-
-    /// A channel to `endpoint`, shared by every call to it (HTTP/2 multiplexes them).
-    pub(crate) fn channel(&self, endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
-        let mut channels = lock(&self.0.channels);
-        if let Some(c) = channels.get(endpoint) {
-            return Ok(c.clone());
-        }
-        let c = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true)
-            // Bounds what each replication stream may buffer: with hyper's default windows
-            // (2 MiB a stream) 126 streams catching up hold most of the gateway's memory.
-            .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(4 * STREAM_WINDOW))
-            .connect_lazy();
-        channels.insert(endpoint.to_owned(), c.clone());
-        Ok(c)
-    }
-
-    /// Marks that something a summary shows changed.
-    pub(crate) fn bump(&self) {
-        self.0.revision.send_modify(|r| *r += 1);
-    }
-
     /// The current revision and a receiver of the next ones.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.0.revision.subscribe()
@@ -212,24 +97,11 @@ impl Gateway {
         self.0.central.stop_streams();
     }
 
-    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
-        self.0.stopping.subscribe()
-    }
-
     /// Starts replicating every jurisdiction of the directory (and those added later).
     pub fn start_replication(&self) {
         let js: Vec<Jurisdiction> = self.state().directory.keys().copied().collect();
         for j in js {
             self.spawn_jurisdiction(j);
-        }
-    }
-
-    pub(crate) fn spawn_jurisdiction(&self, j: Jurisdiction) {
-        if !self.state().spawned.insert(j) {
-            return;
-        }
-        for service in SERVICES {
-            tokio::spawn(replicate::run(self.clone(), j, service));
         }
     }
 
@@ -260,67 +132,21 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let names = [NATIONAL_GRPC, DIRECTORY_GRPC, einfo_central::SERVICE_NAME];
-        let (reporter, health) = server::health(&names).await;
+        let (readiness, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
         routes.add_service(health);
         routes.add_service(einfo_central::CentralGrpc(self.0.central.clone()).into_server());
         routes.add_service(grpc::NationalGrpc(self.clone()).into_server());
         routes.add_service(grpc::DirectoryGrpc(self.clone()).into_server());
-        let routes = server::add_reflection(routes)?.routes();
-        server::set_serving(&reporter, &names).await;
+        let routes = server::add_reflection(routes, &names)?.routes();
+        // `open` migrated the store before this: the gateway is ready as it starts serving.
+        readiness.set_serving().await;
         self.start_replication();
         let stopper = self.clone();
-        server::serve(listener, routes, Authenticator::new(self.0.keys.clone()), async move {
+        server::serve(listener, routes, Authenticator::new(self.0.keys.clone()), readiness, async move {
             shutdown.await;
             stopper.stop();
         })
         .await
-    }
-}
-
-/// Freshness of `j` from the replication state.
-pub(crate) fn freshness_of(
-    st: &State,
-    j: &Jurisdiction,
-    now: DateTime<Utc>,
-    bound: Duration,
-) -> pb::JurisdictionFreshness {
-    use pb::FreshnessState as F;
-    let endpoint = st.directory.get(j).cloned().unwrap_or_default();
-    let logs: Vec<LogState> = SERVICES.iter().map(|s| st.logs.get(&(*j, *s)).cloned().unwrap_or_default()).collect();
-    let seq = |i: usize| logs[i].seq;
-    let apply_time = logs.iter().filter_map(|l| l.apply_time).max();
-    let live = |l: &LogState| l.absent || (l.connected && l.caught_up);
-    let sync_time = if logs.iter().all(live) {
-        Some(now)
-    } else {
-        logs.iter().filter(|l| !live(l)).map(|l| l.last_live).min().flatten()
-    };
-    let lag = sync_time.map(|t| (now - t).max(chrono::TimeDelta::zero()));
-    let (state, detail) = if let Some((detail, _)) = st.alarms.get(j) {
-        (F::Alarm, detail.clone())
-    } else if endpoint.is_empty() {
-        (F::Unconfigured, "not in the directory".to_owned())
-    } else if logs.iter().all(live) {
-        (F::Live, String::new())
-    } else if logs.iter().any(|l| !l.absent && !l.connected) {
-        let error = logs.iter().map(|l| l.error.as_str()).find(|e| !e.is_empty()).unwrap_or("not connected yet");
-        (F::Unreachable, error.to_owned())
-    } else {
-        match lag {
-            Some(l) if l.to_std().unwrap_or_default() <= bound => (F::CatchingUp, String::new()),
-            _ => (F::Stale, "catching up".to_owned()),
-        }
-    };
-    pb::JurisdictionFreshness {
-        jurisdiction: j.to_string(),
-        endpoint,
-        state: state as i32,
-        registry_sequence: seq(0),
-        inspection_sequence: seq(1),
-        sync_time: sync_time.map(einfo_common::fields::timestamp),
-        lag: lag.map(|l| prost_types::Duration { seconds: l.num_seconds(), nanos: (l.subsec_nanos()).max(0) }),
-        detail,
-        apply_time: apply_time.map(einfo_common::fields::timestamp),
     }
 }

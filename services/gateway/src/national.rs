@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use einfo_common::error::{ApiError, ApiResult, Reason};
 use einfo_common::fields::{instant, timestamp};
 use einfo_domain::text::fold;
@@ -79,7 +78,7 @@ impl Gateway {
     /// Freshness of every expected jurisdiction, and those of them that are missing (not live
     /// and not catching up within the bound). STRICT fails when any is missing.
     pub fn check(&self, o: &Options) -> ApiResult<(Vec<pb::JurisdictionFreshness>, Vec<pb::JurisdictionFreshness>)> {
-        let now = Utc::now();
+        let now = self.db().now();
         let expected = self.expected();
         let all: Vec<pb::JurisdictionFreshness> = {
             let st = self.state();
@@ -134,7 +133,7 @@ impl Gateway {
             complete: missing.is_empty(),
             missing,
             freshness,
-            compute_time: Some(timestamp(Utc::now())),
+            compute_time: Some(timestamp(self.db().now())),
             revision,
         })
     }
@@ -148,7 +147,7 @@ impl Gateway {
         let within = duration(r.within.as_ref(), "within")?.unwrap_or(Duration::from_secs(30 * 86_400));
         let limit = page(r.page_size, "page_size")?;
         let (_, missing) = self.check(&o)?;
-        let now = Utc::now();
+        let now = self.db().now();
         let to = now + chrono::TimeDelta::from_std(within).map_err(|_| ApiError::field("within", "is too long"))?;
         let (items, total) = store::expiring_licences(self.db().conn(), now, to, limit).await?;
         Ok(pb::ListExpiringLicencesResponse {
@@ -173,7 +172,7 @@ impl Gateway {
         let o = self.options(r.options.as_ref())?;
         let limit = page(r.page_size, "page_size")?;
         let (_, missing) = self.check(&o)?;
-        let (items, total) = store::overdue_applications(self.db().conn(), Utc::now(), limit).await?;
+        let (items, total) = store::overdue_applications(self.db().conn(), self.db().now(), limit).await?;
         Ok(pb::ListOverdueApplicationsResponse {
             applications: items
                 .into_iter()
@@ -379,7 +378,7 @@ impl Gateway {
 
     /// Replication state of every expected jurisdiction.
     pub fn replication_status(&self) -> pb::GetReplicationStatusResponse {
-        let now = Utc::now();
+        let now = self.db().now();
         let bound = Duration::from_millis(self.settings().max_staleness_ms);
         let expected = self.expected();
         let st = self.state();

@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use einfo_common::auth::BearerToken;
 use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH};
+use einfo_common::error::Reason;
 use einfo_domain::Jurisdiction;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::log::v1::{GetLogHeadRequest, StreamChangesRequest};
@@ -42,7 +42,7 @@ enum Stop {
 fn classify(s: &tonic::Status) -> Stop {
     match s.code() {
         Code::FailedPrecondition => Stop::Integrity(format!("the node refused the cursor: {}", s.message())),
-        Code::InvalidArgument if s.message().contains("no service") => Stop::Absent,
+        _ if einfo_common::error::reason_of(s) == Some(Reason::ServiceNotRun) => Stop::Absent,
         _ => Stop::Unreachable(format!("{:?}: {}", s.code(), s.message())),
     }
 }
@@ -89,7 +89,7 @@ pub async fn run(gw: Gateway, j: Jurisdiction, service: &'static str) {
         let was_live = gw.state().logs.get(&(j, service)).is_some_and(|l| l.connected && l.caught_up);
         set(&gw, &j, service, |l| {
             if was_live {
-                l.last_live = Some(Utc::now());
+                l.last_live = Some(gw.db().now());
             }
             l.connected = false;
             l.caught_up = false;
@@ -239,7 +239,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                 return Stop::Unreachable(format!("national store: {e}"));
             }
             let last = good.last().map_or(seq, |e| e.sequence);
-            let now = Utc::now();
+            let now = gw.db().now();
             set(gw, j, service, |l| {
                 l.seq = last;
                 l.apply_time = Some(now);
@@ -263,7 +263,7 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
     let mut delta = store::Delta::default();
     let txn = gw.db().begin_write().await?;
     let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
-    store::apply(txn.txn(), j, service, entries, Utc::now(), &mut delta).await.map_err(err)?;
+    store::apply(txn.txn(), j, service, entries, gw.db().now(), &mut delta).await.map_err(err)?;
     store::write_delta(txn.txn(), &delta).await.map_err(err)?;
     txn.commit().await?;
     let mut st = gw.state();

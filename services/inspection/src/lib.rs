@@ -4,7 +4,7 @@
 //! and an outbox that carries licence suspensions and revocations to registry exactly once.
 #![forbid(unsafe_code)]
 
-pub mod catalogue;
+pub use einfo_reference::catalogue;
 pub mod grpc;
 pub mod migration;
 pub mod outbox;

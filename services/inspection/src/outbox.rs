@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use einfo_common::clock::{Pace, run_paced};
 use einfo_common::db::from_micros;
 use einfo_common::fields::timestamp;
 use einfo_domain::Jurisdiction;
@@ -36,7 +36,7 @@ fn permanent(code: Code) -> bool {
 
 /// One pass: tries every due item once. Returns how many were settled (delivered or refused).
 pub async fn deliver_due(svc: &Inspection) -> anyhow::Result<usize> {
-    let now = Utc::now();
+    let now = svc.db().now();
     let due = store::due_outbox(svc.db().conn(), now, BATCH).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut settled = 0;
     for item in due {
@@ -83,24 +83,17 @@ pub async fn deliver_due(svc: &Inspection) -> anyhow::Result<usize> {
     Ok(settled)
 }
 
-/// Runs the outbox and the overdue clock every `interval` until `shutdown` resolves.
-pub async fn run(svc: Inspection, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                if let Err(e) = deliver_due(&svc).await {
-                    tracing::warn!(error = %e, "outbox pass failed; retrying on the next tick");
-                }
-                match svc.run_clock(Utc::now()).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(decisions = n, "decisions marked overdue"),
-                    Err(e) => tracing::warn!(error = %e, "overdue pass failed; retrying on the next tick"),
-                }
-            }
+/// Runs the outbox and the overdue clock at every round of `pace` until `shutdown` resolves.
+pub async fn run(svc: Inspection, pace: Pace, shutdown: impl std::future::Future<Output = ()>) {
+    run_paced(pace, shutdown, || async {
+        if let Err(e) = deliver_due(&svc).await {
+            tracing::warn!(error = %e, "outbox pass failed; retrying on the next tick");
         }
-    }
+        match svc.run_clock(svc.db().now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(decisions = n, "decisions marked overdue"),
+            Err(e) => tracing::warn!(error = %e, "overdue pass failed; retrying on the next tick"),
+        }
+    })
+    .await
 }

@@ -57,8 +57,13 @@ mod tests {
     use crate::convert::timestamp;
     use chrono::Duration;
 
+    /// The instant the tests take as now.
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-12-02T09:00:00+07:00").expect("a date").to_utc()
+    }
+
     fn licence(state: LicenceState, issued_days_ago: i64) -> pb::Licence {
-        let now = Utc::now();
+        let now = now();
         pb::Licence {
             name: format!("l{issued_days_ago}"),
             state: state as i32,
@@ -69,7 +74,7 @@ mod tests {
     }
 
     fn record(kind: SiteRecordKind, ends_in_days: i64) -> pb::SiteRecord {
-        let now = Utc::now();
+        let now = now();
         pb::SiteRecord {
             kind: kind as i32,
             start_time: Some(timestamp(now - Duration::days(10))),
@@ -84,12 +89,12 @@ mod tests {
 
     #[test]
     fn nothing_on_record_is_unlicensed() {
-        assert_eq!(derive(&[], &[], &[], Utc::now()), LegalStatus::Unlicensed);
+        assert_eq!(derive(&[], &[], &[], now()), LegalStatus::Unlicensed);
     }
 
     #[test]
     fn the_documented_precedence_holds() {
-        let now = Utc::now();
+        let now = now();
         let trial = record(SiteRecordKind::Trial, 5);
         let reg = record(SiteRecordKind::Registration, 5);
         let pending = app(ApplicationState::Received);
@@ -118,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_latest_licence_is_the_current_one_and_superseded_ones_do_not_count() {
-        let now = Utc::now();
+        let now = now();
         let old_revoked = licence(LicenceState::Revoked, 100);
         let new_valid = licence(LicenceState::Valid, 1);
         assert_eq!(derive(&[old_revoked, new_valid], &[], &[], now), LegalStatus::Licensed);
@@ -127,6 +132,6 @@ mod tests {
 
     #[test]
     fn a_trial_that_ended_no_longer_counts() {
-        assert_eq!(derive(&[], &[record(SiteRecordKind::Trial, -1)], &[], Utc::now()), LegalStatus::Unlicensed);
+        assert_eq!(derive(&[], &[record(SiteRecordKind::Trial, -1)], &[], now()), LegalStatus::Unlicensed);
     }
 }

@@ -8,7 +8,7 @@
 pub mod export;
 pub mod feed;
 pub mod grpc;
-pub mod indicators;
+pub use einfo_reference::indicators;
 pub mod links;
 pub mod migration;
 pub mod outbox;

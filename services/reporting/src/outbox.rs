@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use einfo_common::clock::{Pace, run_paced};
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as central;
 use prost::Message;
@@ -40,7 +40,7 @@ fn check_receipt(key: &[u8; 32], sub: &central::Submission, r: &central::Receipt
 /// One pass: tries every due item once. Returns how many receipts were stored.
 pub async fn deliver_due(svc: &Reporting) -> anyhow::Result<usize> {
     let Some(centre) = svc.centre() else { return Ok(0) };
-    let now = Utc::now();
+    let now = svc.db().now();
     let due = store::due_outbox(svc.db().conn(), now, BATCH).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut stored = 0;
     for item in due {
@@ -90,20 +90,13 @@ pub async fn deliver_due(svc: &Reporting) -> anyhow::Result<usize> {
 }
 
 /// Runs the outbox every `interval` until `shutdown` resolves.
-pub async fn run(svc: Reporting, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                if let Err(e) = deliver_due(&svc).await {
-                    tracing::warn!(error = %e, "reporting outbox pass failed; retrying on the next tick");
-                }
-            }
+pub async fn run(svc: Reporting, pace: Pace, shutdown: impl std::future::Future<Output = ()>) {
+    run_paced(pace, shutdown, || async {
+        if let Err(e) = deliver_due(&svc).await {
+            tracing::warn!(error = %e, "reporting outbox pass failed; retrying on the next tick");
         }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

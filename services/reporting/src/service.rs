@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use einfo_common::auth::Caller;
-use einfo_common::changelog::{Begin, Idempotency, LogId};
+use einfo_common::changelog::{Begin, LogId};
 use einfo_common::db::{Database, from_micros, micros};
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{MAX_TEXT, check_request_id, instant, jurisdiction, next_etag, resource, timestamp};
@@ -16,6 +16,7 @@ use einfo_common::reference::Current;
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::central::v1 as central;
 use einfo_proto::inspection::v1 as insp;
+use einfo_proto::methods;
 use einfo_proto::registry::v1 as reg;
 use einfo_proto::reporting::v1 as pb;
 use pb::{ReportState, Timeliness};
@@ -180,8 +181,7 @@ impl Reporting {
         body: &impl Message,
     ) -> ApiResult<Begin<R>> {
         caller.authorize_write(j)?;
-        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
-        self.db.begin_mutation(LogId { jurisdiction: *j, service: SERVICE }, caller, idempotency).await
+        self.db.begin_request(LogId { jurisdiction: *j, service: SERVICE }, caller, method, request_id, body).await
     }
 
     async fn held<C: sea_orm::ConnectionTrait>(
@@ -212,19 +212,21 @@ impl Reporting {
     pub async fn get_report(&self, caller: &Caller, req: pb::GetReportRequest) -> ApiResult<pb::GetReportResponse> {
         let j = self.named(&req.name)?;
         caller.authorize_read(&j)?;
-        // The version first: the report read after it is at least as new (a receipt lands on both).
+        // One snapshot for the three reads: an exception granted between reading the report and
+        // its campaign would otherwise pair the old etag with the new lock time.
+        let snapshot = self.db.begin_read().await?;
         let submitted = if req.version == 0 {
             None
         } else {
             Some(
-                store::version(self.db.conn(), &req.name, req.version)
+                store::version(&snapshot, &req.name, req.version)
                     .await?
                     .ok_or_else(|| ApiError::not_found(format!("version {} of {}", req.version, req.name)))?,
             )
         };
-        let mut report =
-            store::report(self.db.conn(), &req.name).await?.ok_or_else(|| ApiError::not_found(&req.name))?;
-        let held = self.held(self.db.conn(), &j, &report.campaign).await?;
+        let mut report = store::report(&snapshot, &req.name).await?.ok_or_else(|| ApiError::not_found(&req.name))?;
+        let held = self.held(&snapshot, &j, &report.campaign).await?;
+        snapshot.commit().await?;
         fill(&mut report, &held);
         let version = submitted.unwrap_or_else(|| report.current.clone().unwrap_or_default());
         Ok(pb::GetReportResponse { report: Some(report), version: Some(version) })
@@ -262,7 +264,7 @@ impl Reporting {
         check_request_id(&req.request_id)?;
         let held = self.held(self.db.conn(), &j, &req.campaign).await?;
         let c = &held.campaign;
-        let now = Utc::now();
+        let now = self.db.now();
         let as_of = opt_instant(c.as_of.as_ref()).map_or(now, |t| t.min(now));
         let (period_start, period_end) = (c.period_start, c.period_end);
         let (r, i) = tokio::join!(
@@ -293,7 +295,7 @@ impl Reporting {
 
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
-            .begin(caller, &j, "/einfo.reporting.v1.ReportingService/CompileReport", &request_id, &req)
+            .begin(caller, &j, methods::reporting::reporting_service::COMPILE_REPORT, &request_id, &req)
             .await?
         {
             Begin::Replay(r) => return Ok(r),
@@ -434,7 +436,7 @@ impl Reporting {
         v.finish()?;
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
-            .begin(caller, &j, "/einfo.reporting.v1.ReportingService/OverrideValue", &request_id, &req)
+            .begin(caller, &j, methods::reporting::reporting_service::OVERRIDE_VALUE, &request_id, &req)
             .await?
         {
             Begin::Replay(r) => return Ok(r),
@@ -476,12 +478,13 @@ impl Reporting {
         }
         v.finish()?;
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m =
-            match self.begin(caller, &j, "/einfo.reporting.v1.ReportingService/SetNarrative", &request_id, &req).await?
-            {
-                Begin::Replay(r) => return Ok(r),
-                Begin::Fresh(m) => m,
-            };
+        let mut m = match self
+            .begin(caller, &j, methods::reporting::reporting_service::SET_NARRATIVE, &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
         let (mut report, held) = self.editable(&m, &j, &req.name, &req.etag).await?;
         let sections = &held.campaign.narrative_sections;
         let Some(pos) = sections.iter().position(|s| s == &req.section) else {
@@ -509,12 +512,13 @@ impl Reporting {
             return Err(ApiError::field("etag", "is required: send the etag you read"));
         }
         let request_id = std::mem::take(&mut req.request_id);
-        let mut m =
-            match self.begin(caller, &j, "/einfo.reporting.v1.ReportingService/SubmitReport", &request_id, &req).await?
-            {
-                Begin::Replay(r) => return Ok(r),
-                Begin::Fresh(m) => m,
-            };
+        let mut m = match self
+            .begin(caller, &j, methods::reporting::reporting_service::SUBMIT_REPORT, &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
         let mut report = store::report(m.txn(), &req.name).await?.ok_or_else(|| ApiError::not_found(&req.name))?;
         let held = self.held(m.txn(), &j, &report.campaign).await?;
         if !matches!(report.state(), ReportState::Draft | ReportState::Returned) {

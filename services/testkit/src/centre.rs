@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use einfo_central::Central;
 use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::clock::SharedClock;
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1::central_service_client::CentralServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -26,6 +27,8 @@ pub struct FakeCentre {
     pub keys: TokenKeys,
     /// Its database (kept until the test ends).
     pub db: TestDb,
+    /// The clock the centre reads (the system's unless the test gave one).
+    pub clock: SharedClock,
     central: Option<Central>,
     running: Option<Running>,
 }
@@ -38,12 +41,18 @@ struct Running {
 impl FakeCentre {
     /// A centre on a fresh database; `None` when PostgreSQL is unavailable outside CI.
     pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with_clock(backend, einfo_common::clock::system()).await
+    }
+
+    /// A centre reading `clock` (receive times, deadlines); `None` when PostgreSQL is
+    /// unavailable outside CI.
+    pub async fn start_with_clock(backend: Backend, clock: SharedClock) -> Option<Self> {
         init_logs();
         let db = TestDb::new(backend).await?;
         let keys = TokenKeys::from_secret(&settings(&db, &[]).token_secret().expect("test secret")).expect("keys");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("address");
-        let mut c = Self { addr, keys, db, central: None, running: None };
+        let mut c = Self { addr, keys, db, clock, central: None, running: None };
         c.launch(listener).await;
         Some(c)
     }
@@ -54,7 +63,8 @@ impl FakeCentre {
 
     async fn launch(&mut self, listener: tokio::net::TcpListener) {
         let signer = einfo_central::load_or_create_signer(&self.key_path()).expect("signing key");
-        let central = Central::open(self.db.connect().await, signer).await.expect("open the centre");
+        let db = self.db.connect().await.with_clock(self.clock.clone());
+        let central = Central::open(db, signer).await.expect("open the centre");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(einfo_central::serve(listener, central.clone(), self.keys.clone(), async {
             let _ = stopped.await;

@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use einfo_cli::gateway::RunningGateway;
+use einfo_app::gateway::RunningGateway;
 use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::clock::SharedClock;
 use einfo_common::config::Settings;
 use einfo_domain::Jurisdiction;
 use einfo_proto::gateway::v1 as pb;
@@ -15,7 +16,7 @@ use einfo_proto::gateway::v1::national_service_client::NationalServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::{Backend, CentralClient, TestDb, init_logs, settings};
+use crate::{Backend, CentralClient, TestDb, TestNode, init_logs, settings};
 
 /// A national-service client that sends a bearer token.
 pub type NationalClient = NationalServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -32,6 +33,8 @@ pub struct TestGateway {
     pub settings: Settings,
     /// Its database (kept until the test ends).
     pub db: TestDb,
+    /// The clock the gateway and its centre read (the system's unless the test gave one).
+    pub clock: SharedClock,
     running: Option<RunningGateway>,
 }
 
@@ -56,15 +59,26 @@ impl TestGateway {
     }
 
     /// A gateway with these settings, its directory file written from `directory`.
-    pub async fn start_with(db: TestDb, mut s: Settings, directory: &[(Jurisdiction, String)]) -> Self {
+    pub async fn start_with(db: TestDb, s: Settings, directory: &[(Jurisdiction, String)]) -> Self {
+        Self::start_with_clock(db, s, directory, einfo_common::clock::system()).await
+    }
+
+    /// [`TestGateway::start_with`] reading `clock`.
+    pub async fn start_with_clock(
+        db: TestDb,
+        mut s: Settings,
+        directory: &[(Jurisdiction, String)],
+        clock: SharedClock,
+    ) -> Self {
         init_logs();
         let file = db.dir.join("directory.toml");
         std::fs::write(&file, einfo_gateway::directory::render(directory)).expect("write directory");
         s.gateway.directory_file = Some(file);
         let keys = TokenKeys::from_secret(&s.token_secret().expect("test secret")).expect("keys");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let running = einfo_cli::gateway::start(&s, listener).await.expect("start the gateway");
-        let mut g = Self { addr: running.addr, keys, settings: s, db, running: Some(running) };
+        let running =
+            einfo_app::gateway::start_with_clock(&s, listener, clock.clone()).await.expect("start the gateway");
+        let mut g = Self { addr: running.addr, keys, settings: s, db, clock, running: Some(running) };
         g.wait_serving().await;
         // The directory file is read at each start; later changes go through the RPC.
         g.settings.gateway.directory_file = None;
@@ -96,7 +110,11 @@ impl TestGateway {
     pub async fn start_again_same_port(&mut self) {
         assert!(self.running.is_none(), "the gateway at {} is still running", self.addr);
         let listener = crate::bind_again(self.addr).await;
-        self.running = Some(einfo_cli::gateway::start(&self.settings, listener).await.expect("restart the gateway"));
+        self.running = Some(
+            einfo_app::gateway::start_with_clock(&self.settings, listener, self.clock.clone())
+                .await
+                .expect("restart the gateway"),
+        );
         self.wait_serving().await;
     }
 
@@ -190,6 +208,55 @@ impl TestGateway {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+
+    /// Waits until the gateway is LIVE on every province of `nodes` with both of its logs
+    /// (registry and inspection) applied up to the heads the nodes have now; panics after 30 s.
+    pub async fn wait_caught_up(&self, nodes: &[&TestNode]) {
+        let mut want = Vec::new();
+        for n in nodes {
+            want.extend(log_heads(n, &n.settings.provinces).await);
+        }
+        self.wait_at_least(&want).await;
+    }
+
+    /// [`TestGateway::wait_caught_up`] for provinces `codes` (2008 scheme) of `node` alone (the
+    /// others may be in alarm, or behind on purpose).
+    pub async fn wait_caught_up_on(&self, node: &TestNode, codes: &[&str]) {
+        let want = log_heads(node, codes).await;
+        self.wait_at_least(&want).await;
+    }
+
+    /// Waits until each (jurisdiction, registry sequence, inspection sequence) of `want` is LIVE
+    /// with both logs applied up to at least those sequences.
+    async fn wait_at_least(&self, want: &[(String, u64, u64)]) {
+        let what = format!("the gateway LIVE at (jurisdiction, registry, inspection) {want:?}");
+        crate::eventually_within(Duration::from_secs(30), &what, || async {
+            let status = self.status().await;
+            want.iter()
+                .all(|(j, registry, inspection)| {
+                    status.iter().any(|f| {
+                        f.jurisdiction == *j
+                            && f.state() == pb::FreshnessState::Live
+                            && f.registry_sequence >= *registry
+                            && f.inspection_sequence >= *inspection
+                    })
+                })
+                .then_some(())
+        })
+        .await;
+    }
+}
+
+/// (jurisdiction, registry log head, inspection log head) of provinces `codes` of `node`.
+async fn log_heads<S: AsRef<str>>(node: &TestNode, codes: &[S]) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    for code in codes {
+        let code = code.as_ref();
+        let registry = node.log_sequence(code, "registry").await;
+        let inspection = node.log_sequence(code, "inspection").await;
+        out.push((crate::province(code).to_string(), registry, inspection));
+    }
+    out
 }
 
 impl Drop for TestGateway {

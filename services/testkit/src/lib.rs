@@ -9,20 +9,25 @@
 #![forbid(unsafe_code)]
 
 pub mod centre;
+pub mod fixtures;
 pub mod gateway;
+pub mod harness;
+pub mod process;
 pub mod proxy;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use einfo_cli::node::{self, Node, Options};
+use einfo_app::node::{self, Node, Options};
 use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::clock::SharedClock;
 use einfo_common::config::Settings;
 use einfo_common::db::Database;
 use einfo_domain::Jurisdiction;
 use einfo_proto::inspection::v1::inspection_service_client::InspectionServiceClient;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use einfo_proto::reporting::v1::reporting_service_client::ReportingServiceClient;
 use sea_orm::ConnectionTrait;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -41,7 +46,8 @@ pub fn postgres_admin_url() -> String {
     std::env::var("EINFO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn on_ci() -> bool {
+/// Whether this runs on CI (`CI` set to anything but empty, `false` or `0`).
+pub fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -131,12 +137,16 @@ pub fn province(code: &str) -> Jurisdiction {
 pub type RegistryClient = RegistryServiceClient<InterceptedService<Channel, BearerToken>>;
 /// An inspection client that sends a bearer token.
 pub type InspectionClient = InspectionServiceClient<InterceptedService<Channel, BearerToken>>;
+/// A reporting client that sends a bearer token.
+pub type ReportingClient = ReportingServiceClient<InterceptedService<Channel, BearerToken>>;
 /// A change-log client that sends a bearer token.
 pub type ChangeLogClient = ChangeLogServiceClient<InterceptedService<Channel, BearerToken>>;
 
 pub use centre::{CentralClient, FakeCentre};
-pub use einfo_cli::node::Role as NodeRole;
+pub use einfo_app::node::Role as NodeRole;
+pub use fixtures::{SiteExt, site};
 pub use gateway::{DirectoryClient, NationalClient, TestGateway};
+pub use harness::{eventually, eventually_within};
 pub use proxy::{ProxyMode, TcpProxy};
 
 /// A node serving on 127.0.0.1:0 for one test.
@@ -151,6 +161,8 @@ pub struct TestNode {
     pub db: TestDb,
     /// The services it runs.
     pub role: NodeRole,
+    /// The clock its services read (the system's unless the test gave one).
+    pub clock: SharedClock,
     node: Option<Node>,
 }
 
@@ -190,16 +202,43 @@ impl TestNode {
         Self::launch(db, settings, role, Options::default()).await
     }
 
-    async fn launch(db: TestDb, settings: Settings, role: NodeRole, options: Options) -> Self {
+    async fn launch(db: TestDb, settings: Settings, role: NodeRole, mut options: Options) -> Self {
         init_logs();
         let gated = options.migration_gate.is_some();
+        let clock = options.clock.get_or_insert_with(einfo_common::clock::system).clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let node = node::start(&settings, role, listener, options).await.expect("start node");
-        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, role, node: Some(node) };
+        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, role, clock, node: Some(node) };
         if !gated {
             t.wait_serving().await;
         }
         t
+    }
+
+    /// A node whose services read `clock`, on a fresh database hosting `provinces`; `None`
+    /// when PostgreSQL is unavailable outside CI.
+    pub async fn start_with_clock(backend: Backend, provinces: &[&str], clock: SharedClock) -> Option<Self> {
+        let db = TestDb::new(backend).await?;
+        let s = settings(&db, provinces);
+        Some(Self::start_on(db, s, Options { clock: Some(clock), ..Options::default() }).await)
+    }
+
+    /// The paces of the node's background loops.
+    pub fn background(&self) -> &node::Background {
+        &self.node.as_ref().expect("the node is running").background
+    }
+
+    /// Runs one round of every background loop of the node and returns when all have ended,
+    /// so what they do is visible; panics after 20 s.
+    pub async fn run_background(&self) {
+        let rounds = self.background().run_all(self.role);
+        tokio::time::timeout(Duration::from_secs(20), rounds)
+            .await
+            .unwrap_or_else(|_| panic!("the background loops of the node at {} did not run within 20 s", self.addr));
+    }
+
+    fn options(&self) -> Options {
+        Options { clock: Some(self.clock.clone()), ..Options::default() }
     }
 
     /// Waits until health says SERVING.
@@ -272,6 +311,19 @@ impl TestNode {
         Caller { subject: format!("inspector-{code}"), role: Role::Inspector, jurisdiction: province(code) }
     }
 
+    /// The reporting officer of a province (2008 scheme code).
+    pub fn reporter(code: &str) -> Caller {
+        Caller { subject: format!("reporter-{code}"), role: Role::Reporter, jurisdiction: province(code) }
+    }
+
+    /// A reporting client of the reporting officer of province `code`.
+    pub async fn reporting(&self, code: &str) -> ReportingClient {
+        ReportingServiceClient::with_interceptor(
+            self.channel().await,
+            BearerToken::new(&self.token(&Self::reporter(code))).expect("token"),
+        )
+    }
+
     /// A change-log client of a central analyst.
     pub async fn changelog(&self) -> ChangeLogClient {
         ChangeLogServiceClient::with_interceptor(
@@ -309,7 +361,7 @@ impl TestNode {
     pub async fn restart(&mut self) {
         self.stop().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let node = node::start(&self.settings, self.role, listener, Options::default()).await.expect("restart node");
+        let node = node::start(&self.settings, self.role, listener, self.options()).await.expect("restart node");
         self.addr = node.addr;
         self.node = Some(node);
         self.wait_serving().await;
@@ -328,7 +380,7 @@ impl TestNode {
         assert!(self.node.is_none(), "the node at {} is still running", self.addr);
         // The old listener is closed by now, but the port may take a moment to become free.
         let listener = crate::bind_again(self.addr).await;
-        let node = node::start(&self.settings, self.role, listener, Options::default()).await.expect("restart node");
+        let node = node::start(&self.settings, self.role, listener, self.options()).await.expect("restart node");
         assert_eq!(node.addr, self.addr);
         self.node = Some(node);
         self.wait_serving().await;
@@ -387,27 +439,14 @@ pub fn init_logs() {
         .try_init();
 }
 
-/// A timestamp `secs` seconds from now (negative for the past).
-pub fn in_secs(secs: i64) -> prost_types::Timestamp {
-    let t = chrono::Utc::now() + chrono::Duration::milliseconds(secs * 1000);
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
+/// A public key as lower-case hex (how settings take the centre's key).
+pub fn hex(key: [u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Generates a `sqlite` and a `postgres` test for each async fn taking a [`Backend`].
-#[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name($crate::Backend::Postgres).await
-                }
-            }
-        )*
-    };
+/// A timestamp `secs` seconds from now (negative for the past).
+pub fn in_secs(secs: i64) -> prost_types::Timestamp {
+    let t = einfo_common::clock::Clock::now(&einfo_common::clock::SystemClock)
+        + chrono::Duration::milliseconds(secs * 1000);
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
 }

@@ -27,6 +27,9 @@ pub const GENESIS_HASH: [u8; 32] = [0; 32];
 /// Version of the state schemas written by this release.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The services that keep a log, by the name logs and the gateway use.
+pub const SERVICES: [&str; 3] = ["registry", "inspection", "reporting"];
+
 /// The hash of `entry`: SHA-256 over its previous hash and its encoding with `hash` empty.
 pub fn entry_hash(entry: &ChangeEntry) -> [u8; 32] {
     let mut unhashed = entry.clone();

@@ -58,9 +58,18 @@ impl ChangeLogService {
         if !self.hosted.contains(&j) {
             return Err(ApiError::new(Reason::JurisdictionNotHosted, format!("this node does not host {j}")));
         }
-        let service = self.services.iter().find(|s| **s == service).ok_or_else(|| {
-            ApiError::field("service", format!("no service '{service}' here; expected one of {:?}", self.services))
-        })?;
+        let Some(service) = self.services.iter().find(|s| **s == service) else {
+            if !super::SERVICES.contains(&service) {
+                return Err(ApiError::field(
+                    "service",
+                    format!("'{service}' is not an einfo service; expected one of {:?}", super::SERVICES),
+                ));
+            }
+            return Err(ApiError::new(
+                Reason::ServiceNotRun,
+                format!("this process does not run {service}; it runs {:?}", self.services),
+            ));
+        };
         Ok(LogId { jurisdiction: j, service })
     }
 }

@@ -86,9 +86,9 @@ pub struct Mutation {
     commits: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
-/// The current instant, truncated to the microsecond (what the databases keep).
-fn now_micros() -> DateTime<Utc> {
-    from_micros(micros(Utc::now()))
+/// `t` truncated to the microsecond (what the databases keep).
+fn to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    from_micros(micros(t))
 }
 
 impl Database {
@@ -172,11 +172,26 @@ impl Database {
             log,
             seq: seq as u64,
             hash,
-            now: now_micros(),
+            now: to_micros(self.now()),
             idempotency,
             appended: Vec::new(),
             commits: self.commits(),
         }))
+    }
+
+    /// Starts an idempotent mutation of `log` for a caller's request to `method`: the request id
+    /// is checked and the request (`body`, its `request_id` cleared) hashed, then
+    /// [`Database::begin_mutation`]. Authorisation is the caller's to check first.
+    pub async fn begin_request<R: Message + Default>(
+        &self,
+        log: LogId,
+        caller: &Caller,
+        method: &'static str,
+        request_id: &str,
+        body: &impl Message,
+    ) -> ApiResult<Begin<R>> {
+        let idempotency = Idempotency::of_request(caller, method, request_id, body)?;
+        self.begin_mutation(log, caller, idempotency).await
     }
 
     /// Sends the sequence count of every commit made through this handle (for followers).

@@ -1,0 +1,79 @@
+//! Starting the national gateway (`einfo serve gateway`, `einfo up`, the tests).
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use einfo_common::auth::TokenKeys;
+use einfo_common::config::Settings;
+use einfo_gateway::Gateway;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::node;
+
+/// A running gateway.
+pub struct RunningGateway {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The centre's public key (receipts), hex.
+    pub public_key_hex: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningGateway {
+    /// Asks the gateway to stop and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("gateway task panicked")?
+    }
+
+    /// Waits until it stops by itself (a signal) or fails.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("gateway task panicked")?
+    }
+}
+
+/// Opens the gateway's store (migrating it), then serves on `listener` until stopped or
+/// SIGTERM/SIGINT.
+pub async fn start(settings: &Settings, listener: TcpListener) -> anyhow::Result<RunningGateway> {
+    start_with_clock(settings, listener, einfo_common::clock::system()).await
+}
+
+/// [`start`] with the clock the gateway and the centre read (tests pass a manual one).
+pub async fn start_with_clock(
+    settings: &Settings,
+    listener: TcpListener,
+    clock: einfo_common::clock::SharedClock,
+) -> anyhow::Result<RunningGateway> {
+    // A bad directory file is refused before anything is created.
+    if let Some(f) = &settings.gateway.directory_file {
+        einfo_gateway::directory::load_file(f)?;
+    }
+    let db = node::open_database(settings).await?.with_clock(clock);
+    let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
+    let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
+    let signer = einfo_central::load_or_create_signer(&key_file)
+        .with_context(|| format!("receipt signing key {}", key_file.display()))?;
+    let public_key_hex = signer.public_key().iter().map(|b| format!("{b:02x}")).collect();
+    let gateway = Gateway::open(db, settings.gateway.clone(), keys, signer).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = watch::channel(false);
+    let shutdown = async move {
+        tokio::select! {
+            _ = einfo_common::server::shutdown_signal() => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+    };
+    let served = gateway.clone();
+    let db = gateway.db().clone();
+    let task = tokio::spawn(async move {
+        let r = served.serve(listener, shutdown).await;
+        db.close().await?;
+        r
+    });
+    tracing::info!(%addr, "gateway listening");
+    Ok(RunningGateway { addr, gateway, public_key_hex, stop, task })
+}

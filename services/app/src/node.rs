@@ -1,0 +1,446 @@
+//! A provincial node: the services of the provinces it hosts behind one gRPC listener, on one
+//! database. Serving starts at once with health NOT_SERVING; migrations run; the reference data
+//! applied before is put back in force; then SERVING.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use einfo_common::auth::{Authenticator, TokenKeys};
+use einfo_common::changelog::{self, ChangeLogService, LogId};
+use einfo_common::clock::{Pace, SharedClock};
+use einfo_common::config::Settings;
+use einfo_common::db::Database;
+use einfo_common::reference::{self, CentreFeed, Follower, Kind};
+use einfo_common::server;
+use einfo_domain::{Jurisdiction, WorkingCalendar};
+use einfo_inspection::{Inspection, InspectionGrpc, RegistryLink};
+use einfo_proto::methods;
+use einfo_registry::{Registry, RegistryGrpc};
+use einfo_reporting::{CentreLink, Reporting, ReportingGrpc, StatisticsLinks};
+use sea_orm_migration::MigratorTrait;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// gRPC names of the services a node runs, for health and reflection (generated from the protos).
+pub const REGISTRY_GRPC: &str = methods::registry::REGISTRY_SERVICE;
+/// gRPC name of the inspection service.
+pub const INSPECTION_GRPC: &str = methods::inspection::INSPECTION_SERVICE;
+/// gRPC name of the reporting service.
+pub const REPORTING_GRPC: &str = methods::reporting::REPORTING_SERVICE;
+/// gRPC name of the change-log service.
+pub const CHANGELOG_GRPC: &str = methods::log::CHANGE_LOG_SERVICE;
+
+/// Which services a process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Every provincial service: registry, inspection and reporting.
+    Node,
+    /// Registry alone.
+    Registry,
+    /// Inspection alone; it reaches registry at `inspection.registry_endpoint`.
+    Inspection,
+    /// Reporting alone; it reaches registry and inspection at `reporting.registry_endpoint` and
+    /// `reporting.inspection_endpoint`.
+    Reporting,
+}
+
+impl Role {
+    fn registry(self) -> bool {
+        matches!(self, Role::Node | Role::Registry)
+    }
+    fn inspection(self) -> bool {
+        matches!(self, Role::Node | Role::Inspection)
+    }
+    fn reporting(self) -> bool {
+        matches!(self, Role::Node | Role::Reporting)
+    }
+    /// The services (log names) this role runs.
+    pub fn services(self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.registry() {
+            out.push(einfo_registry::SERVICE);
+        }
+        if self.inspection() {
+            out.push(einfo_inspection::SERVICE);
+        }
+        if self.reporting() {
+            out.push(einfo_reporting::SERVICE);
+        }
+        out
+    }
+    fn grpc_names(self) -> Vec<&'static str> {
+        let mut out = vec![CHANGELOG_GRPC];
+        if self.registry() {
+            out.push(REGISTRY_GRPC);
+        }
+        if self.inspection() {
+            out.push(INSPECTION_GRPC);
+        }
+        if self.reporting() {
+            out.push(REPORTING_GRPC);
+        }
+        out
+    }
+}
+
+/// Options that tests set; the defaults are what `einfo serve` uses.
+#[derive(Default)]
+pub struct Options {
+    /// When set, migrations wait until it resolves (to observe NOT_SERVING).
+    pub migration_gate: Option<tokio::sync::oneshot::Receiver<()>>,
+    /// The clock every service of the node reads (the system's by default).
+    pub clock: Option<SharedClock>,
+}
+
+/// The paces of a node's background loops: a test asks one for a round and waits until it ran.
+#[derive(Clone, Debug)]
+pub struct Background {
+    /// Registry's time-driven transitions (expiry, the end of a suspension, a trial).
+    pub registry_clock: Pace,
+    /// Inspection's outbox to registry and its overdue decisions.
+    pub inspection_outbox: Pace,
+    /// Reporting's submissions to the centre.
+    pub reporting_outbox: Pace,
+}
+
+impl Background {
+    fn new(settings: &Settings) -> Self {
+        let every = |ms: u64| Pace::every(Duration::from_millis(ms.max(10)));
+        Self {
+            registry_clock: every(settings.registry.clock_interval_ms),
+            inspection_outbox: every(settings.inspection.outbox_interval_ms),
+            reporting_outbox: every(settings.reporting.outbox_interval_ms),
+        }
+    }
+
+    /// Runs one round of every loop the node runs, one after the other (registry's clock,
+    /// then inspection's outbox, then reporting's), and returns once all have finished.
+    pub async fn run_all(&self, role: Role) {
+        if role.registry() {
+            self.registry_clock.run_now().await;
+        }
+        if role.inspection() {
+            self.inspection_outbox.run_now().await;
+        }
+        if role.reporting() {
+            self.reporting_outbox.run_now().await;
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The keys its tokens are checked with.
+    pub keys: TokenKeys,
+    /// The jurisdictions it hosts.
+    pub hosted: Vec<Jurisdiction>,
+    /// Its background loops.
+    pub background: Background,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Node {
+    /// Asks the node to stop and waits until it has.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("node task panicked")?
+    }
+
+    /// Waits until the node stops by itself (a signal) or fails.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("node task panicked")?
+    }
+
+    /// A handle that stops the node when told.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// The jurisdictions named by `settings.provinces` under `settings.scheme`.
+pub fn hosted(settings: &Settings) -> anyhow::Result<Vec<Jurisdiction>> {
+    anyhow::ensure!(!settings.provinces.is_empty(), "name the provinces to host, e.g. --provinces 01,79");
+    let mut out = Vec::new();
+    for code in &settings.provinces {
+        let j =
+            Jurisdiction::province(settings.scheme, code.trim()).map_err(|e| anyhow::anyhow!("--provinces: {e}"))?;
+        if !out.contains(&j) {
+            out.push(j);
+        }
+    }
+    Ok(out)
+}
+
+/// Opens the database of `settings` (creating the data directory for SQLite).
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    if settings.database_url.is_none() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    }
+    let url = settings.database_url();
+    Database::connect_with_pool(&url, settings.database_pool_size)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&url)))
+}
+
+/// Runs every migration of the services of `role`.
+pub async fn migrate(db: &Database, role: Role) -> anyhow::Result<()> {
+    changelog::Migrator::up(db.conn(), None).await.context("change-log migrations")?;
+    reference::Migrator::up(db.conn(), None).await.context("reference-data migrations")?;
+    if role.registry() {
+        einfo_registry::Migrator::up(db.conn(), None).await.context("registry migrations")?;
+    }
+    if role.inspection() {
+        einfo_inspection::Migrator::up(db.conn(), None).await.context("inspection migrations")?;
+    }
+    if role.reporting() {
+        einfo_reporting::Migrator::up(db.conn(), None).await.context("reporting migrations")?;
+    }
+    Ok(())
+}
+
+/// The reference data the node follows from the centre, each kind checked with the parser its
+/// service loads it with and put in force in that service when this process runs it. A kind
+/// whose service does not run here is still checked and stored. A configured
+/// `inspection.catalogue_file` wins over the centre's violation catalogue: the operator chose it.
+fn follower(
+    db: &Database,
+    settings: &Settings,
+    registry: Option<&Registry>,
+    inspection: Option<&Inspection>,
+    reporting: Option<&Reporting>,
+) -> Follower {
+    let catalogue_target = inspection.filter(|_| settings.inspection.catalogue_file.is_none()).cloned();
+    if inspection.is_some() && catalogue_target.is_none() {
+        tracing::info!("inspection.catalogue_file is set: the centre's violation catalogue is stored but not used");
+    }
+    let registry = registry.cloned();
+    let reporting = reporting.cloned();
+    Follower::new(db.clone())
+        .kind(Kind::ViolationCatalogue, einfo_inspection::catalogue::Catalogue::from_csv, move |c| {
+            if let Some(i) = &catalogue_target {
+                i.set_catalogue(c);
+            }
+        })
+        .kind(
+            Kind::Holidays,
+            |text| Ok(WorkingCalendar::from_csv(text)?),
+            move |c| {
+                if let Some(r) = &registry {
+                    r.set_calendar(c);
+                }
+            },
+        )
+        .kind(Kind::Indicators, einfo_reporting::indicators::Catalogue::from_csv, move |c| {
+            if let Some(r) = &reporting {
+                r.set_catalogue(c);
+            }
+        })
+}
+
+/// Starts a node on `listener`. It runs until [`Node::stop`] or SIGTERM/SIGINT.
+pub async fn start(
+    settings: &Settings,
+    role: Role,
+    listener: TcpListener,
+    mut options: Options,
+) -> anyhow::Result<Node> {
+    let hosted = hosted(settings)?;
+    anyhow::ensure!(
+        role != Role::Inspection || settings.inspection.registry_endpoint.is_some(),
+        "inspection alone needs the registry it uses: set inspection.registry_endpoint (EINFO_INSPECTION__REGISTRY_ENDPOINT)"
+    );
+    anyhow::ensure!(
+        role != Role::Reporting
+            || (settings.reporting.registry_endpoint.is_some() && settings.reporting.inspection_endpoint.is_some()),
+        "reporting alone needs the services it compiles from: set reporting.registry_endpoint and reporting.inspection_endpoint"
+    );
+    let mut db = open_database(settings).await?;
+    if let Some(clock) = options.clock.take() {
+        db = db.with_clock(clock);
+    }
+    let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
+    let addr = listener.local_addr()?;
+
+    let names = role.grpc_names();
+    let (readiness, health_service) = server::health(&names).await;
+    let services = role.services();
+    let mut routes = tonic::service::Routes::builder();
+    routes.add_service(health_service);
+    let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services);
+    routes.add_service(changelog.clone().into_server());
+    let registry = role.registry().then(|| Registry::new(db.clone(), settings.scheme, hosted.clone()));
+    if let Some(r) = &registry {
+        routes.add_service(RegistryGrpc(r.clone()).into_server());
+    }
+    let inspection = if role.inspection() {
+        let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let link =
+            RegistryLink::new(&endpoint, keys.clone(), Duration::from_millis(settings.inspection.registry_timeout_ms))
+                .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
+        let catalogue = match &settings.inspection.catalogue_file {
+            None => einfo_inspection::catalogue::Catalogue::bundled(),
+            Some(f) => {
+                let data =
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read catalogue {}", f.display()))?;
+                einfo_inspection::catalogue::Catalogue::from_csv(&data)
+                    .with_context(|| format!("catalogue {}", f.display()))?
+            }
+        };
+        tracing::info!(version = catalogue.version(), entries = catalogue.all().len(), "violation catalogue loaded");
+        let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link, catalogue);
+        routes.add_service(InspectionGrpc(i.clone()).into_server());
+        Some(i)
+    } else {
+        None
+    };
+    let reporting = if role.reporting() {
+        let own = format!("http://{addr}");
+        let rs = &settings.reporting;
+        let timeout = Duration::from_millis(rs.call_timeout_ms);
+        let stats = StatisticsLinks::new(
+            rs.registry_endpoint.as_deref().unwrap_or(&own),
+            rs.inspection_endpoint.as_deref().unwrap_or(&own),
+            keys.clone(),
+            timeout,
+        )
+        .context("reporting.registry_endpoint / reporting.inspection_endpoint")?;
+        let centre = match &rs.centre_endpoint {
+            None => {
+                tracing::warn!(
+                    "reporting.centre_endpoint is not set: no campaigns are received and nothing is delivered"
+                );
+                None
+            }
+            Some(e) => Some(
+                CentreLink::new(e, rs.centre_public_key()?, keys.clone(), timeout)
+                    .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+            ),
+        };
+        let r = Reporting::new(
+            db.clone(),
+            settings.scheme,
+            hosted.clone(),
+            einfo_reporting::indicators::Catalogue::bundled(),
+            stats,
+            centre,
+        );
+        routes.add_service(ReportingGrpc(r.clone()).into_server());
+        Some(r)
+    } else {
+        None
+    };
+    let routes = server::add_reflection(routes, &names)?.routes();
+    let follower = follower(&db, settings, registry.as_ref(), inspection.as_ref(), reporting.as_ref());
+    let centre_feed = match &settings.reporting.centre_endpoint {
+        None => None,
+        Some(e) => Some(
+            CentreFeed::new(e, keys.clone(), hosted[0]).with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+        ),
+    };
+
+    let (stop, mut stopped) = watch::channel(false);
+    let shutdown = async move {
+        tokio::select! {
+            _ = server::shutdown_signal() => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
+        changelog.stop_streams();
+    };
+    let served =
+        tokio::spawn(server::serve(listener, routes, Authenticator::new(keys.clone()), readiness.clone(), shutdown));
+    tracing::info!(%addr, provinces = ?hosted.iter().map(|j| j.to_string()).collect::<Vec<_>>(), ?services, "listening; migrating");
+
+    let background = Background::new(settings);
+    let paces = background.clone();
+    let feed_interval = Duration::from_millis(settings.reporting.feed_interval_ms.max(10));
+    let hosted_for_task = hosted.clone();
+    let stop_after_serve = stop.clone();
+    let task = tokio::spawn(async move {
+        if let Some(gate) = options.migration_gate.take() {
+            let _ = gate.await;
+        }
+        migrate(&db, role).await?;
+        for j in &hosted_for_task {
+            for service in &services {
+                db.ensure_log(&LogId { jurisdiction: *j, service }).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+        follower.restore().await.context("reference data applied before")?;
+        readiness.set_serving().await;
+        tracing::info!("migrations done; serving");
+        let stopped_signal = |tx: &watch::Sender<bool>| {
+            let mut rx = tx.subscribe();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let mut background = Vec::new();
+        if let Some(centre) = centre_feed {
+            background.push(tokio::spawn(reference::run(
+                follower,
+                centre,
+                feed_interval,
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        if let Some(r) = registry {
+            background.push(tokio::spawn(einfo_registry::clock::run(
+                r,
+                paces.registry_clock.clone(),
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        if let Some(i) = inspection {
+            background.push(tokio::spawn(einfo_inspection::outbox::run(
+                i,
+                paces.inspection_outbox.clone(),
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        if let Some(r) = reporting {
+            if r.centre().is_some() {
+                for j in r.hosted().copied().collect::<Vec<_>>() {
+                    background.push(tokio::spawn(einfo_reporting::feed::run(
+                        r.clone(),
+                        j,
+                        feed_interval,
+                        stopped_signal(&stop_after_serve),
+                    )));
+                }
+            }
+            background.push(tokio::spawn(einfo_reporting::outbox::run(
+                r,
+                paces.reporting_outbox.clone(),
+                stopped_signal(&stop_after_serve),
+            )));
+        }
+        let result = served.await.context("server task panicked")?;
+        // Stopped by a signal or by `stop`: either way the background work stops before the pool closes.
+        let _ = stop_after_serve.send(true);
+        for b in background {
+            let _ = b.await;
+        }
+        db.close().await?;
+        result
+    });
+    Ok(Node { addr, keys, hosted, background, stop, task })
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

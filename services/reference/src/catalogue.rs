@@ -1,0 +1,170 @@
+//! The violation catalogue (versioned reference data with effective dates) and the list of
+//! coordinating agencies. The inspection service loads the catalogue at start and then takes
+//! each version the centre publishes (`einfo_common::reference`); the centre parses what it
+//! publishes with the same parser, so it refuses what nodes would.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use einfo_proto::inspection::v1 as pb;
+
+/// The catalogue: every entry of every period.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    entries: Vec<pb::CatalogueEntry>,
+    version: String,
+}
+
+fn vn_midnight(d: NaiveDate) -> DateTime<Utc> {
+    let tz = chrono::FixedOffset::east_opt(7 * 3600).expect("+07:00");
+    tz.from_local_datetime(&d.and_time(NaiveTime::MIN)).single().map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+fn ts(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: 0 }
+}
+
+fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+}
+
+/// The catalogue shipped with the services (`data/violation-catalogue.csv`).
+pub const BUNDLED: &str = include_str!("../data/violation-catalogue.csv");
+
+impl Catalogue {
+    /// The catalogue shipped with the service.
+    pub fn bundled() -> Self {
+        // The file ships inside the crate; a unit test proves it parses.
+        Self::from_csv(BUNDLED).expect("bundled catalogue parses")
+    }
+
+    /// Parses a catalogue file (see `data/README.md`); errors name the line.
+    pub fn from_csv(data: &str) -> anyhow::Result<Self> {
+        let mut entries = Vec::new();
+        let mut rdr = csv::Reader::from_reader(data.as_bytes());
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let r = rec.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
+            anyhow::ensure!(r.len() == 16, "line {line}: expected 16 columns, found {}", r.len());
+            let money = |c: usize| -> anyhow::Result<i64> {
+                r[c].trim().parse().map_err(|e| anyhow::anyhow!("line {line}, column {}: {e}", c + 1))
+            };
+            let date = |c: usize| -> anyhow::Result<Option<prost_types::Timestamp>> {
+                let s = r[c].trim();
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|e| anyhow::anyhow!("line {line}: date '{s}': {e}"))?;
+                Ok(Some(ts(vn_midnight(d))))
+            };
+            let mut measures = Vec::new();
+            for m in r[11].split(';').map(str::trim).filter(|m| !m.is_empty()) {
+                let k = pb::MeasureKind::from_str_name(&format!("MEASURE_KIND_{m}"))
+                    .ok_or_else(|| anyhow::anyhow!("line {line}: unknown measure '{m}'"))?;
+                measures.push(k as i32);
+            }
+            let e = pb::CatalogueEntry {
+                code: r[0].trim().into(),
+                catalogue_version: r[1].trim().into(),
+                description_vi: r[2].trim().into(),
+                description_en: r[3].trim().into(),
+                legal_basis: Some(pb::LegalBasis {
+                    decree: r[4].trim().into(),
+                    article: r[5].trim().into(),
+                    clause: r[6].trim().into(),
+                }),
+                fine_min_organisation_vnd: money(7)?,
+                fine_max_organisation_vnd: money(8)?,
+                fine_min_person_vnd: money(9)?,
+                fine_max_person_vnd: money(10)?,
+                allowed_measures: measures,
+                effective_from: date(12)?,
+                effective_to: date(13)?,
+                source: r[14].trim().into(),
+                example: r[15].trim() == "true",
+            };
+            anyhow::ensure!(!e.code.is_empty(), "line {line}: empty code");
+            anyhow::ensure!(e.effective_from.is_some(), "line {line}: effective_from is required");
+            anyhow::ensure!(
+                e.fine_min_organisation_vnd <= e.fine_max_organisation_vnd
+                    && e.fine_min_person_vnd <= e.fine_max_person_vnd,
+                "line {line}: a minimum fine above its maximum"
+            );
+            anyhow::ensure!(!e.source.is_empty(), "line {line}: every entry names its source");
+            entries.push(e);
+        }
+        let version = entries.iter().map(|e| e.catalogue_version.clone()).max().unwrap_or_default();
+        Ok(Self { entries, version })
+    }
+
+    /// The catalogue's version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Whether any period of this code exists.
+    pub fn knows(&self, code: &str) -> bool {
+        self.entries.iter().any(|e| e.code == code)
+    }
+
+    /// The entry of `code` in force at `at`.
+    pub fn in_force(&self, code: &str, at: DateTime<Utc>) -> Option<&pb::CatalogueEntry> {
+        self.entries.iter().find(|e| {
+            e.code == code
+                && instant(e.effective_from.as_ref()).is_some_and(|f| f <= at)
+                && instant(e.effective_to.as_ref()).is_none_or(|t| at < t)
+        })
+    }
+
+    /// Every entry in force at `at`.
+    pub fn all_in_force(&self, at: DateTime<Utc>) -> Vec<pb::CatalogueEntry> {
+        self.entries
+            .iter()
+            .filter(|e| self.in_force(&e.code, at).is_some_and(|f| std::ptr::eq(f, *e)))
+            .cloned()
+            .collect()
+    }
+
+    /// Every entry.
+    pub fn all(&self) -> &[pb::CatalogueEntry] {
+        &self.entries
+    }
+}
+
+/// The coordinating agencies.
+pub fn agencies() -> Vec<pb::Agency> {
+    let mut rdr = csv::Reader::from_reader(include_str!("../data/agencies.csv").as_bytes());
+    rdr.records()
+        .filter_map(Result::ok)
+        .map(|r| pb::Agency { code: r[0].trim().into(), name_vi: r[1].trim().into(), name_en: r[2].trim().into() })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_catalogue_carries_the_decree_facts_and_marks_examples() {
+        let c = Catalogue::bundled();
+        let now = vn_midnight(NaiveDate::from_ymd_opt(2026, 12, 2).unwrap());
+        let e = c.in_force("ND15-98-3", now).expect("98(3) in force");
+        assert_eq!((e.fine_min_organisation_vnd, e.fine_max_organisation_vnd), (50_000_000, 70_000_000));
+        assert!(e.allowed_measures.contains(&(pb::MeasureKind::Confiscation as i32)));
+        assert!(!e.example);
+        assert!(c.in_force("EX-LICENCE-TERMS", now).unwrap().example);
+        assert!(c.all().iter().all(|e| !e.source.is_empty()));
+    }
+
+    #[test]
+    fn an_entry_is_not_in_force_before_its_effective_date() {
+        let c = Catalogue::bundled();
+        let before = vn_midnight(NaiveDate::from_ymd_opt(2020, 4, 14).unwrap());
+        assert!(c.in_force("ND15-44", before).is_none());
+    }
+
+    #[test]
+    fn agencies_include_police_and_culture() {
+        let codes: Vec<String> = agencies().into_iter().map(|a| a.code).collect();
+        assert!(codes.contains(&"police".to_string()) && codes.contains(&"culture".to_string()));
+    }
+}

@@ -1,0 +1,94 @@
+//! Time-driven transitions (licence expiry, the end of a suspension or of a record) and the
+//! re-derivation of a site's legal status.
+
+use chrono::{DateTime, Utc};
+use einfo_common::auth::Caller;
+use einfo_common::changelog::{Begin, Mutation};
+use einfo_common::error::ApiResult;
+use einfo_common::fields::next_etag;
+use einfo_domain::Jurisdiction;
+use einfo_proto::registry::v1 as pb;
+use pb::LicenceState;
+
+use super::{Registry, site_history};
+use crate::convert::{instant, timestamp};
+use crate::{status, store};
+
+impl Registry {
+    /// Writes every time-driven transition due at `now` in every hosted province, as the
+    /// system actor: licence expiry, the end of a suspension, the end of a trial or a
+    /// registration. Returns how many transitions were written.
+    pub async fn run_clock(&self, now: DateTime<Utc>) -> ApiResult<usize> {
+        let mut written = 0;
+        for j in self.hosted.iter() {
+            let due = store::due(self.db.conn(), j, now).await?;
+            for l in due.expiring.iter().chain(due.lapsing.iter()) {
+                written += self.transition_licence(j, &l.name, now).await? as usize;
+            }
+            for r in &due.ending {
+                written += self.end_record(j, r).await? as usize;
+            }
+        }
+        Ok(written)
+    }
+
+    async fn transition_licence(&self, j: &Jurisdiction, name: &str, now: DateTime<Utc>) -> ApiResult<bool> {
+        let caller = Caller::system(*j);
+        let Begin::Fresh(mut m) = self.begin::<pb::Licence>(&caller, j, "", "", &()).await? else { return Ok(false) };
+        let Some(mut l) = store::get_licence(m.txn(), name).await? else { return Ok(false) };
+        let expired = instant(l.expire_time.as_ref()) <= now;
+        let (op, state) = match l.state() {
+            LicenceState::Valid if expired => ("EXPIRE", LicenceState::Expired),
+            LicenceState::Suspended if instant(l.suspended_until.as_ref()) <= now => {
+                ("SUSPENSION_LAPSE", if expired { LicenceState::Expired } else { LicenceState::Valid })
+            }
+            // Changed since it was found due.
+            _ => return Ok(false),
+        };
+        l.state = state as i32;
+        if op == "SUSPENSION_LAPSE" {
+            l.suspended_until = None;
+        }
+        self.save_licence(&mut m, j, &mut l, op, "", None).await?;
+        m.commit(&l).await?;
+        Ok(true)
+    }
+
+    async fn end_record(&self, j: &Jurisdiction, r: &pb::SiteRecord) -> ApiResult<bool> {
+        let caller = Caller::system(*j);
+        let Begin::Fresh(mut m) = self.begin::<pb::SiteRecord>(&caller, j, "", "", &()).await? else {
+            return Ok(false);
+        };
+        store::put_record(m.txn(), j, r, true).await?;
+        m.append(&r.name, "RECORD_END", r, "").await?;
+        self.restatus(&mut m, j, &r.site, "record ended").await?;
+        m.commit(r).await?;
+        Ok(true)
+    }
+
+    /// Re-derives a site's legal status; when it changed, stores and logs the site.
+    pub(super) async fn restatus(
+        &self,
+        m: &mut Mutation,
+        j: &Jurisdiction,
+        site_name: &str,
+        why: &str,
+    ) -> ApiResult<()> {
+        let Some(mut site) = store::get_site(m.txn(), site_name).await? else { return Ok(()) };
+        let now = m.now();
+        let licences = store::site_licences(m.txn(), site_name).await?;
+        let records = store::site_records(m.txn(), site_name).await?;
+        let apps = store::site_applications(m.txn(), site_name).await?;
+        let status = status::derive(&licences, &records, &apps, now) as i32;
+        if status == site.legal_status {
+            return Ok(());
+        }
+        let before = site.clone();
+        site.legal_status = status;
+        site.etag = next_etag(&site.etag);
+        site.update_time = Some(timestamp(now));
+        store::put_site(m.txn(), &site).await?;
+        let seq = m.append(&site.name, "STATUS", &site, why).await?;
+        site_history(m, j, seq, Some(&before), &site).await
+    }
+}

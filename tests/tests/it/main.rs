@@ -1,0 +1,73 @@
+//! einfo's integration tests, as one binary: real servers on port 0, both databases, the `einfo`
+//! command as a child process, faults caused by breaking real things. Each module was a test
+//! file; `einfo_testkit::harness` lists every test, so a PostgreSQL test that cannot run here is
+//! reported as skipped, not passed.
+//!
+//! The binary is also the `einfo` command for the tests that run it as a child process: started
+//! with `EINFO_TEST_RUN_AS_CLI` set, it runs `einfo_cli::main` instead of the tests.
+
+mod bad_input;
+mod central;
+mod changelog;
+mod cli;
+mod crash;
+mod decisions;
+mod docs;
+mod fixtures;
+mod gateway;
+mod gateway_campaigns;
+mod gateway_crash;
+mod gateway_federation;
+mod gateway_integrity;
+mod idempotency;
+mod import;
+mod inspection;
+mod licences;
+mod node;
+mod reference;
+mod refusals;
+mod reporting;
+mod sanctions;
+mod server;
+mod sites;
+mod statistics;
+mod telemetry;
+
+fn main() -> std::process::ExitCode {
+    if std::env::var_os(einfo_testkit::process::RUN_AS_CLI).is_some() {
+        return match einfo_cli::main() {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:?}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let mut trials = Vec::new();
+    trials.extend(bad_input::trials());
+    trials.extend(central::trials());
+    trials.extend(changelog::trials());
+    trials.extend(cli::trials());
+    trials.extend(crash::trials());
+    trials.extend(decisions::trials());
+    trials.extend(docs::trials());
+    trials.extend(fixtures::trials());
+    trials.extend(gateway::trials());
+    trials.extend(gateway_campaigns::trials());
+    trials.extend(gateway_crash::trials());
+    trials.extend(gateway_federation::trials());
+    trials.extend(gateway_integrity::trials());
+    trials.extend(idempotency::trials());
+    trials.extend(import::trials());
+    trials.extend(inspection::trials());
+    trials.extend(licences::trials());
+    trials.extend(node::trials());
+    trials.extend(reference::trials());
+    trials.extend(reporting::trials());
+    trials.extend(sanctions::trials());
+    trials.extend(server::trials());
+    trials.extend(sites::trials());
+    trials.extend(statistics::trials());
+    trials.extend(telemetry::trials());
+    einfo_testkit::harness::run(trials)
+}
