@@ -182,25 +182,34 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     let batch_max = gw.settings().batch_entries.max(1);
     let audit_every = gw.settings().audit_interval_ms;
     let periodic = || (audit_every > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(audit_every));
-    // On every (re)connection the history behind the cursor is audited first, while the stream
-    // is already open (the jurisdiction shows as connected meanwhile); then every
-    // `audit_interval_ms`.
+    // On every (re)connection the history behind the cursor is audited first, then every
+    // `audit_interval_ms`. The audit reads the log on a second call *while this loop keeps
+    // reading the follow stream*: the calls of every jurisdiction of a node share one
+    // connection, whose flow-control window a few unread follow streams fill, so an audit run
+    // in place of reading (as it once was) waits for data that cannot come, and a gateway
+    // restarted with a backlog stalled for hours.
     let mut next_audit = if seq > 0 { Some(tokio::time::Instant::now()) } else { periodic() };
+    let mut auditing: Option<futures::future::BoxFuture<'static, Result<(), Stop>>> = None;
     loop {
         let first = tokio::select! {
             m = stream.message() => m,
+            r = async { auditing.as_mut().expect("guarded by the condition").await }, if auditing.is_some() => {
+                auditing = None;
+                if let Err(stop) = r {
+                    return stop;
+                }
+                next_audit = periodic();
+                continue;
+            }
             _ = async {
                 match next_audit {
                     Some(at) => tokio::time::sleep_until(at).await,
                     None => futures::future::pending().await,
                 }
-            } => {
-                // The audit runs on a second call; the stream stays open.
-                let mut audit_client = c.clone();
-                if let Err(stop) = audit(&mut audit_client, j, service, verifier.last_sequence(), verifier.last_hash()).await {
-                    return stop;
-                }
-                next_audit = periodic();
+            }, if auditing.is_none() => {
+                let (upto, hash) = (verifier.last_sequence(), verifier.last_hash().to_vec());
+                auditing = Some(Box::pin(audit(c.clone(), j.to_string(), service, upto, hash)));
+                next_audit = None;
                 continue;
             }
         };
@@ -283,10 +292,10 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
 
 /// Reads the log from its start up to `seq` and verifies it ends at `hash`: finds an entry
 /// altered (or a history rewritten) behind the cursor.
-async fn audit(c: &mut Client, j: &Jurisdiction, service: &str, seq: u64, hash: &[u8]) -> Result<(), Stop> {
+async fn audit(mut c: Client, j: String, service: &'static str, seq: u64, hash: Vec<u8>) -> Result<(), Stop> {
     let mut stream = c
         .stream_changes(StreamChangesRequest {
-            jurisdiction: j.to_string(),
+            jurisdiction: j.clone(),
             service: service.into(),
             after: 0,
             after_hash: Vec::new(),
@@ -311,7 +320,7 @@ async fn audit(c: &mut Client, j: &Jurisdiction, service: &str, seq: u64, hash: 
             Err(s) => return Err(classify(&s)),
         }
     }
-    if v.last_hash() != hash {
+    if v.last_hash() != hash.as_slice() {
         return Err(Stop::Integrity(format!(
             "audit: entry {seq} has another hash than the one replicated: the history was rewritten"
         )));

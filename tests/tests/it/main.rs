@@ -19,6 +19,7 @@ mod gateway_campaigns;
 mod gateway_crash;
 mod gateway_federation;
 mod gateway_integrity;
+mod gateway_restart;
 mod idempotency;
 mod import;
 mod inspection;
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(gateway_crash::trials());
     trials.extend(gateway_federation::trials());
     trials.extend(gateway_integrity::trials());
+    trials.extend(gateway_restart::trials());
     trials.extend(idempotency::trials());
     trials.extend(import::trials());
     trials.extend(inspection::trials());
