@@ -175,6 +175,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         l.connected = true;
         l.caught_up = caught_up;
         l.seq = seq;
+        l.head = head.sequence;
         l.error.clear();
         l.absent = false;
     });
@@ -251,6 +252,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
             let now = gw.db().now();
             set(gw, j, service, |l| {
                 l.seq = last;
+                l.head = l.head.max(last);
                 l.apply_time = Some(now);
                 if last >= head.sequence {
                     l.caught_up = true;

@@ -26,6 +26,8 @@ const STREAM_WINDOW: u32 = 256 * 1024;
 pub(crate) struct LogState {
     /// Last sequence applied.
     pub seq: u64,
+    /// The node's head as last seen (at connection, then as entries arrive).
+    pub head: u64,
     /// When an entry was last applied.
     pub apply_time: Option<DateTime<Utc>>,
     /// A stream to the node is open.
@@ -204,6 +206,8 @@ pub(crate) fn freshness_of(
         state: state as i32,
         registry_sequence: seq(0),
         inspection_sequence: seq(1),
+        registry_head: logs[0].head.max(seq(0)),
+        inspection_head: logs[1].head.max(seq(1)),
         sync_time: sync_time.map(einfo_common::fields::timestamp),
         lag: lag.map(|l| prost_types::Duration { seconds: l.num_seconds(), nanos: (l.subsec_nanos()).max(0) }),
         detail,

@@ -19,10 +19,39 @@ use einfo_testkit::process::{einfo, sigkill, site, start_on_free_port, tail, ter
 use einfo_testkit::{Backend, NationalClient, RegistryClient, TestDb, TestNode, eventually, province};
 use sea_orm::ConnectionTrait;
 
-/// The provinces of each node.
-const NODES: [&[&str]; 3] = [&["01", "79"], &["48", "31"], &["92"]];
-/// Sites imported per province before each gateway start.
-const SEED_PER_PROVINCE: usize = 600;
+/// Which provinces each node hosts, and how many sites each province takes before each gateway
+/// start.
+struct Layout {
+    nodes: Vec<Vec<String>>,
+    seed_per_province: usize,
+}
+
+impl Layout {
+    /// Five provinces on three nodes, 600 sites each per round.
+    fn few() -> Self {
+        let nodes = [&["01", "79"][..], &["48", "31"], &["92"]];
+        Self {
+            nodes: nodes.iter().map(|n| n.iter().map(|c| (*c).to_owned()).collect()).collect(),
+            seed_per_province: 600,
+        }
+    }
+
+    /// The 63 provinces on three nodes of 21 each, 250 sites each per round: every node's
+    /// provinces share its one connection to the gateway.
+    fn many() -> Self {
+        let codes: Vec<String> = einfo_domain::Scheme::P63.provinces().iter().map(|p| p.code.to_string()).collect();
+        Self { nodes: codes.chunks(21).map(<[String]>::to_vec).collect(), seed_per_province: 250 }
+    }
+
+    fn codes(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().flatten().map(String::as_str)
+    }
+
+    /// (node index, province code) of every province.
+    fn placed(&self) -> impl Iterator<Item = (usize, &str)> {
+        self.nodes.iter().enumerate().flat_map(|(i, codes)| codes.iter().map(move |c| (i, c.as_str())))
+    }
+}
 /// Entries per replication transaction: small, so a kill has many commit points to land between.
 const BATCH_ENTRIES: &str = "50";
 /// Calls the writers make after the gateway's last start, before they stop.
@@ -147,18 +176,20 @@ async fn kill_mid_replication(
     now
 }
 
-/// Imports `SEED_PER_PROVINCE` sites into every province at once (one CSV per province).
-async fn seed(nodes: &[TestNode], round: usize) {
+/// Imports the layout's sites into every province, a few provinces at a time (one CSV each).
+async fn seed(nodes: &[TestNode], layout: &Layout, round: usize) {
+    let per_province = layout.seed_per_province;
     let mut imports = Vec::new();
-    for (node, codes) in nodes.iter().zip(NODES) {
-        for code in codes {
+    for (i, code) in layout.placed() {
+        {
+            let node = &nodes[i];
             let mut c = node.registry(code).await;
             let code = code.to_string();
             imports.push(tokio::spawn(async move {
                 let mut csv = String::from(
                     "kind,display_name,domains,owner_kind,owner_name,owner_tax_code,hosting,operational_state,discovery_source,notes\n",
                 );
-                for i in 0..SEED_PER_PROVINCE {
+                for i in 0..per_province {
                     let kind = if i % 3 == 0 { "social-network" } else { "general-website" };
                     csv.push_str(&format!(
                         "{kind},Trang {code} đợt {round} số {i},seed-{code}-{round}-{i}.vn,organisation,Công ty {i},0100109106,in_vietnam,active,sweep,\n"
@@ -174,22 +205,24 @@ async fn seed(nodes: &[TestNode], round: usize) {
                     .await
                     .unwrap_or_else(|e| panic!("import into {code}: {e:?}"))
                     .into_inner();
-                assert_eq!(r.sites.len(), SEED_PER_PROVINCE, "{code}: {:?}", r.errors);
+                assert_eq!(r.sites.len(), per_province, "{code}: {:?}", r.errors);
             }));
         }
     }
-    for i in imports {
-        i.await.expect("import task");
+    // At most four imports in flight: each holds the node's writer for its whole CSV.
+    while !imports.is_empty() {
+        let rest = imports.split_off(imports.len().min(4));
+        for i in std::mem::replace(&mut imports, rest) {
+            i.await.expect("import task");
+        }
     }
 }
 
 /// The registry log head of every province, summed.
-async fn heads(nodes: &[TestNode]) -> u64 {
+async fn heads(nodes: &[TestNode], layout: &Layout) -> u64 {
     let mut sum = 0;
-    for (node, codes) in nodes.iter().zip(NODES) {
-        for code in codes {
-            sum += node.last_sequence(code).await;
-        }
+    for (i, code) in layout.placed() {
+        sum += nodes[i].last_sequence(code).await;
     }
     sum
 }
@@ -199,11 +232,11 @@ async fn heads(nodes: &[TestNode]) -> u64 {
 /// first error. It paces itself (a few milliseconds between registrations): a load, not a check.
 async fn keep_writing(
     mut c: RegistryClient,
-    code: &'static str,
+    code: String,
     stop: Arc<AtomicBool>,
     written: Arc<AtomicUsize>,
 ) -> Result<usize, String> {
-    let parent = province(code).to_string();
+    let parent = province(&code).to_string();
     let mut mine: Vec<pb::Site> = Vec::new();
     let mut calls = 0;
     for i in 0usize.. {
@@ -300,14 +333,12 @@ async fn node_view(node: &TestNode, code: &str) -> NodeView {
 
 /// Waits until every province is LIVE with its registry log applied exactly up to the node's
 /// log head (and the inspection log, empty here, too).
-async fn wait_live_at_heads(g: &mut GatewayProcess, secret: &str, nodes: &[TestNode]) {
+async fn wait_live_at_heads(g: &mut GatewayProcess, secret: &str, nodes: &[TestNode], layout: &Layout) {
     let mut want = Vec::new();
-    for (node, codes) in nodes.iter().zip(NODES) {
-        for code in codes {
-            let registry = node.last_sequence(code).await;
-            let inspection = node.log_sequence(code, "inspection").await;
-            want.push((province(code).to_string(), registry, inspection));
-        }
+    for (i, code) in layout.placed() {
+        let registry = nodes[i].last_sequence(code).await;
+        let inspection = nodes[i].log_sequence(code, "inspection").await;
+        want.push((province(code).to_string(), registry, inspection));
     }
     let national = g.national(secret);
     let want = &want;
@@ -387,32 +418,42 @@ fn cells_of(cells: &[gw::SummaryCell]) -> Cells {
 }
 
 async fn a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps(backend: Backend) {
+    killed_mid_replication(backend, Layout::few()).await
+}
+
+/// The same with nodes hosting 21 provinces each (a gateway restarted with such a backlog once
+/// stalled for hours).
+async fn a_gateway_killed_mid_replication_over_nodes_of_21_provinces_resumes(backend: Backend) {
+    killed_mid_replication(backend, Layout::many()).await
+}
+
+async fn killed_mid_replication(backend: Backend, layout: Layout) {
     let Some(store) = TestDb::new(backend).await else { return };
     let mut nodes = Vec::new();
-    for codes in NODES {
-        nodes.push(TestNode::start(Backend::Sqlite, codes).await.expect("sqlite"));
+    for codes in &layout.nodes {
+        let codes: Vec<&str> = codes.iter().map(String::as_str).collect();
+        nodes.push(TestNode::start(Backend::Sqlite, &codes).await.expect("sqlite"));
     }
     let secret = nodes[0].settings.auth.secret.clone().expect("the test nodes' secret");
-    let js: Vec<Jurisdiction> = NODES.iter().flat_map(|c| c.iter().map(|c| province(c))).collect();
-    let mut entries = Vec::new();
-    for (node, codes) in nodes.iter().zip(NODES) {
-        entries.extend(codes.iter().map(|c| (province(c), format!("http://{}", node.addr))));
-    }
+    let js: Vec<Jurisdiction> = layout.codes().map(province).collect();
+    let entries: Vec<(Jurisdiction, String)> =
+        layout.placed().map(|(i, c)| (province(c), format!("http://{}", nodes[i].addr))).collect();
     let directory = store.dir.join("directory.toml");
     std::fs::write(&directory, einfo_gateway::directory::render(&entries)).expect("write the directory");
     let url = (backend == Backend::Postgres).then(|| store.url.clone());
     let started = std::time::Instant::now();
 
-    seed(&nodes, 0).await;
-    let target = heads(&nodes).await;
+    seed(&nodes, &layout, 0).await;
+    let target = heads(&nodes, &layout).await;
     let seeded = started.elapsed();
 
     // A writer in a province of the first node and one of the last, for the whole run.
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
+    let (first, last) = (layout.nodes[0][0].clone(), layout.nodes[2].last().expect("a province").clone());
     let writers = vec![
-        tokio::spawn(keep_writing(nodes[0].registry("01").await, "01", stop.clone(), written.clone())),
-        tokio::spawn(keep_writing(nodes[2].registry("92").await, "92", stop.clone(), written.clone())),
+        tokio::spawn(keep_writing(nodes[0].registry(&first).await, first.clone(), stop.clone(), written.clone())),
+        tokio::spawn(keep_writing(nodes[2].registry(&last).await, last.clone(), stop.clone(), written.clone())),
     ];
 
     // First kill: in the middle of the first replication.
@@ -422,8 +463,8 @@ async fn a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps(bac
 
     // While it is down, the nodes take another round of sites; the second kill lands in
     // the middle of catching up on them.
-    seed(&nodes, 1).await;
-    let target = heads(&nodes).await;
+    seed(&nodes, &layout, 1).await;
+    let target = heads(&nodes, &layout).await;
     let mut g = GatewayProcess::start(&store.dir, &directory, url.as_deref(), &secret).await;
     let second_kill = kill_mid_replication(&mut g, &secret, &js, target, 0.6).await;
 
@@ -442,15 +483,13 @@ async fn a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps(bac
     for w in writers {
         writes += w.await.expect("writer task").unwrap_or_else(|e| panic!("the writer failed: {e}"));
     }
-    wait_live_at_heads(&mut g, &secret, &nodes).await;
+    wait_live_at_heads(&mut g, &secret, &nodes, &layout).await;
     let caught_up = restarted.elapsed();
 
     // The nodes' own view, province by province.
     let mut views = BTreeMap::new();
-    for (node, codes) in nodes.iter().zip(NODES) {
-        for code in codes {
-            views.insert(province(code).to_string(), node_view(node, code).await);
-        }
+    for (i, code) in layout.placed() {
+        views.insert(province(code).to_string(), node_view(&nodes[i], code).await);
     }
     let mut national_total = Cells::new();
     for v in views.values() {
@@ -513,7 +552,10 @@ async fn a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps(bac
     let others = conn
         .query_one_raw(einfo_common::db::stmt(
             conn.get_database_backend(),
-            "SELECT COUNT(*) FROM gw_sites WHERE jurisdiction NOT IN ($1, $2, $3, $4, $5)",
+            &format!(
+                "SELECT COUNT(*) FROM gw_sites WHERE jurisdiction NOT IN ({})",
+                (1..=views.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            ),
             views.keys().map(|j| j.clone().into()),
         ))
         .await
@@ -533,4 +575,7 @@ async fn a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps(bac
     );
 }
 
-einfo_testkit::both_backends!(a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps);
+einfo_testkit::both_backends!(
+    a_gateway_killed_mid_replication_resumes_without_duplicates_or_gaps,
+    a_gateway_killed_mid_replication_over_nodes_of_21_provinces_resumes,
+);

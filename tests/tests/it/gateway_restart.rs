@@ -86,14 +86,25 @@ async fn a_gateway_restarted_mid_replication_over_a_node_hosting_all_63_province
     let directory: Vec<(Jurisdiction, String)> =
         codes.iter().map(|c| (einfo_testkit::province(c), format!("http://{}", node.addr))).collect();
     let Some(mut g) = TestGateway::start(backend, &directory).await else { return };
-    // Stopped mid-replication: a third of the backlog applied, every province begun.
+    // Stopped mid-replication: a third of the backlog applied, twenty provinces begun, and the
+    // API showing, for a province catching up, the node's head beside its cursor.
     let total = u64::from(BACKLOG) * codes.len() as u64;
-    eventually_within(Duration::from_secs(120), "a third of the backlog replicated", || async {
-        let status = g.status().await;
-        let applied: u64 = status.iter().map(|f| f.registry_sequence).sum();
-        (applied * 3 >= total && status.iter().filter(|f| f.registry_sequence > 0).count() >= 20).then_some(())
+    let behind_seen = std::cell::Cell::new(false);
+    eventually_within(Duration::from_secs(120), "a third of the backlog replicated", || {
+        let status = g.status();
+        let behind_seen = &behind_seen;
+        async move {
+            let status = status.await;
+            // Not yet live at all, so STALE ("catching up") until its first catch-up ends.
+            let behind =
+                status.iter().any(|f| f.state() == gw::FreshnessState::Stale && f.registry_head > f.registry_sequence);
+            behind_seen.set(behind_seen.get() || behind);
+            let applied: u64 = status.iter().map(|f| f.registry_sequence).sum();
+            (applied * 3 >= total && status.iter().filter(|f| f.registry_sequence > 0).count() >= 20).then_some(())
+        }
     })
     .await;
+    assert!(behind_seen.get(), "a province catching up shows its node's head ahead of its cursor");
     g.stop().await;
 
     // Writes go on while the gateway is down.
@@ -106,6 +117,10 @@ async fn a_gateway_restarted_mid_replication_over_a_node_hosting_all_63_province
     g.wait_synced(&want, Duration::from_secs(120)).await;
     let status = g.status().await;
     assert!(status.iter().all(|f| f.state() == gw::FreshnessState::Live), "every province LIVE: {status:?}");
+    for (j, head) in &want {
+        let f = status.iter().find(|f| f.jurisdiction == j.to_string()).expect("listed");
+        assert_eq!((f.registry_sequence, f.registry_head), (*head, *head), "{j}: nothing left to apply");
+    }
 
     // The gateway's cursor and head hash of every log equal the node's.
     let cursors = stored_cursors(&g).await;
