@@ -218,9 +218,8 @@ async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
 
 async fn verify(a: DbArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
-    let db = node::open_database(&s).await?;
-    einfo_app::node::migrate(&db, Role::Node).await?;
-    let reports = einfo_app::verify::verify_all(&db).await?;
+    let (kind, reports) = einfo_app::verify::check(&s.database_url()).await?;
+    println!("{kind}");
     let mut broken = 0;
     for r in &reports {
         match &r.result {

@@ -145,7 +145,7 @@ async fn an_entry_altered_in_the_database_is_found_by_the_verifier_and_by_einfo_
 
     let db = node.db.connect().await;
     let b = db.backend();
-    let reports = einfo_app::verify::verify_all(&db).await.unwrap();
+    let reports = einfo_app::verify::verify_all(db.conn()).await.unwrap();
     let report = |reports: &[einfo_app::verify::LogReport], log: &str| {
         reports
             .iter()
@@ -196,7 +196,7 @@ async fn an_entry_altered_in_the_database_is_found_by_the_verifier_and_by_einfo_
     let broken = verify_log(db.conn(), &registry_log("79")).await.unwrap().expect_err("altered state is found");
     assert_eq!(broken.sequence, 2, "{broken}");
 
-    let reports = einfo_app::verify::verify_all(&db).await.unwrap();
+    let reports = einfo_app::verify::verify_all(db.conn()).await.unwrap();
     let hanoi_report = report(&reports, "provinces/2008-01/registry").expect_err("01 is reported broken");
     assert!(hanoi_report.contains("entry 3"), "{hanoi_report}");
     let hcm_report = report(&reports, "provinces/2008-79/registry").expect_err("79 is reported broken");

@@ -40,6 +40,7 @@ async fn einfo_verify_reports_a_tampered_entry(backend: Backend) {
 
     let (code, stdout, stderr) = run_verify(&node.db.url).await;
     assert_eq!(code, Some(0), "an untouched log verifies:\n{stdout}\n{stderr}");
+    assert!(stdout.starts_with("a node's store"), "{stdout}");
     assert!(stdout.contains("3 entries") && stdout.contains("0 broken"), "{stdout}");
 
     let conn = sea_orm::Database::connect(&node.db.url).await.expect("connect");
@@ -60,7 +61,51 @@ async fn einfo_verify_reports_a_tampered_entry(backend: Backend) {
     assert!(stdout.contains("1 broken"), "{stdout}");
 }
 
-both_backends!(einfo_verify_reports_a_tampered_entry
+/// The tables of the store at `url`.
+async fn table_names(url: &str) -> Vec<String> {
+    let conn = sea_orm::Database::connect(url).await.expect("connect");
+    let sql = match conn.get_database_backend() {
+        DbBackend::Postgres => {
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+    };
+    let rows = conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql)).await.expect("the tables");
+    conn.close().await.expect("close");
+    rows.iter().map(|r| r.try_get_by_index(0).expect("a name")).collect()
+}
+
+/// `einfo verify` pointed at the gateway's store says so, verifies the centre's log, and
+/// leaves the store as it was (it once ran the node's migrations on it); pointed at a data
+/// directory with no store, it says so and creates nothing.
+async fn einfo_verify_reads_the_gateway_store_without_migrating_it(backend: Backend) {
+    let Some(mut g) = einfo_testkit::TestGateway::start(backend, &[]).await else { return };
+    g.centre_admin()
+        .create_campaign(einfo_proto::central::v1::CreateCampaignRequest {
+            campaign: Some(einfo_testkit::fixtures::campaign_for(&["01"], &["sites_by_kind_status"])),
+            request_id: "a-campaign".into(),
+        })
+        .await
+        .expect("a campaign");
+    g.stop().await;
+    let before = table_names(&g.db.url).await;
+    assert!(before.iter().any(|t| t == "gw_cursors") && !before.iter().any(|t| t == "reg_sites"), "{before:?}");
+
+    let (code, stdout, stderr) = run_verify(&g.db.url).await;
+    assert_eq!(code, Some(0), "the gateway's store verifies:\n{stdout}\n{stderr}");
+    assert!(stdout.starts_with("the gateway's store"), "{stdout}");
+    assert!(stdout.contains("ok      central/central") && stdout.contains("0 broken"), "{stdout}");
+    assert_eq!(table_names(&g.db.url).await, before, "nothing migrated, nothing created");
+
+    let empty = g.db.dir.join("no-store-here");
+    std::fs::create_dir_all(&empty).expect("a directory");
+    let out = einfo().args(["verify", "--data-dir"]).arg(&empty).output().await.expect("run einfo verify");
+    assert!(!out.status.success(), "a directory without a store does not verify");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!empty.join("einfo.db").exists(), "no database was created");
+}
+
+both_backends!(einfo_verify_reports_a_tampered_entry, einfo_verify_reads_the_gateway_store_without_migrating_it
     ; plain: sqlite_runs_with_synchronous_full_and_wal, einfo_token_prints_a_token_the_node_accepts, einfo_token_uses_the_configured_secret_file, a_misspelt_configuration_key_is_refused, einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them, einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry, einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry
 );
 

@@ -57,7 +57,7 @@ async fn tables(db: &Database) -> Vec<(String, i64)> {
 
 /// Every chain of `db` verifies; returns the logs and their lengths.
 async fn verified(db: &Database) -> Vec<(String, u64)> {
-    let reports = einfo_app::verify::verify_all(db).await.expect("verify");
+    let reports = einfo_app::verify::verify_all(db.conn()).await.expect("verify");
     reports
         .into_iter()
         .map(|r| match r.result {
