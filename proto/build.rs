@@ -21,7 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Type names let log entries carry their state as `google.protobuf.Any`.
     let mut config = prost_build::Config::new();
     config.enable_type_names();
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds_with_config(fds, config)?;
+    // A message that does not decode is the sender's fault: `INVALID_ARGUMENT` (see codec.rs).
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::codec::Codec")
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }
 

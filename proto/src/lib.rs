@@ -2,6 +2,8 @@
 //! and the descriptor set that server reflection serves.
 #![allow(clippy::all, missing_docs)]
 
+pub mod codec;
+
 /// Encoded `FileDescriptorSet` of every einfo proto, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/einfo_descriptor.bin"));
 

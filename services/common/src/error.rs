@@ -40,6 +40,7 @@ macro_rules! reasons {
 
 reasons! {
     FieldInvalid => InvalidArgument, "FIELD_INVALID", "A request field is malformed or breaks a rule (see BadRequest).";
+    MalformedMessage => InvalidArgument, "MALFORMED_MESSAGE", "The request is not a valid protobuf message of its type (truncated, or bytes of another kind).";
     WrongScheme => InvalidArgument, "WRONG_SCHEME", "A jurisdiction of another province scheme than the node's.";
     PageTokenMismatch => InvalidArgument, "PAGE_TOKEN_MISMATCH", "A page token issued for another query.";
     NotFound => NotFound, "NOT_FOUND", "The named resource does not exist.";
@@ -274,6 +275,12 @@ mod tests {
         let br = d.bad_request().expect("bad request");
         assert_eq!(br.field_violations[0].field, "site.domains[0]");
         assert_eq!(d.error_info().unwrap().reason, "FIELD_INVALID");
+    }
+
+    #[test]
+    fn the_codec_refuses_a_malformed_message_with_a_reason_of_this_table() {
+        assert_eq!(Reason::MalformedMessage.as_str(), einfo_proto::codec::MALFORMED_MESSAGE);
+        assert_eq!(Reason::MalformedMessage.code(), Code::InvalidArgument);
     }
 
     #[test]

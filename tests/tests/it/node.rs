@@ -255,7 +255,53 @@ async fn a_call_carrying_w3c_trace_context_is_accepted(backend: Backend) {
     assert_eq!(health.check(r).await.unwrap().into_inner().status, ServingStatus::Serving as i32);
 }
 
+/// Bytes that are not a `RegisterSiteRequest`: field 1 (`parent`, a string) sent as a fixed64,
+/// then as a string that is not UTF-8, then cut short.
+#[derive(Clone, PartialEq, prost::Message)]
+struct WrongWireType {
+    #[prost(fixed64, tag = "1")]
+    parent: u64,
+}
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotUtf8 {
+    #[prost(bytes = "vec", tag = "1")]
+    parent: Vec<u8>,
+}
+
+/// Sends `body` as the request of `RegisterSite`, with the operator of 01's token.
+async fn register_raw<M: prost::Message + Send + Sync + 'static>(node: &TestNode, body: M) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(node.channel().await);
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(body);
+    let token = node.token(&TestNode::operator("01"));
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    let path = http::uri::PathAndQuery::from_static(einfo_proto::methods::registry::registry_service::REGISTER_SITE);
+    grpc.unary::<M, pb::Site, _>(request, path, tonic_prost::ProstCodec::default())
+        .await
+        .expect_err("not a RegisterSiteRequest")
+}
+
+/// A request that does not decode is the caller's fault: `INVALID_ARGUMENT` (reason
+/// `MALFORMED_MESSAGE`, a field violation), never `INTERNAL`, and nothing is written.
+async fn a_malformed_message_is_an_invalid_argument_and_changes_nothing(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let head = node.last_sequence("01").await;
+    let wrong_type = register_raw(&node, WrongWireType { parent: 7 }).await;
+    let not_utf8 = register_raw(&node, NotUtf8 { parent: vec![0xff, 0xfe, 0x00] }).await;
+    for refused in [wrong_type, not_utf8] {
+        assert_eq!(
+            (refused.code(), reason(&refused).as_str()),
+            (Code::InvalidArgument, "MALFORMED_MESSAGE"),
+            "{refused:?}"
+        );
+        let fields = refused.get_details_bad_request().expect("a field violation").field_violations;
+        assert_eq!(fields.len(), 1, "{fields:?}");
+    }
+    assert_eq!(node.last_sequence("01").await, head, "nothing was written");
+}
+
 both_backends!(
+    a_malformed_message_is_an_invalid_argument_and_changes_nothing,
     health_is_not_serving_until_migrations_ran_and_serving_after,
     reflection_answers_on_v1_and_v1alpha_and_lists_the_einfo_services,
     two_provinces_on_one_node_never_see_each_others_records_and_the_centre_reads_both,
