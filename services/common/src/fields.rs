@@ -17,6 +17,24 @@ pub const MAX_TEXT: usize = 2000;
 pub const MAX_PAGE: i32 = 1000;
 /// Page size when none is asked.
 pub const DEFAULT_PAGE: i32 = 100;
+/// Most words a name query may have (every word must match, so more would match nothing a
+/// person names a site with, and each costs the database a condition).
+pub const MAX_QUERY_WORDS: usize = 16;
+
+/// The words of a name query, folded (no accents, lower case): at most [`MAX_NAME`] characters
+/// and [`MAX_QUERY_WORDS`] words, or a violation of `field`.
+pub fn name_query(value: &str, field: &str, v: &mut Violations) -> Vec<String> {
+    if value.chars().count() > MAX_NAME {
+        v.add(field, format!("is longer than {MAX_NAME} characters"));
+        return Vec::new();
+    }
+    let words: Vec<String> = einfo_domain::text::fold(value).split_whitespace().map(str::to_owned).collect();
+    if words.len() > MAX_QUERY_WORDS {
+        v.add(field, format!("has {} words; a query has at most {MAX_QUERY_WORDS}", words.len()));
+        return Vec::new();
+    }
+    words
+}
 
 /// Civil dates are dates in Asia/Ho_Chi_Minh (UTC+7, no daylight saving since 1975).
 pub fn vietnam() -> FixedOffset {

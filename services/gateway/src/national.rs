@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use einfo_common::error::{ApiError, ApiResult, Reason};
 use einfo_common::fields::{instant, timestamp};
-use einfo_domain::text::fold;
 use einfo_domain::{DomainName, Jurisdiction, Scheme, TaxCode};
 use einfo_proto::gateway::v1 as pb;
 use einfo_proto::reporting::v1::Timeliness;
@@ -309,7 +308,9 @@ impl Gateway {
                     .canonical(),
             ),
             [_] => {
-                let words: Vec<String> = fold(&r.name_query).split_whitespace().map(str::to_owned).collect();
+                let mut v = einfo_common::error::Violations::new();
+                let words = einfo_common::fields::name_query(&r.name_query, "name_query", &mut v);
+                v.finish()?;
                 if words.is_empty() {
                     return Err(ApiError::field("name_query", "has no letters or digits"));
                 }

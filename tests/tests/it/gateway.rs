@@ -160,6 +160,8 @@ async fn search_finds_sites_by_unaccented_name_by_registrable_or_exact_domain_an
         (by_registrable("vn"), "registrable_domain", "a public suffix alone"),
         (by_tax("0100109107"), "owner_tax_code", "a wrong check digit"),
         (by_name("!!!"), "name_query", "no letters"),
+        (by_name(&vec!["ha"; 1001].join(" ")), "name_query", "1,001 words (once INTERNAL)"),
+        (by_name(&"a".repeat(301)), "name_query", "301 characters"),
         (gw::SearchSitesRequest { page_size: 5000, ..by_name("ha") }, "page_size", "too large a page"),
     ];
     for (req, field, why) in bad {

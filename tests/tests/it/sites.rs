@@ -52,6 +52,17 @@ async fn names_are_found_without_accents(backend: Backend) {
     assert_eq!(names(c.list_sites(find("ha noi")).await.unwrap().into_inner()), vec!["Báo Hà Nội mới"]);
     assert_eq!(names(c.list_sites(find("da nang")).await.unwrap().into_inner()), vec!["Tin Đà Nẵng"]);
     assert_eq!(names(c.list_sites(find("ĐÀ NẴNG")).await.unwrap().into_inner()), vec!["Tin Đà Nẵng"]);
+
+    // A query has at most 16 words and 300 characters: past either it is refused naming the
+    // field (a 1,001-word query once answered INTERNAL).
+    let sixteen = vec!["xyz"; 16].join(" ");
+    assert!(names(c.list_sites(find(&sixteen)).await.expect("16 words").into_inner()).is_empty());
+    for (query, why) in [(vec!["ha"; 1001].join(" "), "1,001 words"), ("a".repeat(301), "301 characters")] {
+        let refused = c.list_sites(find(&query)).await.expect_err(why);
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{why}: {refused:?}");
+        let fields = crate::refusals::fields(&refused);
+        assert_eq!(fields, vec!["name_query".to_owned()], "{why}");
+    }
 }
 
 async fn pages_cover_every_site_once(backend: Backend) {

@@ -4,8 +4,7 @@
 use einfo_common::auth::Caller;
 use einfo_common::changelog::{Begin, Mutation};
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
-use einfo_common::fields::{new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
-use einfo_domain::text::fold;
+use einfo_common::fields::{name_query, new_id, next_etag, next_token, page_after, page_size, query_fingerprint};
 use einfo_domain::{DomainName, Jurisdiction, TaxCode};
 use einfo_proto::methods;
 use einfo_proto::registry::v1 as pb;
@@ -98,7 +97,7 @@ impl Registry {
         if !req.owner_tax_code.is_empty() {
             f.owner_tax_code = v.check("owner_tax_code", TaxCode::parse(&req.owner_tax_code)).map(|t| t.canonical());
         }
-        f.name_words = fold(&req.name_query).split_whitespace().map(str::to_owned).collect();
+        f.name_words = name_query(&req.name_query, "name_query", &mut v);
         let size = page_size(req.page_size, &mut v);
         let fingerprint =
             query_fingerprint(&pb::ListSitesRequest { page_size: 0, page_token: String::new(), ..req.clone() });
