@@ -39,20 +39,21 @@ pub async fn open_read_only(url: &str) -> anyhow::Result<DatabaseConnection> {
         .with_context(|| format!("cannot open {} read-only", crate::node::redact(&url)))
 }
 
-/// What kind of store this is, by its tables; an error when it holds no einfo log.
-pub async fn store_kind<C: ConnectionTrait>(c: &C) -> anyhow::Result<StoreKind> {
+/// The tables of a store, by name.
+pub async fn table_names<C: ConnectionTrait>(c: &C) -> anyhow::Result<Vec<String>> {
     let sql = match c.get_database_backend() {
         sea_orm::DbBackend::Postgres => {
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name"
         }
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table'",
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
     };
-    let tables: Vec<String> = c
-        .query_all_raw(sea_orm::Statement::from_string(c.get_database_backend(), sql))
-        .await?
-        .iter()
-        .filter_map(|r| r.try_get_by_index(0).ok())
-        .collect();
+    let rows = c.query_all_raw(sea_orm::Statement::from_string(c.get_database_backend(), sql)).await?;
+    Ok(rows.iter().map(|r| r.try_get_by_index(0)).collect::<Result<_, _>>()?)
+}
+
+/// What kind of store this is, by its tables; an error when it holds no einfo log.
+pub async fn store_kind<C: ConnectionTrait>(c: &C) -> anyhow::Result<StoreKind> {
+    let tables = table_names(c).await?;
     let has = |t: &str| tables.iter().any(|x| x == t);
     anyhow::ensure!(has("log_heads") && has("change_log"), "no einfo log here (no log_heads / change_log table)");
     Ok(if has("gw_cursors") { StoreKind::Gateway } else { StoreKind::Node })

@@ -112,11 +112,6 @@ impl Pace {
         }
     }
 
-    /// The interval between rounds.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     /// Marks the start of a round.
     pub fn begin(&self) -> Round {
         Round(self.shared.requested.load(Ordering::SeqCst))

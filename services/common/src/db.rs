@@ -80,11 +80,6 @@ impl Database {
         self
     }
 
-    /// The clock of the process.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
     /// The current instant by the process's clock.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()

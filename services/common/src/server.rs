@@ -81,11 +81,6 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
-
-    /// The health reporter, for statuses of services that come and go.
-    pub fn reporter(&self) -> &HealthReporter {
-        &self.reporter
-    }
 }
 
 /// The health service and the server's [`Readiness`]. The whole server (`""`) and each of

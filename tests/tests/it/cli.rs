@@ -64,15 +64,9 @@ async fn einfo_verify_reports_a_tampered_entry(backend: Backend) {
 /// The tables of the store at `url`.
 async fn table_names(url: &str) -> Vec<String> {
     let conn = sea_orm::Database::connect(url).await.expect("connect");
-    let sql = match conn.get_database_backend() {
-        DbBackend::Postgres => {
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
-        }
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-    };
-    let rows = conn.query_all_raw(Statement::from_string(conn.get_database_backend(), sql)).await.expect("the tables");
+    let names = einfo_app::verify::table_names(&conn).await.expect("the tables");
     conn.close().await.expect("close");
-    rows.iter().map(|r| r.try_get_by_index(0).expect("a name")).collect()
+    names
 }
 
 /// `einfo verify` pointed at the gateway's store says so, verifies the centre's log, and

@@ -34,16 +34,8 @@ fn release_dir() -> PathBuf {
 
 /// The tables of a store, with their row counts (sea-orm's migration bookkeeping included).
 async fn tables(db: &Database) -> Vec<(String, i64)> {
-    let sql = match db.backend() {
-        sea_orm::DbBackend::Postgres => {
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name"
-        }
-        _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    };
-    let rows = db.conn().query_all_raw(sea_orm::Statement::from_string(db.backend(), sql)).await.expect("tables");
     let mut out = Vec::new();
-    for r in rows {
-        let name: String = r.try_get_by_index(0).expect("a table name");
+    for name in einfo_app::verify::table_names(db.conn()).await.expect("tables") {
         let count = db
             .conn()
             .query_one_raw(sea_orm::Statement::from_string(db.backend(), format!("SELECT COUNT(*) FROM {name}")))
