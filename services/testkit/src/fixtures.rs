@@ -68,9 +68,15 @@ impl SiteExt for pb::Site {
     }
 }
 
-/// Registers `site` in `parent` with the request id `register-{its first domain}`.
+/// Registers `site` in `parent` with the request id `register-{its first domain}` (a character
+/// outside printable ASCII, as in an IDN, written as `~{hex}`: request ids are ASCII).
 pub async fn register(c: &mut RegistryClient, parent: &str, site: pb::Site) -> pb::Site {
-    let request_id = format!("register-{}", site.domains.first().map_or("", String::as_str));
+    let domain = site.domains.first().map_or("", String::as_str);
+    let ascii: String = domain
+        .chars()
+        .map(|ch| if ch.is_ascii_graphic() { ch.to_string() } else { format!("~{:x}", u32::from(ch)) })
+        .collect();
+    let request_id = format!("register-{ascii}");
     c.register_site(pb::RegisterSiteRequest { parent: parent.into(), site: Some(site), request_id })
         .await
         .expect("site registered")

@@ -4,8 +4,9 @@
 //! with the current code, migrates them and verifies every chain; every later schema change
 //! keeps it green, so a province's database from this release always upgrades.
 //!
-//! `write_the_release_fixtures` made them. It is listed only when `EINFO_TEST_WRITE_FIXTURES` is
-//! set (`EINFO_TEST_WRITE_FIXTURES=1 cargo nextest run -p einfo-tests -E 'test(write_the_release)'`),
+//! `write_the_release_fixtures` made them. It is listed only when `EINFO_TEST_WRITE_FIXTURES`
+//! names the directory to write into (`EINFO_TEST_WRITE_FIXTURES=tests/fixtures/databases/0.2.0
+//! cargo nextest run -p einfo-tests -E 'test(write_the_release)'`),
 //! and only to add a new release's fixtures beside the old ones: it never overwrites a release's
 //! files.
 
@@ -20,6 +21,7 @@ use einfo_proto::gateway::v1 as gw;
 use einfo_proto::inspection::v1 as insp;
 use einfo_proto::registry::v1 as pb;
 use einfo_proto::reporting::v1 as rep;
+use einfo_testkit::fixtures::{campaign_for, license, register, violations_found};
 use einfo_testkit::harness::{Trial, plain};
 use einfo_testkit::{Backend, TestDb, TestGateway, TestNode, eventually, in_secs, province, settings, site};
 use sea_orm::ConnectionTrait;
@@ -79,47 +81,9 @@ async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     let mut r = node.registry("01").await;
     let mut sites = Vec::new();
     for (i, domain) in ["báo-hà-nội.vn", "tin-tuc.com.vn", "mang-xa-hoi.vn"].iter().enumerate() {
-        let s = r
-            .register_site(pb::RegisterSiteRequest {
-                parent: P01.into(),
-                site: Some(site(&format!("Trang tin điện tử số {i}"), &[domain])),
-                request_id: format!("site-{i}"),
-            })
-            .await
-            .expect("registered")
-            .into_inner();
-        sites.push(s);
+        sites.push(register(&mut r, P01, site(&format!("Trang tin điện tử số {i}"), &[domain])).await);
     }
-    let app = r
-        .submit_application(pb::SubmitApplicationRequest {
-            application: Some(pb::LicenceApplication {
-                site: sites[0].name.clone(),
-                dossier_items: vec!["đơn đề nghị".into(), "đề án".into()],
-                receive_time: Some(in_secs(-10 * DAY)),
-                ..Default::default()
-            }),
-            request_id: "application".into(),
-        })
-        .await
-        .expect("submitted")
-        .into_inner();
-    let licence = r
-        .approve_application(pb::ApproveApplicationRequest {
-            name: app.name.clone(),
-            licence: Some(pb::Licence {
-                number: "12/GP-STTTT".into(),
-                issuing_authority: "Sở Thông tin và Truyền thông Hà Nội".into(),
-                issue_time: Some(in_secs(-DAY)),
-                expire_time: Some(in_secs(365 * DAY)),
-                ..Default::default()
-            }),
-            request_id: "approve".into(),
-        })
-        .await
-        .expect("approved")
-        .into_inner()
-        .licence
-        .expect("a licence");
+    let licence = license(&mut r, &sites[0], in_secs(365 * DAY)).await;
     r.add_site_record(pb::AddSiteRecordRequest {
         site: sites[2].name.clone(),
         record: Some(pb::SiteRecord {
@@ -153,24 +117,10 @@ async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     })
     .await
     .expect("plan");
-    let act = chrono::DateTime::parse_from_rfc3339("2025-01-10T10:00:00+07:00").expect("a date");
     let ins = c
         .record_inspection(insp::RecordInspectionRequest {
             parent: P01.into(),
-            inspection: Some(insp::Inspection {
-                site: sites[0].name.clone(),
-                inspect_time: Some(in_secs(-3600)),
-                r#type: insp::InspectionType::Unscheduled as i32,
-                inspectors: vec!["Nguyễn Văn An".into()],
-                findings: "Trang đăng nội dung ngoài phạm vi giấy phép".into(),
-                result: insp::InspectionResult::ViolationsFound as i32,
-                violations: vec![insp::Violation {
-                    code: "EX-LICENCE-TERMS".into(),
-                    description: "Đăng tin tổng hợp ngoài nội dung được cấp phép".into(),
-                    act_time: Some(prost_types::Timestamp { seconds: act.timestamp(), nanos: 0 }),
-                }],
-                ..Default::default()
-            }),
+            inspection: Some(violations_found(&sites[0].name, &["EX-LICENCE-TERMS"], 1, 20)),
             request_id: "inspection".into(),
         })
         .await
@@ -228,22 +178,7 @@ async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     let campaign = g
         .centre_admin()
         .create_campaign(central::CreateCampaignRequest {
-            campaign: Some(central::Campaign {
-                reference: "3224/BTTTT-PTTH&TTĐT".into(),
-                title: "Báo cáo tình hình quản lý trang thông tin điện tử".into(),
-                period_start: Some(in_secs(-90 * DAY)),
-                period_end: Some(in_secs(DAY)),
-                as_of: Some(in_secs(DAY)),
-                deadline: Some(in_secs(14 * DAY)),
-                lock_time: Some(in_secs(21 * DAY)),
-                targets: vec![P01.into()],
-                indicators: ["sites_by_kind_status", "inspections", "fines_imposed_vnd"]
-                    .iter()
-                    .map(|c| central::Indicator { code: (*c).into(), ..Default::default() })
-                    .collect(),
-                narrative_sections: vec!["assessment".into(), "recommendations".into()],
-                ..Default::default()
-            }),
+            campaign: Some(campaign_for(&["01"], &["sites_by_kind_status", "inspections", "fines_imposed_vnd"])),
             request_id: "campaign".into(),
         })
         .await
@@ -312,22 +247,15 @@ async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     Some((g, node))
 }
 
-/// Tables that may stay empty in a store of this release, and why.
-const MAY_BE_EMPTY: &[&str] = &[];
-
 fn assert_every_table_holds_data(what: &str, tables: &[(String, i64)]) {
-    let empty: Vec<&str> = tables
-        .iter()
-        .filter(|(t, n)| *n == 0 && !MAY_BE_EMPTY.contains(&t.as_str()))
-        .map(|(t, _)| t.as_str())
-        .collect();
+    let empty: Vec<&str> = tables.iter().filter(|(_, n)| *n == 0).map(|(t, _)| t.as_str()).collect();
     assert!(empty.is_empty(), "{what}: empty tables {empty:?} (all: {tables:?})");
 }
 
 /// Writes the release's fixtures: the SQLite files (a clean copy with `VACUUM INTO`) and the
 /// PostgreSQL dumps (`pg_dump --inserts`, restorable without psql).
 async fn write_the_release_fixtures() {
-    let dir = release_dir();
+    let dir = PathBuf::from(std::env::var_os("EINFO_TEST_WRITE_FIXTURES").expect("the directory to write into"));
     assert!(!dir.exists(), "{} exists: a release's fixtures are never rewritten", dir.display());
     std::fs::create_dir_all(&dir).expect("create the fixture directory");
     for backend in [Backend::Sqlite, Backend::Postgres] {
