@@ -77,3 +77,24 @@ pub async fn start_with_clock(
     tracing::info!(%addr, "gateway listening");
     Ok(RunningGateway { addr, gateway, public_key_hex, stop, task })
 }
+
+/// `einfo gateway rebuild`: the national projections rebuilt from the entries the gateway kept
+/// (with the gateway stopped). Refuses a store that is not a gateway's; migrates the gateway's
+/// own tables first, as starting the gateway would.
+pub async fn rebuild(settings: &Settings) -> anyhow::Result<einfo_gateway::entries::Rebuilt> {
+    let url = settings.database_url();
+    // Opened read-only first, so that a wrong path or a node's store is refused untouched.
+    let conn = crate::verify::open_read_only(&url).await?;
+    let kind = crate::verify::store_kind(&conn).await;
+    conn.close().await?;
+    anyhow::ensure!(
+        matches!(kind, Ok(crate::verify::StoreKind::Gateway)),
+        "{} is not a gateway's store: nothing to rebuild",
+        node::redact(&url)
+    );
+    let db = node::open_database(settings).await?;
+    <einfo_gateway::Migrator as sea_orm_migration::MigratorTrait>::up(db.conn(), None).await?;
+    let out = einfo_gateway::entries::rebuild(&db).await;
+    db.close().await?;
+    out
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use einfo_common::auth::{Authenticator, TokenKeys};
+use einfo_common::caller_limits::CallerLimits;
 use einfo_common::changelog::{self, ChangeLogService, LogId};
 use einfo_common::clock::{Pace, SharedClock};
 use einfo_common::config::Settings;
@@ -139,6 +140,8 @@ pub struct Node {
     pub hosted: Vec<Jurisdiction>,
     /// Its background loops.
     pub background: Background,
+    /// Its change-log service (how many streams it serves).
+    pub changelog: ChangeLogService,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -260,9 +263,12 @@ pub async fn start(
         "reporting alone needs the services it compiles from: set reporting.registry_endpoint and reporting.inspection_endpoint"
     );
     let mut db = open_database(settings).await?;
-    if let Some(clock) = options.clock.take() {
+    let clock = options.clock.take();
+    if let Some(clock) = clock.clone() {
         db = db.with_clock(clock);
     }
+    let limits = CallerLimits::new(settings.limits.clone(), clock.unwrap_or_else(einfo_common::clock::system));
+    let max_message = settings.limits.max_message_bytes;
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
     let addr = listener.local_addr()?;
 
@@ -271,11 +277,19 @@ pub async fn start(
     let services = role.services();
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health_service);
-    let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services);
-    routes.add_service(changelog.clone().into_server());
+    let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services)
+        .with_idle_timeout(Duration::from_millis(settings.limits.stream_idle_timeout_ms));
+    routes.add_service(
+        changelog.clone().into_server().max_decoding_message_size(max_message).max_encoding_message_size(max_message),
+    );
     let registry = role.registry().then(|| Registry::new(db.clone(), settings.scheme, hosted.clone()));
     if let Some(r) = &registry {
-        routes.add_service(RegistryGrpc(r.clone()).into_server());
+        routes.add_service(
+            RegistryGrpc(r.clone())
+                .into_server()
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        );
     }
     let inspection = if role.inspection() {
         let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
@@ -293,7 +307,12 @@ pub async fn start(
         };
         tracing::info!(version = catalogue.version(), entries = catalogue.all().len(), "violation catalogue loaded");
         let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link, catalogue);
-        routes.add_service(InspectionGrpc(i.clone()).into_server());
+        routes.add_service(
+            InspectionGrpc(i.clone())
+                .into_server()
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        );
         Some(i)
     } else {
         None
@@ -329,7 +348,12 @@ pub async fn start(
             stats,
             centre,
         );
-        routes.add_service(ReportingGrpc(r.clone()).into_server());
+        routes.add_service(
+            ReportingGrpc(r.clone())
+                .into_server()
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message),
+        );
         Some(r)
     } else {
         None
@@ -344,6 +368,7 @@ pub async fn start(
     };
 
     let (stop, mut stopped) = watch::channel(false);
+    let changelog_handle = changelog.clone();
     let shutdown = async move {
         tokio::select! {
             _ = server::shutdown_signal() => {}
@@ -351,8 +376,14 @@ pub async fn start(
         }
         changelog.stop_streams();
     };
-    let served =
-        tokio::spawn(server::serve(listener, routes, Authenticator::new(keys.clone()), readiness.clone(), shutdown));
+    let served = tokio::spawn(server::serve_with_limits(
+        listener,
+        routes,
+        Authenticator::new(keys.clone()),
+        readiness.clone(),
+        limits,
+        shutdown,
+    ));
     tracing::info!(%addr, provinces = ?hosted.iter().map(|j| j.to_string()).collect::<Vec<_>>(), ?services, "listening; migrating");
 
     let background = Background::new(settings);
@@ -428,7 +459,7 @@ pub async fn start(
         db.close().await?;
         result
     });
-    Ok(Node { addr, keys, hosted, background, stop, task })
+    Ok(Node { addr, keys, hosted, background, changelog: changelog_handle, stop, task })
 }
 
 /// A database URL without its password, for messages.

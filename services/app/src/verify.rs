@@ -65,7 +65,10 @@ pub async fn check(url: &str) -> anyhow::Result<(StoreKind, Vec<LogReport>)> {
     let conn = open_read_only(url).await?;
     let txn = conn.begin_with_config(None, Some(sea_orm::AccessMode::ReadOnly)).await?;
     let kind = store_kind(&txn).await?;
-    let reports = verify_all(&txn).await?;
+    let mut reports = verify_all(&txn).await?;
+    if kind == StoreKind::Gateway {
+        reports.extend(verify_kept(&txn).await?);
+    }
     txn.rollback().await?;
     conn.close().await?;
     Ok((kind, reports))
@@ -78,6 +81,28 @@ pub struct LogReport {
     pub log: String,
     /// Entries verified, or the first bad one.
     pub result: Result<u64, String>,
+    /// What else a reader should know (empty when nothing).
+    pub note: String,
+}
+
+/// Verifies the entries a gateway kept, log by log: each kept body is the entry of its
+/// province, service and sequence, the chain holds from 1, and it ends at the national cursor.
+pub async fn verify_kept<C: ConnectionTrait>(db: &C) -> anyhow::Result<Vec<LogReport>> {
+    let mut out = Vec::new();
+    for (j, service) in einfo_gateway::store::kept_logs(db).await? {
+        let k = einfo_gateway::store::verify_kept(db, &j, &service).await?;
+        let note = match k.missing {
+            0 => String::new(),
+            n => format!("entries 1 to {n} were applied before the centre kept entries; its next audit fetches them"),
+        };
+        let result = match (k.broken, k.off_cursor) {
+            (Some(b), _) => Err(format!("entry {}: {}", b.sequence, b.problem)),
+            (None, Some(problem)) => Err(problem),
+            (None, None) => Ok(k.kept.saturating_sub(k.missing)),
+        };
+        out.push(LogReport { log: format!("{j}/{service} (kept at the centre)"), result, note });
+    }
+    Ok(out)
 }
 
 /// Verifies every log of a store.
@@ -88,7 +113,7 @@ pub async fn verify_all<C: ConnectionTrait>(db: &C) -> anyhow::Result<Vec<LogRep
         let jurisdiction = match Jurisdiction::parse(&j) {
             Ok(j) => j,
             Err(e) => {
-                out.push(LogReport { log, result: Err(format!("unreadable jurisdiction: {e}")) });
+                out.push(LogReport { log, result: Err(format!("unreadable jurisdiction: {e}")), note: String::new() });
                 continue;
             }
         };
@@ -97,13 +122,13 @@ pub async fn verify_all<C: ConnectionTrait>(db: &C) -> anyhow::Result<Vec<LogRep
             Some(k) => k,
             None => {
                 let other = service;
-                out.push(LogReport { log, result: Err(format!("unknown service '{other}'")) });
+                out.push(LogReport { log, result: Err(format!("unknown service '{other}'")), note: String::new() });
                 continue;
             }
         };
         let id = LogId { jurisdiction, service };
         let result = verify_log(db, &id).await.map_err(|e| anyhow::anyhow!("{e}"))?.map_err(|b| b.to_string());
-        out.push(LogReport { log, result });
+        out.push(LogReport { log, result, note: String::new() });
     }
     Ok(out)
 }

@@ -42,6 +42,9 @@ enum Command {
     /// Ask the national gateway.
     #[command(subcommand)]
     National(National),
+    /// Look after the national gateway's store.
+    #[command(subcommand)]
+    Gateway(GatewayCommand),
     /// Measure GetSite and RegisterSite on SQLite and PostgreSQL against baselines, and a node's peak memory.
     Bench(einfo_bench::BenchArgs),
     /// Measure the national gateway over 63 nodes: replication, lag, summary, fan-out, memory.
@@ -71,6 +74,14 @@ enum National {
     /// Print the national table: sites by province × legal status, with totals and the
     /// provinces missing or stale.
     Summary(NationalArgs),
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Rebuild the national projections (sites, licences, applications, inspections, decisions,
+    /// summary, cursors) from the entries the gateway kept, after verifying them chain by chain.
+    /// Run it with the gateway stopped.
+    Rebuild(DbArgs),
 }
 
 #[derive(Args)]
@@ -187,6 +198,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
+        Command::Gateway(GatewayCommand::Rebuild(a)) => rebuild(a).await,
         Command::Bench(a) => einfo_bench::run(a).await,
         Command::BenchGateway(a) => einfo_bench::run_gateway(a).await,
     }
@@ -223,7 +235,8 @@ async fn verify(a: DbArgs) -> anyhow::Result<()> {
     let mut broken = 0;
     for r in &reports {
         match &r.result {
-            Ok(n) => println!("ok      {}  {n} entries", r.log),
+            Ok(n) if r.note.is_empty() => println!("ok      {}  {n} entries", r.log),
+            Ok(n) => println!("ok      {}  {n} entries; {}", r.log, r.note),
             Err(e) => {
                 broken += 1;
                 println!("BROKEN  {}  {e}", r.log);
@@ -233,6 +246,18 @@ async fn verify(a: DbArgs) -> anyhow::Result<()> {
     println!("{} logs, {} broken", reports.len(), broken);
     if broken > 0 {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn rebuild(a: DbArgs) -> anyhow::Result<()> {
+    let s = settings(&a)?;
+    let r = einfo_app::gateway::rebuild(&s).await?;
+    println!("rebuilt {} logs from {} kept entries", r.logs, r.entries);
+    for log in &r.not_kept {
+        println!(
+            "not kept  {log}  (applied before the centre kept entries: replicated again from its node at the next start)"
+        );
     }
     Ok(())
 }

@@ -41,6 +41,8 @@ pub struct Settings {
     pub reporting: ReportingSettings,
     /// The national gateway (`einfo serve gateway`).
     pub gateway: GatewaySettings,
+    /// What one server gives one message and one caller (docs/contracts.md, "Limits").
+    pub limits: LimitsSettings,
 }
 
 impl Default for Settings {
@@ -58,6 +60,7 @@ impl Default for Settings {
             inspection: InspectionSettings::default(),
             reporting: ReportingSettings::default(),
             gateway: GatewaySettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -218,6 +221,46 @@ impl Default for GatewaySettings {
             fanout_timeout_ms: 2_000,
             fanout_concurrency: 64,
             batch_entries: 1_000,
+        }
+    }
+}
+
+/// What a server gives one message and one caller. A caller is a token's subject and
+/// jurisdiction ([`crate::auth::Caller::scope`]); calls without a token are not counted (they are
+/// refused by the handler, or are health and reflection).
+///
+/// The defaults leave the national gateway, one caller with many streams to a node, well inside:
+/// a node hosting all 63 provinces serves it 63 × 3 follow streams plus as many audit reads at
+/// most (378), and a national fan-out asks it at most 63 calls at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// Largest message a server decodes or encodes, in bytes (default 32 MiB: an `ImportSites`
+    /// of the 50,000 rows registry accepts at most, at 650 bytes a row on average).
+    pub max_message_bytes: usize,
+    /// Server streams (e.g. `StreamChanges`) one caller may have open at once.
+    pub streams_per_caller: usize,
+    /// Other calls one caller may have in flight at once.
+    pub calls_per_caller: usize,
+    /// Calls and streams one caller may start per second, sustained. The default stops a
+    /// runaway client, not a busy one: a single client calling in a loop on loopback stays below.
+    pub calls_per_second: u32,
+    /// Calls and streams one caller may start at once after a quiet time (the bucket's size).
+    pub burst: u32,
+    /// A following `StreamChanges` that sent nothing for this long (no new entry, or a reader
+    /// that does not read) is ended; readers reconnect from their cursor. Milliseconds.
+    pub stream_idle_timeout_ms: u64,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 * 1024 * 1024,
+            streams_per_caller: 1024,
+            calls_per_caller: 256,
+            calls_per_second: 5000,
+            burst: 10_000,
+            stream_idle_timeout_ms: 30 * 60 * 1000,
         }
     }
 }

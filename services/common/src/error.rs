@@ -61,6 +61,7 @@ reasons! {
     NotReady => Unavailable, "NOT_READY", "The server is starting and its migrations have not finished: retry after the RetryInfo delay.";
     ServiceNotRun => Unimplemented, "SERVICE_NOT_RUN", "This process does not run the service of that log (e.g. a node running registry alone asked for an inspection log).";
     JurisdictionsUnavailable => Unavailable, "JURISDICTIONS_UNAVAILABLE", "A STRICT national query lacks jurisdictions that are unreachable, in alarm or stale; ErrorInfo metadata `jurisdictions` names them.";
+    CallerLimit => ResourceExhausted, "CALLER_LIMIT", "The caller has too many streams or calls open, or starts calls faster than its rate; ErrorInfo metadata `limit` says which (`streams`, `calls`, `rate`); retry after the RetryInfo delay.";
     Internal => Internal, "INTERNAL", "A fault on the server; it has been logged.";
 }
 

@@ -1,5 +1,5 @@
 //! Request-field rules every service shares: timestamps, jurisdictions and resource names,
-//! reasons, enum values, request ids, page sizes and page tokens, etags and new ids.
+//! free text and its limits, reasons, enum values, request ids, page sizes and page tokens, etags and new ids.
 
 use base64::Engine;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -9,10 +9,27 @@ use prost::Message;
 use crate::changelog::body_hash;
 use crate::error::{ApiError, ApiResult, Reason, Violations};
 
-/// Longest display name, in characters.
+pub use einfo_domain::text::Lines;
+
+// The text limits below are engineering limits (what fits a screen, a log entry and a report
+// cell), not legal figures; `docs/contracts.md` lists every text field with its limit.
+
+/// Longest display name (sites, owners, people, units, dossier items), in characters.
 pub const MAX_NAME: usize = 300;
-/// Longest free text (notes, reasons), in characters.
+/// Longest document number (licence, decision), in characters.
+pub const MAX_NUMBER: usize = 100;
+/// Longest single line that is not a name (an address), in characters.
+pub const MAX_LINE: usize = 500;
+/// Longest reason or justification, in characters.
 pub const MAX_TEXT: usize = 2000;
+/// Longest note or description, in characters.
+pub const MAX_NOTES: usize = 4000;
+/// Longest findings of an inspection, in characters.
+pub const MAX_FINDINGS: usize = 10_000;
+/// Longest narrative section of a report, in characters.
+pub const MAX_NARRATIVE: usize = 20_000;
+/// Longest URL (evidence), in characters.
+pub const MAX_URL: usize = 2000;
 /// Largest page.
 pub const MAX_PAGE: i32 = 1000;
 /// Page size when none is asked.
@@ -24,8 +41,8 @@ pub const MAX_QUERY_WORDS: usize = 16;
 /// The words of a name query, folded (no accents, lower case): at most [`MAX_NAME`] characters
 /// and [`MAX_QUERY_WORDS`] words, or a violation of `field`.
 pub fn name_query(value: &str, field: &str, v: &mut Violations) -> Vec<String> {
-    if value.chars().count() > MAX_NAME {
-        v.add(field, format!("is longer than {MAX_NAME} characters"));
+    if let Err(e) = einfo_domain::FreeText::parse(value, MAX_NAME, Lines::One) {
+        v.add(field, e);
         return Vec::new();
     }
     let words: Vec<String> = einfo_domain::text::fold(value).split_whitespace().map(str::to_owned).collect();
@@ -97,15 +114,37 @@ pub fn resource(value: &str, field: &str, collection: &str, scheme: Scheme) -> A
     jurisdiction(&j.to_string(), field, scheme)
 }
 
-/// A required free-text reason, NFC-normalised.
-pub fn reason(value: &str, field: &str, v: &mut Violations) -> String {
-    let t = value.trim();
-    if t.is_empty() {
-        v.add(field, "is required");
-    } else if t.chars().count() > MAX_TEXT {
-        v.add(field, format!("is longer than {MAX_TEXT} characters"));
+/// Free text of `field` ([`einfo_domain::FreeText`]: NFC, trimmed, at most `max` characters,
+/// no control character but tab and line feed in [`Lines::Many`] text), or a violation of
+/// `field` and "". May be empty.
+pub fn text(value: &str, field: &str, max: usize, lines: Lines, v: &mut Violations) -> String {
+    v.check(field, einfo_domain::FreeText::parse(value, max, lines)).map(|t| t.into_string()).unwrap_or_default()
+}
+
+/// Like [`text`], and required: empty (after trimming) is a violation.
+pub fn required_text(value: &str, field: &str, max: usize, lines: Lines, v: &mut Violations) -> String {
+    match einfo_domain::FreeText::parse(value, max, lines) {
+        Ok(t) if t.is_empty() => {
+            v.add(field, "is required");
+            String::new()
+        }
+        r => v.check(field, r).map(|t| t.into_string()).unwrap_or_default(),
     }
-    unicode_normalization::UnicodeNormalization::nfc(t).collect()
+}
+
+/// A required display name of `field` ([`einfo_domain::DisplayName`]: whitespace collapsed,
+/// NFC, 1 to `max` characters, no control character), or a violation and "".
+pub fn name(value: &str, field: &str, max: usize, v: &mut Violations) -> String {
+    if value.trim().is_empty() {
+        v.add(field, "is required");
+        return String::new();
+    }
+    v.check(field, einfo_domain::DisplayName::parse(value, max)).map(|n| n.into_string()).unwrap_or_default()
+}
+
+/// A required free-text reason: multi-line, at most [`MAX_TEXT`] characters.
+pub fn reason(value: &str, field: &str, v: &mut Violations) -> String {
+    required_text(value, field, MAX_TEXT, Lines::Many, v)
 }
 
 /// Checks that an enum field holds a value the contract defines.
@@ -192,4 +231,105 @@ pub fn next_etag(etag: &str) -> String {
 /// A new resource id: a UUIDv7 (time-ordered, so names list in creation order).
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The violations a check recorded, as (field, description).
+    fn recorded(v: Violations) -> Vec<(String, String)> {
+        v.finish()
+            .err()
+            .map(|e| e.violations.into_iter().map(|x| (x.field, x.description)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_control_character_is_a_violation_of_the_field_naming_the_character() {
+        let mut v = Violations::new();
+        assert_eq!(text("ghi\u{0}chú", "site.notes", MAX_NOTES, Lines::Many, &mut v), "");
+        assert_eq!(
+            recorded(v),
+            vec![(
+                "site.notes".to_string(),
+                "contains U+0000 at character 4, a control character that cannot be shown (tab and line feed are allowed here)"
+                    .to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn multi_line_text_keeps_its_line_breaks_and_single_line_text_refuses_them() {
+        let mut v = Violations::new();
+        assert_eq!(text(" a\r\n\tb ", "note", 10, Lines::Many, &mut v), "a\n\tb");
+        assert!(v.is_empty());
+        let mut v = Violations::new();
+        text("a\tb", "site.owner.address", 10, Lines::One, &mut v);
+        assert_eq!(recorded(v)[0].0, "site.owner.address");
+    }
+
+    #[test]
+    fn a_required_text_or_name_may_not_be_blank_and_a_reason_is_required_multi_line_text() {
+        let mut v = Violations::new();
+        required_text(" \n ", "reason", MAX_TEXT, Lines::Many, &mut v);
+        name("  ", "decision.number", MAX_NUMBER, &mut v);
+        assert_eq!(reason("Vì\nhai lý do", "reason", &mut v), "Vì\nhai lý do");
+        reason(&"a".repeat(MAX_TEXT + 1), "reason", &mut v);
+        let got: Vec<String> = recorded(v).into_iter().map(|(f, d)| format!("{f}: {d}")).collect();
+        assert_eq!(
+            got,
+            vec![
+                "reason: is required".to_string(),
+                "decision.number: is required".to_string(),
+                format!("reason: is {} characters long; at most {MAX_TEXT} are allowed", MAX_TEXT + 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_name_query_with_a_control_character_is_refused() {
+        let mut v = Violations::new();
+        assert!(name_query("ha\u{0}noi", "name_query", &mut v).is_empty());
+        assert_eq!(recorded(v).len(), 1);
+        let mut v = Violations::new();
+        assert_eq!(name_query("Hà  Nội", "name_query", &mut v), vec!["ha", "noi"]);
+        assert!(v.is_empty());
+    }
+
+    proptest! {
+        /// Whatever a client sends, every text rule answers a value or exactly one violation of
+        /// the field, never a panic; a value comes with no violation and is what it claims.
+        #[test]
+        fn every_text_rule_answers_a_value_or_one_violation(
+            input in prop_oneof![any::<String>(), "[a-zà-ỹ \\t\\r\\n\\x00\\x1b\\x7f\\u{85}\\u{202E}]{0,30}"],
+            max in 0usize..40,
+        ) {
+            for lines in [Lines::One, Lines::Many] {
+                let mut v = Violations::new();
+                let out = text(&input, "f", max, lines, &mut v);
+                let errors = recorded(v);
+                prop_assert!(errors.len() <= 1);
+                if errors.is_empty() {
+                    prop_assert!(out.chars().count() <= max);
+                    prop_assert!(out.chars().all(|c| !c.is_control() || (lines == Lines::Many && matches!(c, '\t' | '\n'))));
+                } else {
+                    prop_assert_eq!(&errors[0].0, "f");
+                    prop_assert_eq!(out, "");
+                }
+                let mut v = Violations::new();
+                let out = required_text(&input, "f", max, lines, &mut v);
+                prop_assert!(recorded(v).len() == usize::from(out.is_empty()));
+            }
+            let mut v = Violations::new();
+            let out = name(&input, "f", max, &mut v);
+            prop_assert!(recorded(v).len() == usize::from(out.is_empty()));
+            let mut v = Violations::new();
+            let words = name_query(&input, "f", &mut v);
+            let errors = recorded(v);
+            prop_assert!(errors.len() <= 1 && (errors.is_empty() || words.is_empty()));
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 
+use crate::caller_limits::{CallerLimits, CallerLimitsLayer};
+use crate::config::LimitsSettings;
 use crate::error::{ApiError, Reason};
 use crate::trace_context::TraceContextLayer;
 
@@ -159,13 +161,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then lets in-flight calls finish for
-/// at most [`DRAIN_TIMEOUT`].
-///
-/// Every request gets, outermost first: a `grpc.request` span parented on the caller's trace
-/// ([`TraceContextLayer`]), its [`RpcPath`] in the extensions, then `interceptor` — except health
-/// and reflection calls, which skip it. Connections use `TCP_NODELAY`, TCP keepalive and HTTP/2
-/// keepalive pings; message size limits stay tonic's defaults (4 MiB decoded per message).
+/// [`serve_with_limits`] with the default [`LimitsSettings`] and the system clock.
 ///
 /// # Errors
 /// A transport failure of the server itself; failed connections are only logged.
@@ -179,7 +175,34 @@ pub async fn serve<I>(
 where
     I: Interceptor + Clone + Send + Sync + 'static,
 {
-    serve_with_drain_timeout(listener, routes, interceptor, readiness, shutdown, DRAIN_TIMEOUT).await
+    let limits = CallerLimits::new(LimitsSettings::default(), crate::clock::system());
+    serve_with_drain_timeout(listener, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then lets in-flight calls finish for
+/// at most [`DRAIN_TIMEOUT`].
+///
+/// Every request gets, outermost first: a `grpc.request` span parented on the caller's trace
+/// ([`TraceContextLayer`]), its [`RpcPath`] in the extensions, `interceptor` — except health
+/// and reflection calls, which skip it — then the per-caller `limits` ([`CallerLimitsLayer`]).
+/// Connections use `TCP_NODELAY`, TCP keepalive and HTTP/2 keepalive pings. The size of a
+/// message is limited where each service's server is built (`max_decoding_message_size` and
+/// `max_encoding_message_size`, `limits.max_message_bytes`), not here: tonic sets it per service.
+///
+/// # Errors
+/// A transport failure of the server itself; failed connections are only logged.
+pub async fn serve_with_limits<I>(
+    listener: tokio::net::TcpListener,
+    routes: Routes,
+    interceptor: I,
+    readiness: Readiness,
+    limits: CallerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()>
+where
+    I: Interceptor + Clone + Send + Sync + 'static,
+{
+    serve_with_drain_timeout(listener, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
 }
 
 async fn serve_with_drain_timeout<I>(
@@ -187,6 +210,7 @@ async fn serve_with_drain_timeout<I>(
     routes: Routes,
     interceptor: I,
     readiness: Readiness,
+    limits: CallerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain_timeout: Duration,
 ) -> anyhow::Result<()>
@@ -213,6 +237,7 @@ where
             request
         }))
         .layer(InterceptorLayer::new(ExceptUnauthenticated(UntilReady { readiness, inner: interceptor })))
+        .layer(CallerLimitsLayer::new(limits))
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, signal);
 
@@ -288,6 +313,7 @@ mod tests {
             Routes::new(health_service),
             Ok::<tonic::Request<()>, tonic::Status>,
             readiness,
+            CallerLimits::new(LimitsSettings::default(), crate::clock::system()),
             async {
                 let _ = stopped.await;
             },

@@ -317,4 +317,29 @@ mod tests {
         assert_eq!(text, "xn--bo-mia.vn");
         assert_eq!(DomainName::try_from(text), Ok(name));
     }
+
+    proptest::proptest! {
+        /// Arbitrary input (any string, or one built from the characters domains are made of,
+        /// with controls and look-alikes) never panics: a parse is a normalised name or a typed
+        /// error, and a name parses again to itself.
+        #[test]
+        fn any_input_is_a_normalised_name_or_a_typed_error(
+            input in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[a-zA-Z0-9.\\-àáạảãâầấđ\\u{0430}\\u{3002}\\x00\\t /:@_]{0,40}",
+                "[a-z]{1,10}\\.(vn|com\\.vn|gov\\.vn|edu\\.vn|xn--[a-z0-9]{1,8})\\.?",
+            ]
+        ) {
+            match DomainName::parse(&input) {
+                Ok(name) => {
+                    proptest::prop_assert!(name.ascii().is_ascii() && name.ascii().len() <= MAX_NAME_BYTES);
+                    proptest::prop_assert!(name.ascii().split('.').all(|l| !l.is_empty() && l.len() <= MAX_LABEL_BYTES));
+                    proptest::prop_assert!(name.ascii().ends_with(name.registrable()));
+                    proptest::prop_assert!(!name.ascii().chars().any(|c| c.is_control() || c.is_whitespace()));
+                    proptest::prop_assert_eq!(DomainName::parse(name.ascii()), Ok(name.clone()));
+                }
+                Err(e) => proptest::prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
 }

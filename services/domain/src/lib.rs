@@ -13,4 +13,4 @@ pub use calendar::{CalendarError, WorkingCalendar};
 pub use domain_name::{DomainName, DomainNameError, registrable_of};
 pub use jurisdiction::{Jurisdiction, Province, ProvinceCode, Scheme};
 pub use tax_code::{TaxCode, TaxCodeError};
-pub use text::{DisplayName, TextError, fold, matches_query};
+pub use text::{DisplayName, FreeText, Lines, TextError, fold, matches_query};

@@ -133,6 +133,7 @@ impl Gateway {
         let txn = self.db().begin_write().await?;
         if req.resync {
             store::forget(txn.txn(), &j).await?;
+            store::set_aside(txn.txn(), &j.to_string(), self.db().now()).await?;
         }
         store::clear_alarm(txn.txn(), &j).await?;
         txn.commit().await?;

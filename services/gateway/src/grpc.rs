@@ -8,6 +8,7 @@ use einfo_common::auth::{Role, caller};
 use einfo_common::error::{ApiError, ApiResult, Reason};
 use einfo_proto::gateway::v1 as pb;
 use einfo_proto::gateway::v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
+use einfo_proto::gateway::v1::entry_service_server::{EntryService, EntryServiceServer};
 use einfo_proto::gateway::v1::national_service_server::{NationalService, NationalServiceServer};
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -228,5 +229,27 @@ impl DirectoryService for DirectoryGrpc {
     ) -> Result<Response<pb::ClearAlarmResponse>, Status> {
         central_admin(&req)?;
         Ok(Response::new(pb::ClearAlarmResponse { freshness: Some(self.0.clear_alarm(req.get_ref()).await?) }))
+    }
+}
+
+/// `EntryService` over a [`Gateway`].
+#[derive(Clone)]
+pub struct EntryGrpc(pub Gateway);
+
+impl EntryGrpc {
+    /// The tonic server.
+    pub fn into_server(self) -> EntryServiceServer<Self> {
+        EntryServiceServer::new(self).max_encoding_message_size(64 * 1024 * 1024)
+    }
+}
+
+#[tonic::async_trait]
+impl EntryService for EntryGrpc {
+    async fn get_entries(
+        &self,
+        req: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        let c = caller(&req)?;
+        Ok(Response::new(self.0.get_entries(&c, req.get_ref()).await?))
     }
 }

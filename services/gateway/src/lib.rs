@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod directory;
+pub mod entries;
 pub mod fanout;
 pub mod grpc;
 pub mod migration;
@@ -44,6 +45,8 @@ pub(crate) use state::{LogState, freshness_of};
 pub const NATIONAL_GRPC: &str = einfo_proto::methods::gateway::NATIONAL_SERVICE;
 /// gRPC name of the directory (for health).
 pub const DIRECTORY_GRPC: &str = einfo_proto::methods::gateway::DIRECTORY_SERVICE;
+/// gRPC name of the kept entries (for health).
+pub const ENTRY_GRPC: &str = einfo_proto::methods::gateway::ENTRY_SERVICE;
 /// The provincial logs replicated.
 pub const SERVICES: [&str; 2] = ["registry", "inspection"];
 
@@ -131,13 +134,14 @@ impl Gateway {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let names = [NATIONAL_GRPC, DIRECTORY_GRPC, einfo_central::SERVICE_NAME];
+        let names = [NATIONAL_GRPC, DIRECTORY_GRPC, ENTRY_GRPC, einfo_central::SERVICE_NAME];
         let (readiness, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
         routes.add_service(health);
         routes.add_service(einfo_central::CentralGrpc(self.0.central.clone()).into_server());
         routes.add_service(grpc::NationalGrpc(self.clone()).into_server());
         routes.add_service(grpc::DirectoryGrpc(self.clone()).into_server());
+        routes.add_service(grpc::EntryGrpc(self.clone()).into_server());
         let routes = server::add_reflection(routes, &names)?.routes();
         // `open` migrated the store before this: the gateway is ready as it starts serving.
         readiness.set_serving().await;

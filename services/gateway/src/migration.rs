@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Gateway)]
+        vec![Box::new(M0001Gateway), Box::new(M0002KeptEntries)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -109,6 +109,45 @@ impl MigrationTrait for M0001Gateway {
                     legal_status INTEGER NOT NULL,
                     count BIGINT NOT NULL,
                     PRIMARY KEY (jurisdiction, kind, legal_status))",
+            ],
+        )
+        .await
+    }
+}
+
+/// The entries the centre received, kept verbatim: the encoded `ChangeEntry` (canonical, so the
+/// same bytes the node hashed) and its hash, by (jurisdiction, service, sequence). Entries set
+/// aside by a resync after an integrity alarm are moved, not deleted: they are the centre's
+/// evidence of what it had received before the province's history changed.
+struct M0002KeptEntries;
+
+impl MigrationName for M0002KeptEntries {
+    fn name(&self) -> &str {
+        "m0002_kept_entries"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002KeptEntries {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "CREATE TABLE gw_entries (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    hash BLOB NOT NULL,
+                    body BLOB NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, seq))",
+                "CREATE TABLE gw_entries_set_aside (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    seq BIGINT NOT NULL,
+                    hash BLOB NOT NULL,
+                    body BLOB NOT NULL,
+                    set_aside_time BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, set_aside_time, seq))",
             ],
         )
         .await

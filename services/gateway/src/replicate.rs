@@ -147,6 +147,11 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(c) => c.unwrap_or((0, GENESIS_HASH.to_vec())),
         Err(e) => return Stop::Unreachable(format!("national store: {e}")),
     };
+    // A store of 0.1 applied entries without keeping them: the first audit keeps what it reads.
+    let mut backfill = match store::kept_count(gw.db().conn(), &j.to_string(), service, seq).await {
+        Ok(n) => n < seq,
+        Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+    };
     let head = match tokio::time::timeout(
         Duration::from_secs(10),
         c.get_log_head(GetLogHeadRequest { jurisdiction: j.to_string(), service: service.into() }),
@@ -209,7 +214,8 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                 }
             }, if auditing.is_none() => {
                 let (upto, hash) = (verifier.last_sequence(), verifier.last_hash().to_vec());
-                auditing = Some(Box::pin(audit(c.clone(), j.to_string(), service, upto, hash)));
+                let keeper = std::mem::take(&mut backfill).then(|| gw.clone());
+                auditing = Some(Box::pin(audit(c.clone(), j.to_string(), service, upto, hash, keeper)));
                 next_audit = None;
                 continue;
             }
@@ -274,7 +280,7 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
     let mut delta = store::Delta::default();
     let txn = gw.db().begin_write().await?;
     let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
-    store::apply(txn.txn(), j, service, entries, gw.db().now(), &mut delta).await.map_err(err)?;
+    store::apply(txn.txn(), j, service, entries, gw.db().now(), &mut delta, store::Entries::Keep).await.map_err(err)?;
     store::write_delta(txn.txn(), &delta).await.map_err(err)?;
     txn.commit().await?;
     let mut st = gw.state();
@@ -293,8 +299,16 @@ async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &
 }
 
 /// Reads the log from its start up to `seq` and verifies it ends at `hash`: finds an entry
-/// altered (or a history rewritten) behind the cursor.
-async fn audit(mut c: Client, j: String, service: &'static str, seq: u64, hash: Vec<u8>) -> Result<(), Stop> {
+/// altered (or a history rewritten) behind the cursor. With `keeper` (a store that applied
+/// entries before it kept them), it also keeps what it read, once the whole history verified.
+async fn audit(
+    mut c: Client,
+    j: String,
+    service: &'static str,
+    seq: u64,
+    hash: Vec<u8>,
+    keeper: Option<Gateway>,
+) -> Result<(), Stop> {
     let mut stream = c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.clone(),
@@ -307,11 +321,15 @@ async fn audit(mut c: Client, j: String, service: &'static str, seq: u64, hash: 
         .map_err(|s| classify(&s))?
         .into_inner();
     let mut v = ChainVerifier::new(format!("{j}/{service}"), 0, &GENESIS_HASH);
+    let mut read = Vec::new();
     while v.last_sequence() < seq {
         match stream.message().await {
             Ok(Some(r)) => {
                 let Some(e) = r.entry else { continue };
                 v.check(&e).map_err(|b| Stop::Integrity(format!("audit: {b}")))?;
+                if keeper.is_some() {
+                    read.push(e);
+                }
             }
             Ok(None) => {
                 return Err(Stop::Integrity(format!(
@@ -326,6 +344,19 @@ async fn audit(mut c: Client, j: String, service: &'static str, seq: u64, hash: 
         return Err(Stop::Integrity(format!(
             "audit: entry {seq} has another hash than the one replicated: the history was rewritten"
         )));
+    }
+    if let Some(gw) = keeper {
+        for part in read.chunks(1000) {
+            let refs: Vec<&ChangeEntry> = part.iter().collect();
+            let kept = async {
+                let txn = gw.db().begin_write().await?;
+                store::keep(txn.txn(), &j, service, &refs).await?;
+                txn.commit().await?;
+                Ok::<_, einfo_common::error::ApiError>(())
+            };
+            kept.await.map_err(|e| Stop::Unreachable(format!("national store: {e}")))?;
+        }
+        tracing::info!(jurisdiction = %j, service, entries = read.len(), "entries applied before this release are now kept");
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use einfo_common::auth::Caller;
 use einfo_common::changelog::{Begin, LogId};
 use einfo_common::db::{Database, from_micros, micros};
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
-use einfo_common::fields::{MAX_TEXT, check_request_id, instant, jurisdiction, next_etag, resource, timestamp};
+use einfo_common::fields::{self, check_request_id, instant, jurisdiction, next_etag, resource, timestamp};
 use einfo_common::reference::Current;
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::central::v1 as central;
@@ -422,11 +422,12 @@ impl Reporting {
     pub async fn override_value(&self, caller: &Caller, mut req: pb::OverrideValueRequest) -> ApiResult<pb::Report> {
         let j = self.named(&req.name)?;
         let mut v = Violations::new();
-        if req.justification.trim().is_empty() {
+        let justification = if req.justification.trim().is_empty() {
             v.add("justification", "is required: say why the computed value is not the one to report");
-        } else if req.justification.chars().count() > MAX_TEXT {
-            v.add("justification", format!("is longer than {MAX_TEXT} characters"));
-        }
+            String::new()
+        } else {
+            fields::reason(&req.justification, "justification", &mut v)
+        };
         if req.indicator.is_empty() {
             v.add("indicator", "is required");
         }
@@ -454,7 +455,7 @@ impl Reporting {
         };
         value.overridden = true;
         value.override_value = req.value;
-        value.justification = einfo_common::fields::reason(&req.justification, "justification", &mut Violations::new());
+        value.justification = justification;
         report.etag = next_etag(&report.etag);
         store::put_report(m.txn(), &j, &report).await?;
         fill(&mut report, &held);
@@ -467,9 +468,7 @@ impl Reporting {
     pub async fn set_narrative(&self, caller: &Caller, mut req: pb::SetNarrativeRequest) -> ApiResult<pb::Report> {
         let j = self.named(&req.name)?;
         let mut v = Violations::new();
-        if req.text.chars().count() > MAX_TEXT * 10 {
-            v.add("text", format!("is longer than {} characters", MAX_TEXT * 10));
-        }
+        let text = fields::text(&req.text, "text", fields::MAX_NARRATIVE, fields::Lines::Many, &mut v);
         if req.section.is_empty() {
             v.add("section", "is required");
         }
@@ -495,7 +494,7 @@ impl Reporting {
         };
         let current = report.current.get_or_insert_default();
         current.narrative.retain(|n| n.section != req.section);
-        current.narrative.push(pb::NarrativeSection { section: req.section.clone(), text: req.text.clone() });
+        current.narrative.push(pb::NarrativeSection { section: req.section.clone(), text });
         current.narrative.sort_by_key(|n| sections.iter().position(|s| s == &n.section).unwrap_or(pos));
         report.etag = next_etag(&report.etag);
         store::put_report(m.txn(), &j, &report).await?;

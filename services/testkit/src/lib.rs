@@ -228,6 +228,11 @@ impl TestNode {
         &self.node.as_ref().expect("the node is running").background
     }
 
+    /// How many `StreamChanges` streams the node is serving.
+    pub fn open_streams(&self) -> usize {
+        self.node.as_ref().expect("the node is running").changelog.open_streams()
+    }
+
     /// Runs one round of every background loop of the node and returns when all have ended,
     /// so what they do is visible; panics after 20 s.
     pub async fn run_background(&self) {

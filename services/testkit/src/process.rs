@@ -173,3 +173,12 @@ pub async fn terminate(child: &mut tokio::process::Child, log: &Path, within: Du
         .unwrap_or_else(|e| panic!("reap {what}: {e}"));
     assert!(status.success(), "{what} stopped with {status}; its log:\n{}", tail(log));
 }
+
+/// The resident memory of process `pid` in bytes (`VmRSS` of `/proc/<pid>/status`); `None`
+/// where there is no such file (not Linux, or the process is gone).
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
+}

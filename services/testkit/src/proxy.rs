@@ -22,6 +22,11 @@
 //! arrives within milliseconds and would be passed. Frame-aware dropping is used because it
 //! needs no timing at all and keeps the connection usable for the client's liveness checks.
 //!
+//! [`TcpProxy::start_raw`] forwards bytes without reading them as HTTP/2 (a database
+//! connection), in `Pass` and `Delay` only. [`TcpProxy::cut`] closes every open connection at
+//! once, both ways, whatever it is doing (a network cut, a database connection lost in the middle
+//! of a transaction); new connections are accepted as before.
+//!
 //! Dropping a response's HEADERS desynchronises the HPACK dynamic tables of the two ends, so such
 //! a connection can never carry answers correctly again. When the mode goes back to `Pass`, the
 //! proxy closes every connection that lost frames; the client reconnects, as it would after a
@@ -66,6 +71,7 @@ pub struct TcpProxy {
     addr: SocketAddr,
     target: SocketAddr,
     mode: watch::Sender<ProxyMode>,
+    cuts: watch::Sender<u64>,
     counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
@@ -73,12 +79,28 @@ pub struct TcpProxy {
 impl TcpProxy {
     /// A proxy to `target` on `127.0.0.1:0`, in `Pass` mode.
     pub async fn start(target: SocketAddr) -> Self {
+        Self::start_framed(target, true).await
+    }
+
+    /// A proxy to `target` that forwards bytes as they come, not read as HTTP/2 (a PostgreSQL
+    /// connection): `Pass`, `Delay` and [`TcpProxy::cut`] only.
+    pub async fn start_raw(target: SocketAddr) -> Self {
+        Self::start_framed(target, false).await
+    }
+
+    async fn start_framed(target: SocketAddr, http2: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy port");
         let addr = listener.local_addr().expect("proxy address");
         let (mode, _) = watch::channel(ProxyMode::Pass);
+        let (cuts, _) = watch::channel(0);
         let counters = Arc::new(Counters::default());
-        let task = tokio::spawn(accept(listener, target, mode.clone(), counters.clone()));
-        Self { addr, target, mode, counters, task }
+        let task = tokio::spawn(accept(listener, target, mode.clone(), cuts.clone(), counters.clone(), http2));
+        Self { addr, target, mode, cuts, counters, task }
+    }
+
+    /// Closes every connection open now, both ways (the next ones pass as the mode says).
+    pub fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
     }
 
     /// Where it listens.
@@ -134,19 +156,31 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept(listener: TcpListener, target: SocketAddr, mode: watch::Sender<ProxyMode>, counters: Arc<Counters>) {
+async fn accept(
+    listener: TcpListener,
+    target: SocketAddr,
+    mode: watch::Sender<ProxyMode>,
+    cuts: watch::Sender<u64>,
+    counters: Arc<Counters>,
+    http2: bool,
+) {
     // Connection tasks end with their sockets, or are aborted when the proxy (this loop) is dropped.
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let Ok((client, _)) = listener.accept().await else { continue };
         counters.connections.fetch_add(1, Ordering::SeqCst);
         let rx = mode.subscribe();
+        let mut cut = cuts.subscribe();
         let counters = counters.clone();
         conns.spawn(async move {
             let Ok(server) = TcpStream::connect(target).await else { return };
             let _ = client.set_nodelay(true);
             let _ = server.set_nodelay(true);
-            relay(client, server, rx, &counters).await;
+            cut.borrow_and_update();
+            tokio::select! {
+                _ = relay(client, server, rx, &counters, http2) => {}
+                _ = cut.changed() => {}
+            }
         });
         while conns.try_join_next().is_some() {}
     }
@@ -164,6 +198,7 @@ async fn relay(
     mut server: TcpStream,
     mut mode: watch::Receiver<ProxyMode>,
     counters: &Counters,
+    http2: bool,
 ) {
     let (mut cr, mut cw) = client.split();
     let (mut sr, mut sw) = server.split();
@@ -204,6 +239,21 @@ async fn relay(
                         }
                     }
                     return;
+                }
+                Ok(n) if !http2 => {
+                    let delay = match *mode.borrow() {
+                        ProxyMode::Delay(d) => Some(d),
+                        _ if !held.is_empty() => Some(std::time::Duration::ZERO),
+                        _ => None,
+                    };
+                    match delay {
+                        Some(d) => held.push_back((Instant::now() + d, down[..n].to_vec())),
+                        None => {
+                            if cw.write_all(&down[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
                 }
                 Ok(n) => {
                     pending.extend_from_slice(&down[..n]);

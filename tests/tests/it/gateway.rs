@@ -49,7 +49,7 @@ pub(crate) async fn federation(backend: Backend, groups: &[&[&str]]) -> Option<(
     Some((nodes, g))
 }
 
-fn directory_of(nodes: &[TestNode]) -> Vec<(Jurisdiction, String)> {
+pub(crate) fn directory_of(nodes: &[TestNode]) -> Vec<(Jurisdiction, String)> {
     nodes
         .iter()
         .flat_map(|n| n.settings.provinces.iter().map(|p| (province(p), format!("http://{}", n.addr))))

@@ -26,7 +26,13 @@ use crate::refusals::fields;
 
 // ------------------------------------------------------------------ national lists and figures
 
-async fn inspect(c: &mut InspectionClient, code: &str, site: &str, codes: &[&str], days_ago: i64) -> insp::Inspection {
+pub(crate) async fn inspect(
+    c: &mut InspectionClient,
+    code: &str,
+    site: &str,
+    codes: &[&str],
+    days_ago: i64,
+) -> insp::Inspection {
     c.record_inspection(insp::RecordInspectionRequest {
         parent: j(code),
         inspection: Some(violations_found(site, codes, days_ago, days_ago + 10)),
@@ -37,7 +43,7 @@ async fn inspect(c: &mut InspectionClient, code: &str, site: &str, codes: &[&str
     .into_inner()
 }
 
-async fn sanction(c: &mut InspectionClient, code: &str, i: &insp::Inspection, fine: i64) {
+pub(crate) async fn sanction(c: &mut InspectionClient, code: &str, i: &insp::Inspection, fine: i64) {
     c.issue_decision(insp::IssueDecisionRequest {
         parent: j(code),
         decision: Some(insp::SanctionDecision {

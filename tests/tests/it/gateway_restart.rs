@@ -21,7 +21,7 @@ const BACKLOG: u32 = 400;
 /// Sites registered in each province while the gateway is down.
 const MORE: u32 = 20;
 
-fn csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
+pub(crate) fn csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
     let mut s = einfo_registry::import::COLUMNS.join(",");
     s.push('\n');
     for i in start..start + count {
@@ -34,7 +34,7 @@ fn csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {
 }
 
 /// Imports `count` sites into every province, a few provinces at a time.
-async fn import_everywhere(node: &TestNode, codes: &[String], tag: &str, count: u32) {
+pub(crate) async fn import_everywhere(node: &TestNode, codes: &[String], tag: &str, count: u32) {
     let calls = codes.iter().map(|code| async move {
         let mut c = node.registry(code).await;
         let r = c
@@ -53,7 +53,7 @@ async fn import_everywhere(node: &TestNode, codes: &[String], tag: &str, count: 
 }
 
 /// The gateway's stored cursor (sequence, hash) of every log.
-async fn stored_cursors(g: &TestGateway) -> Vec<(String, String, i64, Vec<u8>)> {
+pub(crate) async fn stored_cursors(g: &TestGateway) -> Vec<(String, String, i64, Vec<u8>)> {
     let db = g.gateway().db();
     let rows = db
         .conn()

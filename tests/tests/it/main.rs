@@ -7,6 +7,7 @@
 //! with `EINFO_TEST_RUN_AS_CLI` set, it runs `einfo_cli::main` instead of the tests.
 
 mod bad_input;
+mod bad_input_services;
 mod central;
 mod changelog;
 mod cli;
@@ -17,6 +18,7 @@ mod fixtures;
 mod gateway;
 mod gateway_campaigns;
 mod gateway_crash;
+mod gateway_entries;
 mod gateway_federation;
 mod gateway_integrity;
 mod gateway_restart;
@@ -24,6 +26,7 @@ mod idempotency;
 mod import;
 mod inspection;
 mod licences;
+mod limits;
 mod node;
 mod reference;
 mod refusals;
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
     }
     let mut trials = Vec::new();
     trials.extend(bad_input::trials());
+    trials.extend(bad_input_services::trials());
     trials.extend(central::trials());
     trials.extend(changelog::trials());
     trials.extend(cli::trials());
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(gateway::trials());
     trials.extend(gateway_campaigns::trials());
     trials.extend(gateway_crash::trials());
+    trials.extend(gateway_entries::trials());
     trials.extend(gateway_federation::trials());
     trials.extend(gateway_integrity::trials());
     trials.extend(gateway_restart::trials());
@@ -63,6 +68,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(import::trials());
     trials.extend(inspection::trials());
     trials.extend(licences::trials());
+    trials.extend(limits::trials());
     trials.extend(node::trials());
     trials.extend(reference::trials());
     trials.extend(reporting::trials());

@@ -46,7 +46,7 @@ use crate::measure::{cores, init_telemetry, scratch_dir};
 use crate::servers::{EchoServer, PgDb, connect};
 use einfo_app::node;
 use fanout::{fanout, summary_rows};
-use replication::{lag, raw_insert};
+use replication::{lag, raw_insert, store_disk};
 use report::{Replication, Report, print_report};
 use setup::{Federation, GatewayProcess, Relays};
 
@@ -202,6 +202,8 @@ async fn bench_on(
 
         eprintln!("· gateway on 63 × {full} sites: full initial replication");
         let url = fresh_store(args, pgs).await?;
+        let store =
+            url.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rw", tmp.join("gateway/data/einfo.db").display()));
         let mut g = GatewayProcess::start(&fed, &relays.addrs, &tmp.join("gateway"), url.as_deref()).await?;
         let r = async {
             let time = g.wait_replicated(&fed, &heads).await?;
@@ -227,7 +229,11 @@ async fn bench_on(
         }
         .await;
         g.stop().await;
-        r
+        r?;
+        let sites = u64::from(full) * 63;
+        let (total, kept) = store_disk(&store).await?;
+        report.disk = Some((sites, total, kept));
+        anyhow::Ok(())
     }
     .await;
     fed.stop().await?;

@@ -211,3 +211,26 @@ fn placeholders(rows: usize, cols: usize) -> String {
     }
     out
 }
+
+/// The national store's size on disk after a replication: (the whole store, the kept entries
+/// with their index), in bytes. SQLite counts pages (`dbstat`); PostgreSQL its relation sizes.
+pub(super) async fn store_disk(url: &str) -> anyhow::Result<(u64, u64)> {
+    let db = Database::connect(url).await?;
+    let b = db.backend();
+    let (total, kept) = match b {
+        sea_orm::DbBackend::Postgres => {
+            ("SELECT pg_database_size(current_database())", "SELECT pg_total_relation_size('gw_entries')")
+        }
+        _ => (
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('gw_entries', 'sqlite_autoindex_gw_entries_1')",
+        ),
+    };
+    let mut out = [0u64; 2];
+    for (i, sql) in [total, kept].into_iter().enumerate() {
+        let row = db.conn().query_one_raw(stmt(b, sql, [])).await?.context("no row")?;
+        out[i] = row.try_get_by_index::<i64>(0)? as u64;
+    }
+    db.close().await?;
+    Ok((out[0], out[1]))
+}

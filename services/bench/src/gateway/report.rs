@@ -20,6 +20,8 @@ pub(super) struct Report {
     /// (emulated round trip ms, figures).
     pub(super) fanout: Vec<(u64, FanOut)>,
     pub(super) memory_kib: Option<(u64, u64)>,
+    /// (sites, bytes of the whole national store, bytes of its kept entries) after the run.
+    pub(super) disk: Option<(u64, u64, u64)>,
 }
 
 /// One full initial replication.
@@ -94,6 +96,21 @@ pub(super) fn print_report(args: &BenchGatewayArgs, r: &Report) {
         if let Some(e) = &s.first_error {
             println!("  first error: {e}");
         }
+    }
+
+    if let Some((sites, total, kept)) = r.disk {
+        let per = |b: u64| b as f64 * 630_000.0 / sites.max(1) as f64 / (1 << 20) as f64;
+        println!(
+            "\nThe national store on disk after the run ({sites} sites and what the lag phase added): {:.1} MiB, of which the kept entries (gw_entries and its index) {:.1} MiB ({:.0} %)",
+            total as f64 / (1 << 20) as f64,
+            kept as f64 / (1 << 20) as f64,
+            100.0 * kept as f64 / total.max(1) as f64
+        );
+        println!(
+            "  per 630,000 sites (63 × 10,000): store {:.0} MiB, kept entries {:.0} MiB extra",
+            per(total),
+            per(kept)
+        );
     }
 
     println!("\nNational summary (STRICT, every province live) next to the echo RPC:");

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use einfo_domain::Jurisdiction;
@@ -16,9 +17,19 @@ use crate::auth::caller;
 use crate::db::Database;
 use crate::error::{ApiError, ApiResult, Reason};
 
-const PAGE: u64 = 500;
-/// How often a follower looks for entries committed by another process.
+/// Entries read from the database at once. A page is read only when the stream's channel
+/// ([`BUFFER`]) has room for all of it, so a stream nobody reads holds [`BUFFER`] entries at most
+/// (plus what tonic and HTTP/2 hold of the messages being sent), whatever the log's length, while
+/// a reader that reads finds the next page read before it has taken the last.
+const PAGE: usize = 8;
+/// What a stream buffers at most: a page being read by its reader and half of one more.
+const BUFFER: usize = PAGE + PAGE / 2;
+/// How often a follower looks for entries committed by another process, and whether its reader
+/// has stalled past the idle timeout.
 const POLL: Duration = Duration::from_secs(1);
+/// How long a follow stream's reader may take nothing while entries wait before the stream is
+/// ended, unless told otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Serves the logs of the jurisdictions a node hosts, for the services it runs.
 #[derive(Clone)]
@@ -27,6 +38,24 @@ pub struct ChangeLogService {
     hosted: Arc<HashSet<Jurisdiction>>,
     services: Arc<Vec<&'static str>>,
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    idle_timeout: Duration,
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts one open stream for as long as it lives.
+struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::AcqRel);
+        Self(open.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl ChangeLogService {
@@ -37,7 +66,26 @@ impl ChangeLogService {
             hosted: Arc::new(hosted.into_iter().collect()),
             services: Arc::new(services.to_vec()),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            open: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Ends a follow stream whose reader took nothing for `timeout` by the database's clock while
+    /// entries waited for it (`limits.stream_idle_timeout_ms`): the stream's buffer is full and
+    /// stays full. A stream whose reader waits at the head of a quiet log is not ended. The
+    /// stream ends as a finished one (status OK, after what was buffered): a reader that comes
+    /// back reconnects from its cursor. Checked every second.
+    #[must_use]
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How many `StreamChanges` streams are being served: each counts from its opening until
+    /// the task that feeds it has ended (its end sent, its reader gone, or its idle timeout).
+    pub fn open_streams(&self) -> usize {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Ends every following stream (at shutdown: a reader that follows would otherwise hold the
@@ -111,25 +159,47 @@ impl Api for ChangeLogService {
         }
         let db = self.db.clone();
         let follow = r.follow;
+        let idle_timeout = chrono::Duration::from_std(self.idle_timeout).unwrap_or(chrono::Duration::MAX);
         let mut commits = db.subscribe_commits();
         let mut stopping = self.stopping.subscribe();
+        let open = OpenStream::new(&self.open);
         let stream = async_stream(move |tx| async move {
+            let _open = open;
             let mut after = r.after;
             loop {
-                let page = match read_entries(db.conn(), &log, after, PAGE).await {
+                // Room for a whole page before reading it. A follow stream whose reader takes
+                // nothing for the idle timeout while entries wait is ended; a quiet log's stream,
+                // whose reader waits for the next entry, is not.
+                let waiting_since = db.now();
+                let stalled = || follow && db.now() - waiting_since >= idle_timeout;
+                let mut permits = loop {
+                    tokio::select! {
+                        p = tx.reserve_many(PAGE) => match p {
+                            Ok(p) => break p,
+                            Err(_) => return,
+                        },
+                        () = tokio::time::sleep(POLL) => if stalled() {
+                            tracing::info!(%log, after, "a follow stream's reader took nothing for the idle timeout: stream ended");
+                            return;
+                        },
+                        _ = stopping.wait_for(|s| *s) => return,
+                    }
+                };
+                let page = match read_entries(db.conn(), &log, after, PAGE as u64).await {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
+                        if let Some(permit) = permits.next() {
+                            permit.send(Err(e.into()));
+                        }
                         return;
                     }
                 };
-                let full = page.len() as u64 == PAGE;
-                for e in page {
+                let full = page.len() == PAGE;
+                for (e, permit) in page.into_iter().zip(&mut permits) {
                     after = e.sequence;
-                    if tx.send(Ok(StreamChangesResponse { entry: Some(e) })).await.is_err() {
-                        return;
-                    }
+                    permit.send(Ok(StreamChangesResponse { entry: Some(e) }));
                 }
+                drop(permits);
                 if full {
                     continue;
                 }
@@ -138,8 +208,8 @@ impl Api for ChangeLogService {
                 }
                 tokio::select! {
                     _ = commits.changed() => {}
-                    _ = tokio::time::sleep(POLL) => {}
-                    _ = tx.closed() => return,
+                    () = tokio::time::sleep(POLL) => {}
+                    () = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
                 }
             }
@@ -154,14 +224,14 @@ impl Api for ChangeLogService {
     }
 }
 
-/// A stream fed by a task through a bounded channel (back-pressure: the task waits for the
-/// reader).
+/// A stream fed by a task through a bounded channel of [`BUFFER`] entries (back-pressure: the task waits
+/// for the reader before it reads more).
 fn async_stream<F, Fut>(f: F) -> EntryStream
 where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<StreamChangesResponse, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let (tx, rx) = tokio::sync::mpsc::channel(BUFFER);
     tokio::spawn(f(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

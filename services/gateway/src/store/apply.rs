@@ -31,11 +31,16 @@ impl Delta {
 
 /// The stored cursor of a log: (sequence, hash); (0, genesis) when none.
 pub async fn cursor<C: ConnectionTrait>(c: &C, j: &Jurisdiction, service: &str) -> ApiResult<Option<(u64, Vec<u8>)>> {
+    cursor_of(c, &j.to_string(), service).await
+}
+
+/// [`cursor`] of a jurisdiction given as stored.
+pub async fn cursor_of<C: ConnectionTrait>(c: &C, j: &str, service: &str) -> ApiResult<Option<(u64, Vec<u8>)>> {
     let row = c
         .query_one_raw(stmt(
             b(c),
             "SELECT seq, hash FROM gw_cursors WHERE jurisdiction = $1 AND service = $2",
-            [j.to_string().into(), service.into()],
+            [j.into(), service.into()],
         ))
         .await?;
     row.map(|r| Ok((r.try_get_by_index::<i64>(0)? as u64, r.try_get_by_index::<Vec<u8>>(1)?))).transpose()
@@ -56,9 +61,20 @@ pub async fn cursors<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(String, String
         .collect()
 }
 
-/// Applies `entries` of one log (already verified, in order) after the stored cursor, then moves
-/// the cursor, all on `c` (a transaction). Entries at or before the cursor are skipped, so a
-/// batch applied twice changes nothing. Returns the number applied.
+/// Whether [`apply`] keeps the entries it applies (replication), or they are kept already (a
+/// rebuild from the kept entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entries {
+    /// Keep them verbatim beside the projections, in the same transaction.
+    Keep,
+    /// They are read from the kept entries.
+    AlreadyKept,
+}
+
+/// Applies `entries` of one log (already verified, in order) after the stored cursor, keeps them
+/// (with [`Entries::Keep`]), then moves the cursor, all on `c` (a transaction). Entries at or
+/// before the cursor are skipped, so a batch applied twice changes nothing. Returns the number
+/// applied.
 ///
 /// Runs of site creations (the bulk of an initial replication) are written with multi-row
 /// statements; a creation whose site already exists (a replay after a resync, say) takes the
@@ -70,10 +86,14 @@ pub async fn apply<C: ConnectionTrait>(
     entries: &[ChangeEntry],
     now: DateTime<Utc>,
     delta: &mut Delta,
+    keeping: Entries,
 ) -> ApiResult<usize> {
     let at = cursor(c, j, service).await?.map_or(0, |(s, _)| s);
     let js = j.to_string();
     let todo: Vec<&ChangeEntry> = entries.iter().filter(|e| e.sequence > at).collect();
+    if keeping == Entries::Keep {
+        super::kept::keep(c, &js, service, &todo).await?;
+    }
     let mut applied = 0;
     let mut last = None;
     let mut i = 0;

@@ -9,8 +9,8 @@ use einfo_common::changelog::Begin;
 use einfo_common::db::micros;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
-    MAX_NAME, MAX_TEXT, instant, new_id, next_etag, next_token, page_after, page_size, query_fingerprint, reason,
-    required_enum, required_instant, resource,
+    Lines, MAX_NAME, MAX_NOTES, MAX_NUMBER, instant, name, new_id, next_etag, next_token, page_after, page_size,
+    query_fingerprint, reason, required_enum, required_instant, resource,
 };
 use einfo_domain::Jurisdiction;
 use einfo_proto::inspection::v1 as pb;
@@ -18,7 +18,7 @@ use einfo_proto::methods;
 use einfo_proto::registry::v1 as reg;
 use pb::{DecisionState, DeliveryState, MeasureKind, OffenderKind};
 
-use super::{Inspection, event, stale, text};
+use super::{Inspection, event, stale};
 use crate::store::{self, Table};
 
 impl Inspection {
@@ -34,7 +34,7 @@ impl Inspection {
         caller.authorize_write(&j)?;
         let d = req.decision.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let number = text(&d.number, "decision.number", 100, &mut v);
+        let number = name(&d.number, "decision.number", MAX_NUMBER, &mut v);
         let decided = required_instant(d.decision_time.as_ref(), "decision.decision_time", &mut v);
         let deadline = required_instant(d.compliance_deadline.as_ref(), "decision.compliance_deadline", &mut v);
         if let (Some(a), Some(b)) = (decided, deadline)
@@ -43,7 +43,7 @@ impl Inspection {
             v.add("decision.compliance_deadline", "is before the decision date");
         }
         required_enum::<OffenderKind>(d.offender_kind, "decision.offender_kind", "ORGANISATION or PERSON", &mut v);
-        let offender = text(&d.offender_name, "decision.offender_name", MAX_NAME, &mut v);
+        let offender = name(&d.offender_name, "decision.offender_name", MAX_NAME, &mut v);
         if d.fine_vnd < 0 {
             v.add("decision.fine_vnd", "must not be negative");
         }
@@ -278,8 +278,8 @@ impl Inspection {
             }
         }
         let mut v = Violations::new();
-        d.number = text(&d.number, "decision.number", 100, &mut v);
-        d.offender_name = text(&d.offender_name, "decision.offender_name", MAX_NAME, &mut v);
+        d.number = name(&d.number, "decision.number", MAX_NUMBER, &mut v);
+        d.offender_name = name(&d.offender_name, "decision.offender_name", MAX_NAME, &mut v);
         required_enum::<OffenderKind>(d.offender_kind, "decision.offender_kind", "ORGANISATION or PERSON", &mut v);
         let decided = required_instant(d.decision_time.as_ref(), "decision.decision_time", &mut v);
         let deadline = required_instant(d.compliance_deadline.as_ref(), "decision.compliance_deadline", &mut v);
@@ -359,9 +359,7 @@ impl Inspection {
         if req.etag.is_empty() {
             v.add("etag", "is required: send the etag you read");
         }
-        if req.note.chars().count() > MAX_TEXT {
-            v.add("note", "is too long");
-        }
+        let note = einfo_common::fields::text(&req.note, "note", MAX_NOTES, Lines::Many, &mut v);
         v.finish()?;
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
@@ -405,7 +403,7 @@ impl Inspection {
         };
         d.etag = next_etag(&d.etag);
         store::put_decision(m.txn(), &j, &d.name, d.state, instant(d.compliance_deadline.as_ref()), &d).await?;
-        let seq = m.append(&d.name, op, &d, req.note.trim()).await?;
+        let seq = m.append(&d.name, op, &d, &note).await?;
         if op == "PAYMENT" {
             event(&m, &j, seq, &d.name, "payment", 0, m.now(), "", &d.site, req.amount_vnd).await?;
         }

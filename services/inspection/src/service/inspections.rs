@@ -4,19 +4,21 @@ use einfo_common::auth::Caller;
 use einfo_common::changelog::Begin;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
-    MAX_NAME, MAX_TEXT, instant, new_id, next_token, page_after, page_size, query_fingerprint, required_enum,
-    required_instant, resource,
+    Lines, MAX_FINDINGS, MAX_NAME, MAX_NOTES, MAX_URL, instant, name, new_id, next_token, page_after, page_size,
+    query_fingerprint, required_enum, required_instant, resource, text,
 };
 use einfo_proto::inspection::v1 as pb;
 use einfo_proto::methods;
 use pb::PlanState;
 
-use super::{Inspection, event, text};
+use super::{Inspection, event};
 use crate::store::{self, Table};
 
 impl Inspection {
-    /// Checks the violations of an inspection against the catalogue.
-    fn check_violations(&self, list: &[pb::Violation], prefix: &str, v: &mut Violations) {
+    /// Checks the violations of an inspection against the catalogue; their descriptions,
+    /// normalised.
+    fn check_violations(&self, list: &[pb::Violation], prefix: &str, v: &mut Violations) -> Vec<String> {
+        let mut descriptions = Vec::with_capacity(list.len());
         let catalogue = self.catalogue.get();
         for (i, x) in list.iter().enumerate() {
             let f = |s: &str| format!("{prefix}[{i}].{s}");
@@ -28,10 +30,9 @@ impl Inspection {
             {
                 v.add(f("act_time"), format!("no entry of '{}' was in force on that date", x.code));
             }
-            if x.description.chars().count() > MAX_TEXT {
-                v.add(f("description"), format!("is longer than {MAX_TEXT} characters"));
-            }
+            descriptions.push(text(&x.description, &f("description"), MAX_NOTES, Lines::Many, v));
         }
+        descriptions
     }
 
     /// RecordInspection: the site is resolved in registry.
@@ -65,14 +66,18 @@ impl Inspection {
             .inspectors
             .iter()
             .enumerate()
-            .map(|(i, n)| text(n, &format!("inspection.inspectors[{i}]"), MAX_NAME, &mut v))
+            .map(|(i, n)| name(n, &format!("inspection.inspectors[{i}]"), MAX_NAME, &mut v))
             .collect();
-        if x.findings.chars().count() > MAX_TEXT * 5 {
-            v.add("inspection.findings", "is too long");
-        }
-        for (i, e) in x.evidence.iter().enumerate() {
-            if !(e.url.starts_with("https://") || e.url.starts_with("http://")) || e.url.len() > 2000 {
-                v.add(format!("inspection.evidence[{i}].url"), "must be an http(s) URL of at most 2000 characters");
+        let findings = text(&x.findings, "inspection.findings", MAX_FINDINGS, Lines::Many, &mut v);
+        let mut evidence = x.evidence.clone();
+        for (i, e) in evidence.iter_mut().enumerate() {
+            let field = format!("inspection.evidence[{i}].url");
+            match einfo_domain::FreeText::parse(&e.url, MAX_URL, Lines::One) {
+                Err(err) => v.add(field, err),
+                Ok(url) if !(url.as_str().starts_with("https://") || url.as_str().starts_with("http://")) => {
+                    v.add(field, format!("must be an http(s) URL of at most {MAX_URL} characters"))
+                }
+                Ok(url) => e.url = url.into_string(),
             }
             required_instant(e.capture_time.as_ref(), &format!("inspection.evidence[{i}].capture_time"), &mut v);
             if e.sha256.len() != 64 || !e.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -82,7 +87,7 @@ impl Inspection {
                 );
             }
         }
-        self.check_violations(&x.violations, "inspection.violations", &mut v);
+        let descriptions = self.check_violations(&x.violations, "inspection.violations", &mut v);
         if !x.plan.is_empty() {
             match resource(&x.plan, "inspection.plan", "plans", self.scheme) {
                 Ok(pj) if pj == j => {}
@@ -116,14 +121,14 @@ impl Inspection {
         let ins = pb::Inspection {
             name: format!("{j}/inspections/{}", new_id()),
             inspectors,
+            findings,
+            evidence,
             site_display_name: display,
             violations: x
                 .violations
                 .iter()
-                .map(|y| pb::Violation {
-                    description: unicode_normalization::UnicodeNormalization::nfc(y.description.trim()).collect(),
-                    ..y.clone()
-                })
+                .zip(descriptions)
+                .map(|(y, description)| pb::Violation { description, ..y.clone() })
                 .collect(),
             ..x
         };

@@ -9,10 +9,9 @@ use chrono::{DateTime, Utc};
 use einfo_common::auth::Caller;
 use einfo_common::changelog::{Begin, LogId, Mutation};
 use einfo_common::db::Database;
-use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
+use einfo_common::error::{ApiError, ApiResult, Reason};
 use einfo_common::fields::{jurisdiction, resource};
 use einfo_common::reference::Current;
-use einfo_domain::text::DisplayName;
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::inspection::v1 as pb;
 use prost::Message;
@@ -39,14 +38,6 @@ pub struct Inspection {
     catalogue: Current<Catalogue>,
     agencies: Arc<Vec<pb::Agency>>,
     registry: RegistryLink,
-}
-
-fn text(value: &str, field: &str, max: usize, v: &mut Violations) -> String {
-    if value.trim().is_empty() {
-        v.add(field, "is required");
-        return String::new();
-    }
-    v.check(field, DisplayName::parse(value, max)).map(|n| n.into_string()).unwrap_or_default()
 }
 
 impl Inspection {

@@ -4,14 +4,14 @@ use einfo_common::auth::Caller;
 use einfo_common::changelog::Begin;
 use einfo_common::error::{ApiError, ApiResult, Reason, Violations};
 use einfo_common::fields::{
-    MAX_NAME, instant, new_id, next_etag, next_token, page_after, page_size, query_fingerprint, required_enum,
-    required_instant, resource,
+    MAX_NAME, MAX_NUMBER, instant, name, new_id, next_etag, next_token, page_after, page_size, query_fingerprint,
+    required_enum, required_instant, resource,
 };
 use einfo_proto::inspection::v1 as pb;
 use einfo_proto::methods;
 use pb::PlanState;
 
-use super::{Inspection, event, stale, text};
+use super::{Inspection, event, stale};
 use crate::store::{self, Table};
 
 impl Inspection {
@@ -20,7 +20,7 @@ impl Inspection {
         let j = self.parent(&req.parent, "parent")?;
         let p = req.plan.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let number = text(&p.decision_number, "plan.decision_number", 100, &mut v);
+        let number = name(&p.decision_number, "plan.decision_number", MAX_NUMBER, &mut v);
         required_instant(p.decision_time.as_ref(), "plan.decision_time", &mut v);
         let start = required_instant(p.period_start.as_ref(), "plan.period_start", &mut v);
         let end = required_instant(p.period_end.as_ref(), "plan.period_end", &mut v);
@@ -29,7 +29,7 @@ impl Inspection {
         {
             v.add("plan.period_end", "must be after period_start");
         }
-        let lead = text(&p.lead_unit, "plan.lead_unit", MAX_NAME, &mut v);
+        let lead = name(&p.lead_unit, "plan.lead_unit", MAX_NAME, &mut v);
         for (i, a) in p.coordinating_agencies.iter().enumerate() {
             if !self.agencies.iter().any(|x| &x.code == a) {
                 v.add(format!("plan.coordinating_agencies[{i}]"), format!("unknown agency '{a}' (see ListAgencies)"));

@@ -283,7 +283,8 @@ impl Registry {
     ) -> ApiResult<pb::ApproveApplicationResponse> {
         let input = req.licence.clone().unwrap_or_default();
         let mut v = Violations::new();
-        let number = v.check("licence.number", DisplayName::parse(&input.number, 100)).map(|n| n.into_string());
+        let number =
+            v.check("licence.number", DisplayName::parse(&input.number, convert::MAX_NUMBER)).map(|n| n.into_string());
         let authority = if input.issuing_authority.trim().is_empty() {
             String::new()
         } else {

@@ -126,8 +126,21 @@ impl Registry {
         let number = paths
             .iter()
             .any(|p| p == "number")
-            .then(|| v.check("licence.number", DisplayName::parse(&input.number, 100)).map(|n| n.into_string()))
+            .then(|| {
+                v.check("licence.number", DisplayName::parse(&input.number, convert::MAX_NUMBER))
+                    .map(|n| n.into_string())
+            })
             .flatten();
+        // Like ApproveApplication: an issuing authority may be cleared, and is a name when set.
+        let authority = paths.iter().any(|p| p == "issuing_authority").then(|| {
+            if input.issuing_authority.trim().is_empty() {
+                String::new()
+            } else {
+                v.check("licence.issuing_authority", DisplayName::parse(&input.issuing_authority, convert::MAX_NAME))
+                    .map(|n| n.into_string())
+                    .unwrap_or_default()
+            }
+        });
         let expire = paths
             .iter()
             .any(|p| p == "expire_time")
@@ -152,8 +165,8 @@ impl Registry {
         if let Some(n) = number {
             l.number = n;
         }
-        if paths.iter().any(|p| p == "issuing_authority") {
-            l.issuing_authority = input.issuing_authority.trim().to_owned();
+        if let Some(a) = authority {
+            l.issuing_authority = a;
         }
         if let Some(e) = expire {
             if e <= instant(l.issue_time.as_ref()) {

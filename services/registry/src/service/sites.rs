@@ -280,9 +280,8 @@ impl Registry {
         {
             v.add("record.end_time", "must be after start_time");
         }
-        if input.reference.chars().count() > convert::MAX_NAME {
-            v.add("record.reference", "is too long");
-        }
+        let reference =
+            convert::text(&input.reference, "record.reference", convert::MAX_NAME, convert::Lines::One, &mut v);
         v.finish()?;
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
@@ -297,7 +296,7 @@ impl Registry {
             name: format!("{j}/records/{}", new_id()),
             site: req.site.clone(),
             kind: input.kind,
-            reference: input.reference.trim().to_owned(),
+            reference,
             start_time: start.map(timestamp),
             end_time: end.map(timestamp),
         };
