@@ -15,6 +15,7 @@ mod crash;
 mod decisions;
 mod docs;
 mod fixtures;
+mod fuzz_requests;
 mod gateway;
 mod gateway_campaigns;
 mod gateway_crash;
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(decisions::trials());
     trials.extend(docs::trials());
     trials.extend(fixtures::trials());
+    trials.extend(fuzz_requests::trials());
     trials.extend(gateway::trials());
     trials.extend(gateway_campaigns::trials());
     trials.extend(gateway_crash::trials());
