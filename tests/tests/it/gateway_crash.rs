@@ -63,16 +63,16 @@ type Cells = BTreeMap<(String, i32), i64>;
 type SiteRow = (String, String, i32, bool);
 
 /// One `einfo serve gateway` child process.
-struct GatewayProcess {
-    child: tokio::process::Child,
-    addr: String,
-    log: PathBuf,
+pub(crate) struct GatewayProcess {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) addr: String,
+    pub(crate) log: PathBuf,
 }
 
 impl GatewayProcess {
     /// Starts the gateway and returns as soon as its national service answers (replication
     /// starts just before), so the caller can watch replication from its first batches.
-    async fn start(dir: &Path, directory: &Path, database_url: Option<&str>, secret: &str) -> Self {
+    pub(crate) async fn start(dir: &Path, directory: &Path, database_url: Option<&str>, secret: &str) -> Self {
         let log = dir.join("gateway.log");
         let command = |addr: &str| {
             let mut cmd = einfo();
@@ -106,16 +106,16 @@ impl GatewayProcess {
         Self { child, addr, log }
     }
 
-    fn national(&self, secret: &str) -> NationalClient {
+    pub(crate) fn national(&self, secret: &str) -> NationalClient {
         national(&self.addr, secret)
     }
 
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         sigkill(&mut self.child, "gateway").await;
     }
 
     /// SIGTERM, and the gateway exits cleanly (its store closed) within 20 s.
-    async fn terminate(mut self) {
+    pub(crate) async fn terminate(mut self) {
         terminate(&mut self.child, &self.log, Duration::from_secs(20), "the gateway").await;
     }
 }

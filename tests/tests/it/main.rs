@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod decisions;
 mod docs;
+mod faults;
 mod fixtures;
 mod fuzz_requests;
 mod gateway;
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(crash::trials());
     trials.extend(decisions::trials());
     trials.extend(docs::trials());
+    trials.extend(faults::trials());
     trials.extend(fixtures::trials());
     trials.extend(fuzz_requests::trials());
     trials.extend(gateway::trials());
