@@ -52,6 +52,7 @@ pub async fn start_with_clock(
     if let Some(f) = &settings.gateway.directory_file {
         einfo_gateway::directory::load_file(f)?;
     }
+    let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let db = node::open_database(settings).await?.with_clock(clock);
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
@@ -70,6 +71,8 @@ pub async fn start_with_clock(
     let served = gateway.clone();
     let db = gateway.db().clone();
     let task = tokio::spawn(async move {
+        // Held while the gateway runs.
+        let _store_lock = store_lock;
         let r = served.serve(listener, shutdown).await;
         db.close().await?;
         r
@@ -92,6 +95,7 @@ pub async fn rebuild(settings: &Settings) -> anyhow::Result<einfo_gateway::entri
         "{} is not a gateway's store: nothing to rebuild",
         node::redact(&url)
     );
+    let _lock = crate::backup::lock_store(&url).context("stop the gateway before rebuilding")?;
     let db = node::open_database(settings).await?;
     <einfo_gateway::Migrator as sea_orm_migration::MigratorTrait>::up(db.conn(), None).await?;
     let out = einfo_gateway::entries::rebuild(&db).await;

@@ -4,6 +4,7 @@
 //! benchmarks start the same processes through it.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod federation;
 pub mod gateway;
 pub mod node;

@@ -262,6 +262,7 @@ pub async fn start(
             || (settings.reporting.registry_endpoint.is_some() && settings.reporting.inspection_endpoint.is_some()),
         "reporting alone needs the services it compiles from: set reporting.registry_endpoint and reporting.inspection_endpoint"
     );
+    let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let mut db = open_database(settings).await?;
     let clock = options.clock.take();
     if let Some(clock) = clock.clone() {
@@ -392,6 +393,8 @@ pub async fn start(
     let hosted_for_task = hosted.clone();
     let stop_after_serve = stop.clone();
     let task = tokio::spawn(async move {
+        // Held while the node runs.
+        let _store_lock = store_lock;
         if let Some(gate) = options.migration_gate.take() {
             let _ = gate.await;
         }

@@ -35,6 +35,11 @@ enum Command {
     Serve(Serve),
     /// Check every hash chain in a database offline; exits 1 if any is broken.
     Verify(DbArgs),
+    /// Copy a SQLite store to a new file while its server runs (a consistent copy), and verify it.
+    Backup(BackupArgs),
+    /// Put a backup in place of a SQLite store, with its server stopped; the store it replaces is
+    /// moved aside, never deleted.
+    Restore(RestoreArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
@@ -141,6 +146,24 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The new file to write the copy to.
+    #[arg(long)]
+    to: PathBuf,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The backup to put in place.
+    #[arg(long)]
+    from: PathBuf,
+}
+
+#[derive(Args)]
 struct TokenArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -194,6 +217,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(Serve::Inspection(a)) => serve(a, Role::Inspection).await,
         Command::Serve(Serve::Reporting(a)) => serve(a, Role::Reporting).await,
         Command::Verify(a) => verify(a).await,
+        Command::Backup(a) => backup(a).await,
+        Command::Restore(a) => restore(a).await,
         Command::Token(a) => token(a),
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
@@ -246,6 +271,42 @@ async fn verify(a: DbArgs) -> anyhow::Result<()> {
     println!("{} logs, {} broken", reports.len(), broken);
     if broken > 0 {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn backup(a: BackupArgs) -> anyhow::Result<()> {
+    let s = settings(&a.db)?;
+    let c = einfo_app::backup::backup(&s.database_url(), &a.to).await?;
+    println!(
+        "backed up {} ({}, {} logs, {} entries, every chain verified)",
+        a.to.display(),
+        c.kind,
+        c.logs.len(),
+        c.entries()
+    );
+    Ok(())
+}
+
+async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
+    let s = settings(&a.db)?;
+    let stamp = einfo_common::clock::Clock::now(&*einfo_common::clock::system()).format("%Y%m%dT%H%M%SZ").to_string();
+    let r = einfo_app::backup::restore(&s.database_url(), &a.from, &stamp).await?;
+    if let Some(aside) = &r.replaced {
+        println!("moved the store it replaces to {}", aside.display());
+    }
+    println!(
+        "restored {} ({}, {} logs, {} entries, every chain verified)",
+        a.from.display(),
+        r.checked.kind,
+        r.checked.logs.len(),
+        r.checked.entries()
+    );
+    if r.checked.kind == einfo_app::verify::StoreKind::Node {
+        println!(
+            "the node is now behind what the national gateway received from it: the gateway reports it as BEHIND \
+             and replicates nothing from it until the entries it lost are back"
+        );
     }
     Ok(())
 }

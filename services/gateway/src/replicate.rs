@@ -17,7 +17,7 @@ use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH};
 use einfo_common::error::Reason;
 use einfo_domain::Jurisdiction;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
-use einfo_proto::log::v1::{GetLogHeadRequest, StreamChangesRequest};
+use einfo_proto::log::v1::{GetLogHeadRequest, GetLogHeadResponse, StreamChangesRequest};
 use futures::FutureExt;
 use tonic::Code;
 use tonic::codegen::InterceptedService;
@@ -35,6 +35,8 @@ enum Stop {
     Unreachable(String),
     /// The node does not run this service.
     Absent,
+    /// The node's log is a prefix of what the centre holds: it was restored or lost its store.
+    Behind(String),
     /// The stream ended normally (the node shut down).
     Ended,
 }
@@ -103,6 +105,11 @@ pub async fn run(gw: Gateway, j: Jurisdiction, service: &'static str) {
                 set(&gw, &j, service, |l| l.absent = true);
                 max
             }
+            Stop::Behind(detail) => {
+                tracing::warn!(jurisdiction = %j, service, detail, "the node is behind the centre");
+                set(&gw, &j, service, |l| l.behind = detail);
+                max
+            }
             Stop::Ended => {
                 backoff = initial;
                 initial
@@ -130,6 +137,45 @@ fn set(gw: &Gateway, j: &Jurisdiction, service: &'static str, f: impl FnOnce(&mu
         f(st.logs.entry((*j, service)).or_default());
     }
     gw.bump();
+}
+
+/// A node whose log ends before the centre's cursor: behind, when its last entry is the one the
+/// centre kept at that sequence (a restored backup, or a store lost and started empty); a fork
+/// otherwise, or when the centre did not keep that entry and cannot tell.
+async fn behind_or_forked(
+    gw: &Gateway,
+    j: &Jurisdiction,
+    service: &'static str,
+    head: &GetLogHeadResponse,
+    seq: u64,
+) -> Stop {
+    let lost = seq - head.sequence;
+    let behind = || {
+        Stop::Behind(format!(
+            "the node's {service} log ends at entry {}, the centre received {seq}: the node was restored from an \
+             older backup or lost its store; nothing is replicated from it until it holds the {lost} entries it \
+             lost again (the centre keeps them: GetEntries)",
+            head.sequence
+        ))
+    };
+    if head.sequence == 0 {
+        return behind();
+    }
+    match store::kept_after(gw.db().conn(), &j.to_string(), service, head.sequence - 1, 1).await {
+        Ok(kept) => match kept.first() {
+            Some(k) if k.seq == head.sequence && k.hash == head.hash => behind(),
+            Some(k) if k.seq == head.sequence => Stop::Integrity(format!(
+                "the node's {service} log ends at entry {} with another hash than the centre's entry {}: the histories differ",
+                head.sequence, k.seq
+            )),
+            _ => Stop::Integrity(format!(
+                "the node's {service} log ends at entry {}, before the centre's cursor {seq}, and the centre did not keep \
+                 that entry to tell a restored node from a forked one",
+                head.sequence
+            )),
+        },
+        Err(e) => Stop::Unreachable(format!("national store: {e}")),
+    }
 }
 
 fn client(gw: &Gateway, endpoint: &str) -> Result<Client, Stop> {
@@ -162,6 +208,9 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(Err(s)) => return classify(&s),
         Err(_) => return Stop::Unreachable("GetLogHead timed out".into()),
     };
+    if head.sequence < seq {
+        return behind_or_forked(gw, j, service, &head, seq).await;
+    }
     let mut stream = match c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.to_string(),
@@ -183,6 +232,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         l.head = head.sequence;
         l.error.clear();
         l.absent = false;
+        l.behind.clear();
     });
     let mut verifier = ChainVerifier::new(format!("{j}/{service}"), seq, &hash);
     let batch_max = gw.settings().batch_entries.max(1);

@@ -40,6 +40,9 @@ pub(crate) struct LogState {
     pub error: String,
     /// The node does not run this service (e.g. a registry-only node): nothing to replicate.
     pub absent: bool,
+    /// Why the node is behind the centre on this log (it holds a prefix of what the centre
+    /// received); empty when it is not.
+    pub behind: String,
 }
 
 #[derive(Default)]
@@ -189,6 +192,8 @@ pub(crate) fn freshness_of(
         (F::Alarm, detail.clone())
     } else if endpoint.is_empty() {
         (F::Unconfigured, "not in the directory".to_owned())
+    } else if let Some(behind) = logs.iter().map(|l| l.behind.as_str()).find(|b| !b.is_empty()) {
+        (F::Behind, behind.to_owned())
     } else if logs.iter().all(live) {
         (F::Live, String::new())
     } else if logs.iter().any(|l| !l.absent && !l.connected) {

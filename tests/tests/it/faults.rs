@@ -459,11 +459,7 @@ async fn faults_at_random_lose_nothing_and_the_national_view_recovers(backend: B
     let strict = g
         .national(SECRET)
         .get_national_summary(gw::GetNationalSummaryRequest {
-            options: Some(gw::QueryOptions {
-                mode: gw::QueryMode::Strict as i32,
-                grouping: gw::Grouping::Provinces63 as i32,
-                max_staleness: None,
-            }),
+            options: einfo_testkit::gateway::strict(gw::Grouping::Provinces63),
         })
         .await
         .expect("a strict national summary")
