@@ -53,6 +53,7 @@ pub async fn start_with_clock(
         einfo_gateway::directory::load_file(f)?;
     }
     let store_lock = crate::backup::lock_store(&settings.database_url())?;
+    let limits = einfo_common::caller_limits::CallerLimits::new(settings.limits.clone(), clock.clone());
     let db = node::open_database(settings).await?.with_clock(clock);
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
@@ -73,7 +74,7 @@ pub async fn start_with_clock(
     let task = tokio::spawn(async move {
         // Held while the gateway runs.
         let _store_lock = store_lock;
-        let r = served.serve(listener, shutdown).await;
+        let r = served.serve(listener, limits, shutdown).await;
         db.close().await?;
         r
     });

@@ -128,29 +128,56 @@ impl Gateway {
     }
 
     /// Serves the gateway on `listener` (national queries, directory, the centre, health and
-    /// reflection) until `shutdown` resolves, replicating meanwhile.
+    /// reflection) until `shutdown` resolves, replicating meanwhile; each caller within `limits`,
+    /// each message within `max_message_bytes` (docs/contracts.md, "Limits").
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
+        limits: einfo_common::caller_limits::CallerLimits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let max = limits.settings().max_message_bytes;
         let names = [NATIONAL_GRPC, DIRECTORY_GRPC, ENTRY_GRPC, einfo_central::SERVICE_NAME];
         let (readiness, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
         routes.add_service(health);
-        routes.add_service(einfo_central::CentralGrpc(self.0.central.clone()).into_server());
-        routes.add_service(grpc::NationalGrpc(self.clone()).into_server());
-        routes.add_service(grpc::DirectoryGrpc(self.clone()).into_server());
-        routes.add_service(grpc::EntryGrpc(self.clone()).into_server());
+        routes.add_service(
+            einfo_central::CentralGrpc(self.0.central.clone())
+                .into_server()
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            grpc::NationalGrpc(self.clone())
+                .into_server()
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            grpc::DirectoryGrpc(self.clone())
+                .into_server()
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        routes.add_service(
+            grpc::EntryGrpc(self.clone()).into_server().max_decoding_message_size(max).max_encoding_message_size(max),
+        );
         let routes = server::add_reflection(routes, &names)?.routes();
         // `open` migrated the store before this: the gateway is ready as it starts serving.
         readiness.set_serving().await;
         self.start_replication();
         let stopper = self.clone();
-        server::serve(listener, routes, Authenticator::new(self.0.keys.clone()), readiness, async move {
-            shutdown.await;
-            stopper.stop();
-        })
+        server::serve_with_limits(
+            listener,
+            routes,
+            Authenticator::new(self.0.keys.clone()),
+            readiness,
+            limits,
+            async move {
+                shutdown.await;
+                stopper.stop();
+            },
+        )
         .await
     }
 }

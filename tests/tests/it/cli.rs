@@ -340,11 +340,19 @@ async fn wait_all_live(
 /// row), a site registered at a node reaches it, and SIGTERM stops everything cleanly.
 async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them() {
     let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
-    // Twelve consecutive ports from a free one; retry elsewhere if another program took one (a
-    // busy machine holds many ports for a moment: each try that fails does so within a second).
+    // Twelve consecutive ports, free a moment ago, below the kernel's ephemeral range (32768 and
+    // up), where the many outgoing connections of other tests take theirs; retry elsewhere if
+    // another program took one (each try that fails does so within a second).
     let mut started = None;
+    let mut base = 20_000 + fastrand::u16(..1000) * 12;
     for _ in 0..10 {
-        let port = free_port().min(60_000);
+        let port = loop {
+            let candidate = base;
+            base = if base + 24 < 32_000 { base + 12 } else { 20_000 };
+            if (0..12).all(|i| std::net::TcpListener::bind(("127.0.0.1", candidate + i)).is_ok()) {
+                break candidate;
+            }
+        };
         let data_dir = db.dir.join(format!("up-{port}"));
         let stdout = db.dir.join(format!("up-{port}.out"));
         let log = db.dir.join(format!("up-{port}.log"));

@@ -324,7 +324,56 @@ async fn a_stalled_follow_stream_is_ended_after_the_idle_timeout_and_a_quiet_one
     assert_eq!(next.sequence, last.sequence + 1);
 }
 
+/// A request larger than `limits.max_message_bytes` is refused before any handler runs, and
+/// nothing is written.
+async fn a_message_over_the_size_limit_is_refused_before_any_handler_and_changes_nothing() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("a SQLite database");
+    let mut s = settings(&db, &["01"]);
+    s.limits.max_message_bytes = 4096;
+    let node = TestNode::start_on(db, s, Options::default()).await;
+    let mut registry = node.registry("01").await;
+    let mut small = fixtures::site("Trang nhỏ", &["nho.vn"]);
+    small.notes = "ghi chú ".repeat(100);
+    fixtures::register(&mut registry, &province("01").to_string(), small).await;
+    let mut large = fixtures::site("Trang lớn", &["lon.vn"]);
+    // 2,000 characters: within the notes' limit of 4,000, but 6,000 bytes of UTF-8.
+    large.notes = "ệ".repeat(2000);
+    let refused = registry
+        .register_site(einfo_proto::registry::v1::RegisterSiteRequest {
+            parent: province("01").to_string(),
+            site: Some(large),
+            request_id: "too-large".into(),
+        })
+        .await
+        .expect_err("over the message size");
+    assert_eq!(refused.code(), Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("message length too large"), "{refused:?}");
+    assert_eq!(node.last_sequence("01").await, 1, "nothing written");
+}
+
+/// The national gateway applies the same per-caller limits, from its `[limits]` settings.
+async fn the_gateway_caps_a_callers_streams_from_its_settings() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("a SQLite database");
+    let mut s = einfo_testkit::gateway::gateway_settings(&db);
+    s.limits.streams_per_caller = 1;
+    let g = einfo_testkit::TestGateway::start_with(db, s, &[]).await;
+    let mut national = g.national();
+    let watch = || einfo_proto::gateway::v1::WatchNationalSummaryRequest { options: None };
+    let mut first = national.watch_national_summary(watch()).await.expect("one stream").into_inner();
+    first.message().await.expect("a summary").expect("not the end");
+    let refused = national.watch_national_summary(watch()).await.expect_err("a second stream");
+    caller_limit(&refused, "streams");
+    drop(first);
+    eventually("the closed stream's place is given back", || {
+        let mut national = national.clone();
+        async move { national.watch_national_summary(watch()).await.ok().map(|_| ()) }
+    })
+    .await;
+}
+
 einfo_testkit::plain_tests!(
+    a_message_over_the_size_limit_is_refused_before_any_handler_and_changes_nothing,
+    the_gateway_caps_a_callers_streams_from_its_settings,
     two_thousand_unread_follow_streams_keep_a_node_small_and_another_caller_is_served,
     a_caller_over_its_stream_cap_is_refused_with_retry_info_and_others_are_served,
     a_caller_over_its_rate_is_refused_with_retry_info_until_the_clock_moves,
