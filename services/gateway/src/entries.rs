@@ -13,6 +13,25 @@ use crate::{Gateway, SERVICES, store};
 /// The most entries one `GetEntries` answer holds (and the default).
 pub const MAX_PAGE: u64 = 1000;
 
+/// The most bytes of entries one `GetEntries` answer holds (at least one entry whatever its
+/// size): half of the 4 MiB a tonic client decodes by default, so that a page of large entries
+/// (sites of 100 domains) still reaches a client that did not raise its limit.
+pub const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// How many of `sizes` (encoded lengths, in order) fit in `max` bytes; at least one.
+fn fitting(sizes: impl IntoIterator<Item = usize>, max: usize) -> usize {
+    let mut total = 0;
+    let mut n = 0;
+    for size in sizes {
+        total += size;
+        if n > 0 && total > max {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Whether `caller` may read the kept entries of `j`: its own province's roles, and the centre's
 /// admins and analysts.
 fn may_read(caller: &Caller, j: &Jurisdiction) -> ApiResult<()> {
@@ -87,6 +106,7 @@ impl Gateway {
         if entries.is_empty() && req.after < kept_sequence {
             return Err(not_kept(&js, service, kept_sequence));
         }
+        entries.truncate(fitting(entries.iter().map(prost::Message::encoded_len), MAX_PAGE_BYTES));
         Ok(pb::GetEntriesResponse { entries, kept_sequence, kept_hash })
     }
 }
@@ -167,4 +187,17 @@ pub async fn rebuild(db: &Database) -> anyhow::Result<Rebuilt> {
     store::write_delta(c, &delta).await?;
     txn.commit().await?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fitting;
+
+    #[test]
+    fn a_page_holds_what_fits_in_its_bytes_and_at_least_one_entry() {
+        assert_eq!(fitting([10, 10, 10], 25), 2);
+        assert_eq!(fitting([10, 10, 10], 30), 3);
+        assert_eq!(fitting([40, 10], 25), 1, "one entry even when it alone is larger");
+        assert_eq!(fitting([], 25), 0);
+    }
 }
