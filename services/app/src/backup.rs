@@ -90,13 +90,14 @@ pub fn lock_store(url: &str) -> anyhow::Result<Option<StoreLock>> {
     }
 }
 
-fn sqlite_url(path: &Path, mode: &str) -> String {
-    format!("sqlite://{}?mode={mode}", path.display())
+/// The URL of the SQLite store at `path` (read-only once opened by [`verify::open_read_only`]).
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
 }
 
 /// Verifies the store at `path` read-only; an error names the first broken log.
 async fn check(path: &Path) -> anyhow::Result<Checked> {
-    let (kind, logs) = verify::check(&sqlite_url(path, "ro")).await?;
+    let (kind, logs) = verify::check(&sqlite_url(path)).await?;
     if let Some(broken) = logs.iter().find(|l| l.result.is_err()) {
         let e = broken.result.as_ref().err().map(ToString::to_string).unwrap_or_default();
         anyhow::bail!("{}: {} is broken: {e}", path.display(), broken.log);
@@ -115,9 +116,7 @@ pub async fn backup(url: &str, to: &Path) -> anyhow::Result<Checked> {
     anyhow::ensure!(from.exists(), "no store at {}", from.display());
     anyhow::ensure!(!to.exists(), "{} exists: a backup is written to a new file", to.display());
     let target = to.to_str().with_context(|| format!("{} is not valid UTF-8", to.display()))?;
-    let mut opts = sea_orm::ConnectOptions::new(sqlite_url(&from, "ro"));
-    opts.sqlx_logging(false).max_connections(1);
-    let conn = sea_orm::Database::connect(opts).await.with_context(|| format!("cannot open {}", from.display()))?;
+    let conn = verify::open_read_only(&sqlite_url(&from)).await?;
     // The store must be einfo's before anything is written.
     verify::store_kind(&conn).await?;
     let sql = format!("VACUUM INTO '{}'", target.replace('\'', "''"));
@@ -155,9 +154,7 @@ pub async fn restore(url: &str, from: &Path, stamp: &str) -> anyhow::Result<Rest
     let mut replaced = None;
     if store.exists() {
         // Its kind must be the backup's.
-        let mut opts = sea_orm::ConnectOptions::new(sqlite_url(&store, "rw"));
-        opts.sqlx_logging(false).max_connections(1);
-        let conn = sea_orm::Database::connect(opts).await?;
+        let conn = verify::open_read_only(&sqlite_url(&store)).await?;
         let kind = verify::store_kind(&conn).await.with_context(|| format!("the store {}", store.display()))?;
         anyhow::ensure!(
             kind == checked.kind,

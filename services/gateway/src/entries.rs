@@ -81,9 +81,9 @@ impl Gateway {
         let start_hash = if req.after == 0 {
             GENESIS_HASH.to_vec()
         } else {
-            match store::kept_after(&txn, &js, service, req.after - 1, 1).await?.pop() {
-                Some(k) if k.seq == req.after => k.hash,
-                _ => return Err(not_kept(&js, service, kept_sequence)),
+            match store::kept_hash(&txn, &js, service, req.after).await? {
+                Some(hash) => hash,
+                None => return Err(not_kept(&js, service, kept_sequence)),
             }
         };
         let rows = store::kept_after(&txn, &js, service, req.after, limit).await?;

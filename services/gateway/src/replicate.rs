@@ -161,14 +161,14 @@ async fn behind_or_forked(
     if head.sequence == 0 {
         return behind();
     }
-    match store::kept_after(gw.db().conn(), &j.to_string(), service, head.sequence - 1, 1).await {
-        Ok(kept) => match kept.first() {
-            Some(k) if k.seq == head.sequence && k.hash == head.hash => behind(),
-            Some(k) if k.seq == head.sequence => Stop::Integrity(format!(
+    match store::kept_hash(gw.db().conn(), &j.to_string(), service, head.sequence).await {
+        Ok(kept) => match kept {
+            Some(hash) if hash == head.hash => behind(),
+            Some(_) => Stop::Integrity(format!(
                 "the node's {service} log ends at entry {} with another hash than the centre's entry {}: the histories differ",
-                head.sequence, k.seq
+                head.sequence, head.sequence
             )),
-            _ => Stop::Integrity(format!(
+            None => Stop::Integrity(format!(
                 "the node's {service} log ends at entry {}, before the centre's cursor {seq}, and the centre did not keep \
                  that entry to tell a restored node from a forked one",
                 head.sequence

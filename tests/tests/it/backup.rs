@@ -5,9 +5,7 @@
 
 use std::path::Path;
 
-use einfo_common::auth::BearerToken;
 use einfo_proto::gateway::v1 as gw;
-use einfo_proto::gateway::v1::entry_service_client::EntryServiceClient;
 use einfo_testkit::gateway::gateway_settings;
 use einfo_testkit::process::einfo;
 use einfo_testkit::{Backend, TestDb, TestGateway, TestNode, both_backends, eventually, fixtures, province};
@@ -40,10 +38,7 @@ async fn freshness(g: &TestGateway) -> gw::JurisdictionFreshness {
 }
 
 async fn kept(g: &TestGateway) -> (u64, Vec<u8>) {
-    let token = g.keys.issue(&TestGateway::analyst_caller(), std::time::Duration::from_secs(3600)).expect("token");
-    let channel = tonic::transport::Endpoint::from_shared(g.url()).expect("endpoint").connect_lazy();
-    let mut c = EntryServiceClient::with_interceptor(channel, BearerToken::new(&token).expect("bearer"));
-    let r = c
+    let r = crate::gateway_entries::entries_as(g, &TestGateway::analyst_caller())
         .get_entries(gw::GetEntriesRequest {
             jurisdiction: PROVINCE.into(),
             service: "registry".into(),

@@ -27,7 +27,7 @@ use crate::refusals::{Row, assert_refused};
 type EntryClient =
     EntryServiceClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>>;
 
-fn entries_as(g: &TestGateway, caller: &Caller) -> EntryClient {
+pub(crate) fn entries_as(g: &TestGateway, caller: &Caller) -> EntryClient {
     let token = g.keys.issue(caller, std::time::Duration::from_secs(3600)).expect("token");
     let channel = tonic::transport::Endpoint::from_shared(g.url()).expect("endpoint").connect_lazy();
     EntryServiceClient::with_interceptor(channel, BearerToken::new(&token).expect("token"))

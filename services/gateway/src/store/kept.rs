@@ -78,6 +78,23 @@ pub async fn kept_after<C: ConnectionTrait>(
         .collect()
 }
 
+/// The hash the centre kept for entry `seq` of a log; `None` when it did not keep that entry.
+pub async fn kept_hash<C: ConnectionTrait>(
+    c: &C,
+    jurisdiction: &str,
+    service: &str,
+    seq: u64,
+) -> ApiResult<Option<Vec<u8>>> {
+    let row = c
+        .query_one_raw(stmt(
+            b(c),
+            "SELECT hash FROM gw_entries WHERE jurisdiction = $1 AND service = $2 AND seq = $3",
+            [jurisdiction.into(), service.into(), (seq as i64).into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<Vec<u8>>(0)).transpose()?)
+}
+
 /// One kept row: its key columns and the entry its body decodes to (`None` when it does not).
 #[derive(Debug)]
 pub struct KeptEntry {

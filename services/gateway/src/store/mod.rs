@@ -13,7 +13,9 @@ mod queries;
 
 pub use apply::{CellKey, Delta, Entries, apply, cursor, cursor_of, cursors, forget, summary_cells, write_delta};
 pub use directory::{alarms, clear_alarm, directory, raise_alarm, remove_endpoint, set_endpoint};
-pub use kept::{KeptEntry, KeptLog, keep, kept_after, kept_count, kept_logs, kept_size, set_aside, verify_kept};
+pub use kept::{
+    KeptEntry, KeptLog, keep, kept_after, kept_count, kept_hash, kept_logs, kept_size, set_aside, verify_kept,
+};
 pub use queries::{Enforcement, Search, conflicts, enforcement, expiring_licences, overdue_applications, search};
 
 fn b<C: ConnectionTrait>(c: &C) -> sea_orm::DbBackend {
