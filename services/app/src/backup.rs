@@ -163,11 +163,12 @@ pub async fn restore(url: &str, from: &Path, stamp: &str) -> anyhow::Result<Rest
             store.display()
         );
         conn.close().await?;
-        let aside = store.with_file_name(format!(
-            "{}.replaced-{stamp}",
-            store.file_name().and_then(|n| n.to_str()).unwrap_or("einfo.db")
-        ));
-        anyhow::ensure!(!aside.exists(), "{} exists", aside.display());
+        // A free name: two restores within one second get `-2`, `-3`, … after the time.
+        let base = format!("{}.replaced-{stamp}", store.file_name().and_then(|n| n.to_str()).unwrap_or("einfo.db"));
+        let aside = (1..)
+            .map(|i| store.with_file_name(if i == 1 { base.clone() } else { format!("{base}-{i}") }))
+            .find(|p| !p.exists())
+            .unwrap_or_else(|| store.with_file_name(base.clone()));
         for suffix in ["-wal", "-shm"] {
             let side = PathBuf::from(format!("{}{suffix}", store.display()));
             if side.exists() {
@@ -181,6 +182,10 @@ pub async fn restore(url: &str, from: &Path, stamp: &str) -> anyhow::Result<Rest
     let part = store.with_extension("restoring");
     std::fs::copy(from, &part).with_context(|| format!("copy {} to {}", from.display(), part.display()))?;
     std::fs::File::open(&part)?.sync_all()?;
+    if checked.kind == StoreKind::Node {
+        // Written before the store is in place: a node never starts on a restored store unmarked.
+        crate::recover::mark_pending(url, from)?;
+    }
     std::fs::rename(&part, &store).with_context(|| format!("put {} in place", store.display()))?;
     Ok(Restored { checked, replaced })
 }

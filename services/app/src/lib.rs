@@ -8,4 +8,5 @@ pub mod backup;
 pub mod federation;
 pub mod gateway;
 pub mod node;
+pub mod recover;
 pub mod verify;

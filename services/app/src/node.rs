@@ -262,6 +262,7 @@ pub async fn start(
             || (settings.reporting.registry_endpoint.is_some() && settings.reporting.inspection_endpoint.is_some()),
         "reporting alone needs the services it compiles from: set reporting.registry_endpoint and reporting.inspection_endpoint"
     );
+    crate::recover::refuse_if_pending(&settings.database_url())?;
     let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let mut db = open_database(settings).await?;
     let clock = options.clock.take();

@@ -40,6 +40,9 @@ enum Command {
     /// Put a backup in place of a SQLite store, with its server stopped; the store it replaces is
     /// moved aside, never deleted.
     Restore(RestoreArgs),
+    /// Take back, from the national gateway's kept copy, the entries a node restored from a backup
+    /// lost (registry and inspection logs), verified by the hash chain; with the node stopped.
+    Recover(RecoverArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
@@ -130,16 +133,35 @@ struct DbArgs {
     database_url: Option<String>,
 }
 
+/// The provinces a node hosts.
 #[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    db: DbArgs,
+struct HostedArgs {
     /// Province codes to host, comma-separated: 01,79.
     #[arg(long, value_delimiter = ',')]
     provinces: Vec<String>,
     /// Province scheme: 2008 (63 provinces, default) or 2025 (34 provinces).
     #[arg(long)]
     scheme: Option<Scheme>,
+}
+
+impl HostedArgs {
+    /// Puts the provinces and scheme given into `s`.
+    fn apply(&self, s: &mut Settings) {
+        if !self.provinces.is_empty() {
+            s.provinces = self.provinces.clone();
+        }
+        if let Some(sc) = self.scheme {
+            s.scheme = sc;
+        }
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    hosted: HostedArgs,
     /// Address to listen on.
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -161,6 +183,25 @@ struct RestoreArgs {
     /// The backup to put in place.
     #[arg(long)]
     from: PathBuf,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["from_gateway", "accept_loss"])))]
+struct RecoverArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The provinces the node hosts (as it is served).
+    #[command(flatten)]
+    hosted: HostedArgs,
+    /// The national gateway's endpoint: http://host:port.
+    #[arg(long)]
+    from_gateway: Option<String>,
+    /// A token the gateway accepts for the province (default: one signed with the node's secret).
+    #[arg(long)]
+    token: Option<String>,
+    /// Recover nothing: let a restored node serve what its backup held.
+    #[arg(long)]
+    accept_loss: bool,
 }
 
 #[derive(Args)]
@@ -219,6 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify(a).await,
         Command::Backup(a) => backup(a).await,
         Command::Restore(a) => restore(a).await,
+        Command::Recover(a) => recover(a).await,
         Command::Token(a) => token(a),
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
@@ -231,12 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
     let mut s = settings(&a.db)?;
-    if !a.provinces.is_empty() {
-        s.provinces = a.provinces.clone();
-    }
-    if let Some(sc) = a.scheme {
-        s.scheme = sc;
-    }
+    a.hosted.apply(&mut s);
     if let Some(l) = a.listen {
         s.listen = l;
     }
@@ -304,9 +341,51 @@ async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     );
     if r.checked.kind == einfo_app::verify::StoreKind::Node {
         println!(
-            "the node is now behind what the national gateway received from it: the gateway reports it as BEHIND \
-             and replicates nothing from it until the entries it lost are back"
+            "the node may be behind what the national gateway received from it (the gateway reports it as BEHIND \
+             and replicates nothing from it until the entries it lost are back); it does not start until \
+             `einfo recover --from-gateway <gateway>` takes them back (or `einfo recover --accept-loss`)"
         );
+    }
+    Ok(())
+}
+
+async fn recover(a: RecoverArgs) -> anyhow::Result<()> {
+    use einfo_app::recover::Outcome;
+    let mut s = settings(&a.db)?;
+    a.hosted.apply(&mut s);
+    let Some(gateway) = a.from_gateway else {
+        if einfo_app::recover::accept_loss(&s)? {
+            println!(
+                "the node will serve what its backup held; the entries the centre received after it stay at the centre only"
+            );
+        } else {
+            println!("no recovery was pending");
+        }
+        return Ok(());
+    };
+    let outcomes = einfo_app::recover::recover(&s, &einfo_app::recover::Source { gateway, token: a.token }).await?;
+    let mut forked = 0;
+    let mut entries = 0;
+    for l in &outcomes {
+        match &l.outcome {
+            Outcome::Recovered { from, to } => {
+                entries += to - from;
+                println!("recovered  {}  entries {}..={to} ({} entries)", l.log, from + 1, to - from);
+            }
+            Outcome::UpToDate(n) => println!("up to date {}  {n} entries", l.log),
+            Outcome::Forked(why) => {
+                forked += 1;
+                println!("FORKED     {}  {why}", l.log);
+            }
+        }
+    }
+    println!("{} logs, {entries} entries recovered, {forked} forked", outcomes.len());
+    if forked > 0 {
+        println!(
+            "a forked log holds writes the centre never received and lacks some it did: nothing was written to it; \
+             the gateway raises its integrity alarm for it (see docs/contracts.md, \"Backups\")"
+        );
+        std::process::exit(1);
     }
     Ok(())
 }

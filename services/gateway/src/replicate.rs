@@ -381,9 +381,13 @@ async fn audit(
                     read.push(e);
                 }
             }
+            // Not a short log: the node ended the read (it stops, and ends every stream it
+            // serves). A log that really ends before the cursor is found at the next
+            // connection, whose head check tells a restored node from a forked one.
             Ok(None) => {
-                return Err(Stop::Integrity(format!(
-                    "audit: the node's log ends at {} before the national cursor {seq}",
+                return Err(Stop::Unreachable(format!(
+                    "the node ended the audit's read at entry {} before the centre's cursor {seq}; audited again at \
+                     the next connection",
                     v.last_sequence()
                 )));
             }
@@ -409,4 +413,88 @@ async fn audit(
         tracing::info!(jurisdiction = %j, service, entries = read.len(), "entries applied before this release are now kept");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use einfo_common::changelog::entry_hash;
+    use einfo_proto::log::v1::change_log_service_server::{ChangeLogService, ChangeLogServiceServer};
+    use einfo_proto::log::v1::{GetLogHeadResponse, StreamChangesResponse};
+
+    /// A node whose log holds `entries` but whose streams end after the first `served` (as when
+    /// it stops mid-read).
+    struct Stopping {
+        entries: Vec<ChangeEntry>,
+        served: usize,
+    }
+
+    #[tonic::async_trait]
+    impl ChangeLogService for Stopping {
+        type StreamChangesStream = futures::stream::BoxStream<'static, Result<StreamChangesResponse, tonic::Status>>;
+
+        async fn stream_changes(
+            &self,
+            _: tonic::Request<StreamChangesRequest>,
+        ) -> Result<tonic::Response<Self::StreamChangesStream>, tonic::Status> {
+            let served: Vec<_> = self.entries[..self.served]
+                .iter()
+                .map(|e| Ok(StreamChangesResponse { entry: Some(e.clone()) }))
+                .collect();
+            Ok(tonic::Response::new(Box::pin(futures::stream::iter(served))))
+        }
+
+        async fn get_log_head(
+            &self,
+            _: tonic::Request<GetLogHeadRequest>,
+        ) -> Result<tonic::Response<GetLogHeadResponse>, tonic::Status> {
+            let last = self.entries.last().expect("entries");
+            Ok(tonic::Response::new(GetLogHeadResponse { sequence: last.sequence, hash: last.hash.clone() }))
+        }
+    }
+
+    fn chain(n: u64) -> Vec<ChangeEntry> {
+        let mut prev = GENESIS_HASH.to_vec();
+        (1..=n)
+            .map(|i| {
+                let mut e = ChangeEntry {
+                    jurisdiction: "provinces/2008-01".into(),
+                    service: "registry".into(),
+                    sequence: i,
+                    resource: format!("provinces/2008-01/sites/{i}"),
+                    operation: "CREATE".into(),
+                    prev_hash: prev.clone(),
+                    ..Default::default()
+                };
+                e.hash = entry_hash(&e).to_vec();
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    /// A node stopped while the gateway audits it ends the audit's stream early and cleanly: that
+    /// is a read to do again, not a log shorter than the cursor (an integrity alarm, as it was).
+    #[tokio::test]
+    async fn an_audit_read_ended_early_by_the_node_is_not_an_integrity_alarm() {
+        let entries = chain(10);
+        let (seq, hash) = (10, entries[9].hash.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tonic::transport::Server::builder()
+            .add_service(ChangeLogServiceServer::new(Stopping { entries, served: 4 }))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        let task = tokio::spawn(server);
+        let channel = Channel::from_shared(format!("http://{addr}")).expect("url").connect().await.expect("connect");
+        let client = ChangeLogServiceClient::with_interceptor(channel, BearerToken::new("t").expect("token"));
+        match audit(client, "provinces/2008-01".into(), "registry", seq, hash, None).await {
+            Err(Stop::Unreachable(detail)) => {
+                assert!(detail.contains("ended the audit's read at entry 4 before the centre's cursor 10"), "{detail}")
+            }
+            Err(Stop::Integrity(detail)) => panic!("an alarm for a read cut short: {detail}"),
+            Err(_) => panic!("another stop"),
+            Ok(()) => panic!("an audit of 4 entries of 10 passed"),
+        }
+        task.abort();
+    }
 }

@@ -8,6 +8,7 @@ pub use einfo_reference::catalogue;
 pub mod grpc;
 pub mod migration;
 pub mod outbox;
+pub mod project;
 pub mod registry_link;
 pub mod service;
 mod store;

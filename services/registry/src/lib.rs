@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod import;
 pub mod kinds;
 pub mod migration;
+pub mod project;
 pub mod service;
 pub mod status;
 mod store;

@@ -384,6 +384,56 @@ pub struct HistoryRow<'a> {
     pub before: Option<(&'a str, i32, bool)>,
 }
 
+/// Records a site's new snapshot; `before` is the site as it stood before this entry (its row in
+/// `reg_sites`, which is its last snapshot), `None` for a new site.
+pub async fn put_site_history<C: ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    seq: u64,
+    before: Option<&pb::Site>,
+    site: &pb::Site,
+) -> ApiResult<()> {
+    put_history(
+        c,
+        HistoryRow {
+            before: before.map(|b| (b.kind.as_str(), b.legal_status, b.voided)),
+            jurisdiction: j,
+            seq,
+            resource: &site.name,
+            resource_type: "site",
+            kind: &site.kind,
+            status: site.legal_status,
+            deadline: 0,
+            voided: site.voided,
+        },
+    )
+    .await
+}
+
+/// Records an application's new snapshot (its state and deadline, for figures as of a past time).
+pub async fn put_application_history<C: ConnectionTrait>(
+    c: &C,
+    j: &Jurisdiction,
+    seq: u64,
+    app: &pb::LicenceApplication,
+) -> ApiResult<()> {
+    put_history(
+        c,
+        HistoryRow {
+            jurisdiction: j,
+            seq,
+            resource: &app.name,
+            resource_type: "application",
+            before: None,
+            kind: "",
+            status: app.state,
+            deadline: micros(instant(app.deadline.as_ref())),
+            voided: false,
+        },
+    )
+    .await
+}
+
 /// Records a snapshot. A site's snapshot also moves it between the running counts of
 /// (kind, legal status); voiding a site takes its dated facts out of the running event counts, as
 /// [`event_counts`] leaves them out.

@@ -63,7 +63,7 @@ async fn verified(db: &Database) -> Vec<(String, u64)> {
 
 /// A federation of one node hosting 01 whose centre is a gateway, with something in every
 /// table of both stores, driven through the public APIs.
-async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
+pub(crate) async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     let g = TestGateway::start(backend, &[]).await?;
     let db = TestDb::new(backend).await?;
     let mut s = settings(&db, &["01"]);
@@ -162,7 +162,16 @@ async fn populate(backend: Backend) -> Option<(TestGateway, TestNode)> {
     })
     .await;
     let _ = &mut rc;
-    let decision = c.get_decision(insp::GetDecisionRequest { name: decision.name }).await.expect("read").into_inner();
+    // Registry applied it before inspection records the delivery on the decision (a new etag).
+    let decision = eventually("the delivery recorded on the decision", || {
+        let mut c = c.clone();
+        let name = decision.name.clone();
+        async move {
+            let d = c.get_decision(insp::GetDecisionRequest { name }).await.ok()?.into_inner();
+            (d.delivery_state() == insp::DeliveryState::Delivered).then_some(d)
+        }
+    })
+    .await;
     c.record_decision_event(insp::RecordDecisionEventRequest {
         name: decision.name.clone(),
         etag: decision.etag.clone(),

@@ -31,6 +31,7 @@ mod inspection;
 mod licences;
 mod limits;
 mod node;
+mod recover;
 mod reference;
 mod refusals;
 mod reporting;
@@ -76,6 +77,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(licences::trials());
     trials.extend(limits::trials());
     trials.extend(node::trials());
+    trials.extend(recover::trials());
     trials.extend(reference::trials());
     trials.extend(reporting::trials());
     trials.extend(sanctions::trials());

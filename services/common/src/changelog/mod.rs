@@ -16,7 +16,9 @@ mod store;
 pub use einfo_proto::log::v1::{Actor, ChangeEntry};
 pub use migration::Migrator;
 pub use service::ChangeLogService;
-pub use store::{Begin, Idempotency, LogId, Mutation, head, list_logs, read_entries, verify_log};
+pub use store::{
+    Begin, Idempotency, LogId, Mutation, head, insert_entry, list_logs, read_entries, set_head, verify_log,
+};
 
 use prost::Message;
 use sha2::{Digest, Sha256};

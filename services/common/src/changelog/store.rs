@@ -248,32 +248,7 @@ impl Mutation {
             reason: reason.into(),
         };
         e.hash = entry_hash(&e).to_vec();
-        let b = self.txn.get_database_backend();
-        let state = e.state.as_ref().map(|a| (a.type_url.clone(), a.value.clone())).unwrap_or_default();
-        let actor = e.actor.clone().unwrap_or_default();
-        self.txn
-            .execute_raw(stmt(
-                b,
-                "INSERT INTO change_log (jurisdiction, service, seq, resource, operation, state_type, state, actor_subject, actor_role, actor_jurisdiction, server_time, schema_version, prev_hash, hash, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                [
-                    e.jurisdiction.clone().into(),
-                    e.service.clone().into(),
-                    (e.sequence as i64).into(),
-                    e.resource.clone().into(),
-                    e.operation.clone().into(),
-                    state.0.into(),
-                    state.1.into(),
-                    actor.subject.into(),
-                    actor.role.into(),
-                    actor.jurisdiction.into(),
-                    micros(self.now).into(),
-                    (e.schema_version as i32).into(),
-                    e.prev_hash.clone().into(),
-                    e.hash.clone().into(),
-                    e.reason.clone().into(),
-                ],
-            ))
-            .await?;
+        insert_entry(&self.txn, &e).await?;
         self.seq = e.sequence;
         self.hash = e.hash.clone();
         self.appended.push(e);
@@ -311,18 +286,7 @@ impl Mutation {
             }
         }
         if !self.appended.is_empty() {
-            self.txn
-                .execute_raw(stmt(
-                    b,
-                    "UPDATE log_heads SET seq = $1, hash = $2 WHERE jurisdiction = $3 AND service = $4",
-                    [
-                        (self.seq as i64).into(),
-                        self.hash.clone().into(),
-                        self.log.jurisdiction.to_string().into(),
-                        self.log.service.into(),
-                    ],
-                ))
-                .await?;
+            set_head(&self.txn, &self.log, self.seq, &self.hash).await?;
         }
         self.txn.commit().await?;
         if !self.appended.is_empty() {
@@ -330,6 +294,50 @@ impl Mutation {
         }
         Ok(self.appended)
     }
+}
+
+/// Writes one entry into the log's table as it is (its sequence, chain and hash were made by
+/// [`Mutation::append`], or verified by whoever hands it back: `einfo recover`). The log head is
+/// not moved: [`set_head`] does that once per transaction.
+pub async fn insert_entry<C: ConnectionTrait>(c: &C, e: &ChangeEntry) -> ApiResult<()> {
+    let state = e.state.as_ref().map(|a| (a.type_url.clone(), a.value.clone())).unwrap_or_default();
+    let actor = e.actor.clone().unwrap_or_default();
+    let t = e.server_time.unwrap_or_default();
+    let server_micros = t.seconds * 1_000_000 + i64::from(t.nanos / 1000);
+    c.execute_raw(stmt(
+        c.get_database_backend(),
+        "INSERT INTO change_log (jurisdiction, service, seq, resource, operation, state_type, state, actor_subject, actor_role, actor_jurisdiction, server_time, schema_version, prev_hash, hash, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        [
+            e.jurisdiction.clone().into(),
+            e.service.clone().into(),
+            (e.sequence as i64).into(),
+            e.resource.clone().into(),
+            e.operation.clone().into(),
+            state.0.into(),
+            state.1.into(),
+            actor.subject.into(),
+            actor.role.into(),
+            actor.jurisdiction.into(),
+            server_micros.into(),
+            (e.schema_version as i32).into(),
+            e.prev_hash.clone().into(),
+            e.hash.clone().into(),
+            e.reason.clone().into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Moves a log's head to (`seq`, `hash`).
+pub async fn set_head<C: ConnectionTrait>(c: &C, log: &LogId, seq: u64, hash: &[u8]) -> ApiResult<()> {
+    c.execute_raw(stmt(
+        c.get_database_backend(),
+        "UPDATE log_heads SET seq = $1, hash = $2 WHERE jurisdiction = $3 AND service = $4",
+        [(seq as i64).into(), hash.to_vec().into(), log.jurisdiction.to_string().into(), log.service.into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 /// The last sequence and hash of a log (0 and the genesis hash when empty or unknown).

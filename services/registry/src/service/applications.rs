@@ -88,21 +88,7 @@ impl Registry {
         let stored = pb::LicenceApplication { overdue: false, ..app.clone() };
         store::put_application(m.txn(), j, &stored).await?;
         let seq = m.append(&stored.name, op, &stored, reason).await?;
-        store::put_history(
-            m.txn(),
-            store::HistoryRow {
-                jurisdiction: j,
-                seq,
-                resource: &stored.name,
-                resource_type: "application",
-                before: None,
-                kind: "",
-                status: stored.state,
-                deadline: einfo_common::db::micros(instant(stored.deadline.as_ref())),
-                voided: false,
-            },
-        )
-        .await?;
+        store::put_application_history(m.txn(), j, seq, &stored).await?;
         Ok(seq)
     }
 

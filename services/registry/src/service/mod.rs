@@ -110,29 +110,3 @@ async fn live_site(m: &Mutation, name: &str) -> ApiResult<pb::Site> {
     }
     Ok(site)
 }
-
-/// Records a site's new snapshot; `before` is the site as it stood before this entry (its row in
-/// `reg_sites`, which is its last snapshot), `None` for a new site.
-async fn site_history(
-    m: &Mutation,
-    j: &Jurisdiction,
-    seq: u64,
-    before: Option<&pb::Site>,
-    site: &pb::Site,
-) -> ApiResult<()> {
-    store::put_history(
-        m.txn(),
-        store::HistoryRow {
-            before: before.map(|b| (b.kind.as_str(), b.legal_status, b.voided)),
-            jurisdiction: j,
-            seq,
-            resource: &site.name,
-            resource_type: "site",
-            kind: &site.kind,
-            status: site.legal_status,
-            deadline: 0,
-            voided: site.voided,
-        },
-    )
-    .await
-}

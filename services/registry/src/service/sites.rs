@@ -11,7 +11,7 @@ use einfo_proto::registry::v1 as pb;
 use pb::LegalStatus;
 use prost::Message;
 
-use super::{Registry, live_site, site_history};
+use super::{Registry, live_site};
 use crate::convert::{self, required_instant, timestamp};
 use crate::store;
 
@@ -52,7 +52,7 @@ impl Registry {
         store::put_site(m.txn(), &site).await?;
         store::add_domains(m.txn(), &site).await?;
         let seq = m.append(&site.name, "CREATE", &site, "").await?;
-        site_history(m, j, seq, None, &site).await?;
+        store::put_site_history(m.txn(), j, seq, None, &site).await?;
         if site.discovery_source != pb::DiscoverySource::Application as i32 {
             store::put_event(m.txn(), j, seq, &site.name, "unlicensed_found", now).await?;
         }
@@ -209,7 +209,7 @@ impl Registry {
         store::set_domains(m.txn(), &site).await?;
         let op = if reason.is_some() { "CORRECT" } else { "UPDATE" };
         let seq = m.append(&site.name, op, &site, reason.as_deref().unwrap_or("")).await?;
-        site_history(&m, &j, seq, Some(&current), &site).await?;
+        store::put_site_history(m.txn(), &j, seq, Some(&current), &site).await?;
         m.commit(&site).await?;
         Ok(site)
     }
@@ -247,7 +247,7 @@ impl Registry {
         store::put_site(m.txn(), &site).await?;
         store::set_domains(m.txn(), &site).await?;
         let seq = m.append(&site.name, "VOID", &site, &reason).await?;
-        site_history(&m, &j, seq, Some(&before), &site).await?;
+        store::put_site_history(m.txn(), &j, seq, Some(&before), &site).await?;
         m.commit(&site).await?;
         Ok(site)
     }

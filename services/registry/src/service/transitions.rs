@@ -10,7 +10,7 @@ use einfo_domain::Jurisdiction;
 use einfo_proto::registry::v1 as pb;
 use pb::LicenceState;
 
-use super::{Registry, site_history};
+use super::Registry;
 use crate::convert::{instant, timestamp};
 use crate::{status, store};
 
@@ -89,6 +89,6 @@ impl Registry {
         site.update_time = Some(timestamp(now));
         store::put_site(m.txn(), &site).await?;
         let seq = m.append(&site.name, "STATUS", &site, why).await?;
-        site_history(m, j, seq, Some(&before), &site).await
+        store::put_site_history(m.txn(), j, seq, Some(&before), &site).await
     }
 }
