@@ -52,10 +52,38 @@ pub fn ensure_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
     if !secret_file.exists() {
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let partial = data_dir.join("token-secret.partial");
-        std::fs::write(&partial, secret)?;
+        write_private(&partial, secret.as_bytes())?;
         std::fs::rename(&partial, &secret_file)?;
+    } else {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret_file)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            // Written by an older release (0644): readable by every user of the host.
+            std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600))?;
+            tracing::warn!(file = %secret_file.display(), "the token secret was readable by other users; now 0600");
+        }
     }
     Ok(secret_file)
+}
+
+/// Writes a file only its owner may read or write (mode 0600 from its creation: no moment when
+/// another user could open it).
+///
+/// # Errors
+/// The file cannot be created or written.
+pub fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(content).with_context(|| format!("cannot write {}", path.display()))?;
+    f.sync_all()?;
+    Ok(())
 }
 
 impl Federation {

@@ -55,7 +55,7 @@ pub async fn start_with_clock(
     let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let limits = einfo_common::caller_limits::CallerLimits::new(settings.limits.clone(), clock.clone());
     let db = node::open_database(settings).await?.with_clock(clock);
-    let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
+    let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
     let signer = einfo_central::load_or_create_signer(&key_file)
         .with_context(|| format!("receipt signing key {}", key_file.display()))?;

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use einfo_common::auth::{Authenticator, TokenKeys};
+use einfo_common::auth::{Authenticator, Revocations, TokenKeys};
 use einfo_common::caller_limits::CallerLimits;
 use einfo_common::changelog::{self, ChangeLogService, LogId};
 use einfo_common::clock::{Pace, SharedClock};
 use einfo_common::config::Settings;
 use einfo_common::db::Database;
-use einfo_common::reference::{self, CentreFeed, Follower, Kind};
+use einfo_common::reference::{self, CentreFeed, Current, Follower, Kind};
 use einfo_common::server;
 use einfo_domain::{Jurisdiction, WorkingCalendar};
 use einfo_inspection::{Inspection, InspectionGrpc, RegistryLink};
@@ -216,7 +216,9 @@ fn follower(
     registry: Option<&Registry>,
     inspection: Option<&Inspection>,
     reporting: Option<&Reporting>,
+    revoked: &Current<Revocations>,
 ) -> Follower {
+    let revoked = revoked.clone();
     let catalogue_target = inspection.filter(|_| settings.inspection.catalogue_file.is_none()).cloned();
     if inspection.is_some() && catalogue_target.is_none() {
         tracing::info!("inspection.catalogue_file is set: the centre's violation catalogue is stored but not used");
@@ -243,6 +245,8 @@ fn follower(
                 r.set_catalogue(c);
             }
         })
+        // Every server of the node refuses a revoked token from the moment the list arrives.
+        .kind(Kind::RevokedTokens, Revocations::from_csv, move |r| revoked.set(r))
 }
 
 /// Starts a node on `listener`. It runs until [`Node::stop`] or SIGTERM/SIGINT.
@@ -271,7 +275,7 @@ pub async fn start(
     }
     let limits = CallerLimits::new(settings.limits.clone(), clock.unwrap_or_else(einfo_common::clock::system));
     let max_message = settings.limits.max_message_bytes;
-    let keys = TokenKeys::from_secret(&settings.token_secret()?)?;
+    let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
     let addr = listener.local_addr()?;
 
     let names = role.grpc_names();
@@ -361,7 +365,8 @@ pub async fn start(
         None
     };
     let routes = server::add_reflection(routes, &names)?.routes();
-    let follower = follower(&db, settings, registry.as_ref(), inspection.as_ref(), reporting.as_ref());
+    let revoked = Current::new(Revocations::default());
+    let follower = follower(&db, settings, registry.as_ref(), inspection.as_ref(), reporting.as_ref(), &revoked);
     let centre_feed = match &settings.reporting.centre_endpoint {
         None => None,
         Some(e) => Some(
@@ -381,7 +386,7 @@ pub async fn start(
     let served = tokio::spawn(server::serve_with_limits(
         listener,
         routes,
-        Authenticator::new(keys.clone()),
+        Authenticator::new(keys.clone()).with_revocations(revoked.clone()),
         readiness.clone(),
         limits,
         shutdown,

@@ -35,7 +35,7 @@ pub(crate) fn random_secret() -> String {
 
 /// A day's bearer token for `caller`.
 fn token(keys: &TokenKeys, caller: &Caller) -> anyhow::Result<BearerToken> {
-    BearerToken::new(&keys.issue(caller, Duration::from_secs(24 * 3600))?)
+    BearerToken::new(&keys.issue(caller, Duration::from_secs(12 * 3600))?)
 }
 
 /// A registry client acting as the operator of province `code`.

@@ -74,7 +74,8 @@ pub async fn serve(
     let routes = server::add_reflection(routes, &[SERVICE_NAME])?.routes();
     readiness.set_serving().await;
     let stopper = central.clone();
-    server::serve(listener, routes, Authenticator::new(keys), readiness, async move {
+    let authenticator = Authenticator::new(keys).with_revocations(central.revocations());
+    server::serve(listener, routes, authenticator, readiness, async move {
         shutdown.await;
         stopper.stop_streams();
     })

@@ -71,6 +71,7 @@ pub struct Central {
     db: Database,
     signer: Arc<ReceiptSigner>,
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    revoked: einfo_common::reference::Current<einfo_common::auth::Revocations>,
 }
 
 fn log() -> LogId {
@@ -143,6 +144,7 @@ fn reference_content(kind: &str, content: &[u8], v: &mut Violations) -> Option<K
         Kind::ViolationCatalogue => einfo_reference::catalogue::Catalogue::from_csv(text).map(|_| ()),
         Kind::Indicators => einfo_reference::indicators::Catalogue::from_csv(text).map(|_| ()),
         Kind::Holidays => WorkingCalendar::from_csv(text).map(|_| ()).map_err(anyhow::Error::from),
+        Kind::RevokedTokens => einfo_common::auth::Revocations::from_csv(text).map(|_| ()),
     };
     match parsed {
         Ok(()) => Some(k),
@@ -220,7 +222,22 @@ impl Central {
         crate::Migrator::up(db.conn(), None).await?;
         db.ensure_log(&log()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Self::seed_reference(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self { db, signer: Arc::new(signer), stopping: Arc::new(tokio::sync::watch::Sender::new(false)) })
+        let revoked = match store::latest_reference(db.conn(), Kind::RevokedTokens.as_str()).await? {
+            Some(item) => einfo_common::auth::Revocations::from_csv(&String::from_utf8_lossy(&item.content))?,
+            None => einfo_common::auth::Revocations::default(),
+        };
+        Ok(Self {
+            db,
+            signer: Arc::new(signer),
+            stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
+            revoked: einfo_common::reference::Current::new(revoked),
+        })
+    }
+
+    /// The tokens the centre revoked, as last published: what the centre's own servers refuse
+    /// (nodes follow the same list through the reference feed).
+    pub fn revocations(&self) -> einfo_common::reference::Current<einfo_common::auth::Revocations> {
+        self.revoked.clone()
     }
 
     /// Starts an empty reference feed with the files built in. Not logged: it is where a new
@@ -697,6 +714,11 @@ impl Central {
         item.sequence = store::append_reference(m.txn(), &item, now).await?;
         m.append(&format!("reference/{kind}"), "PUBLISH", &item, "").await?;
         m.commit(&item).await?;
+        if kind == Kind::RevokedTokens {
+            // Checked by `reference_content` before anything was written.
+            let text = String::from_utf8_lossy(&item.content);
+            self.revoked.set(einfo_common::auth::Revocations::from_csv(&text).map_err(ApiError::internal)?);
+        }
         Ok(item)
     }
 

@@ -404,7 +404,7 @@ async fn rebuild(a: DbArgs) -> anyhow::Result<()> {
 
 fn token(a: TokenArgs) -> anyhow::Result<()> {
     let s = settings(&a.db)?;
-    let keys = TokenKeys::from_secret(&s.token_secret()?)?;
+    let keys = TokenKeys::from_secret(&s.token_secret()?)?.with_max_lifetime(s.auth.max_token_lifetime());
     let caller = Caller {
         subject: a.subject,
         role: a.role.parse().map_err(|e: String| anyhow::anyhow!(e))?,

@@ -143,13 +143,24 @@ struct Claims {
     iss: String,
     iat: u64,
     exp: u64,
+    /// The token's id (a UUID), for revocation and the access log.
+    jti: String,
 }
 
-/// Signs and checks bearer tokens with one shared secret (HS256).
+/// The clock difference a token's expiry is allowed between issuer and server.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// The longest a token may live unless configured otherwise (`auth.max_token_lifetime_hours`).
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(12 * 3600);
+
+/// Signs and checks bearer tokens with one shared secret (HS256). A token lives at most
+/// [`TokenKeys::max_lifetime`] (from its issue to its expiry, checked on both sides), its expiry
+/// is checked with [`LEEWAY_SECS`] of leeway, and it carries an id (`jti`).
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: Arc<EncodingKey>,
     decoding: Arc<DecodingKey>,
+    max_lifetime: Duration,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -165,65 +176,191 @@ impl TokenKeys {
         Ok(Self {
             encoding: Arc::new(EncodingKey::from_secret(secret)?),
             decoding: Arc::new(DecodingKey::from_secret(secret)?),
+            max_lifetime: DEFAULT_MAX_LIFETIME,
         })
     }
 
-    /// Issues a token for `caller`, valid for `ttl`.
+    /// With another maximum lifetime.
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
+        self
+    }
+
+    /// The longest a token may live.
+    pub fn max_lifetime(&self) -> Duration {
+        self.max_lifetime
+    }
+
+    /// Issues a token for `caller`, valid for `ttl` (at most the maximum lifetime).
     pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
-        anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
         // Tokens are checked against the system clock by jsonwebtoken, so they are issued by it.
         let now = u64::try_from(crate::clock::SystemClock.now().timestamp())?;
+        anyhow::ensure!(
+            ttl <= self.max_lifetime,
+            "a token lives at most {} s (auth.max_token_lifetime_hours), not {} s",
+            self.max_lifetime.as_secs(),
+            ttl.as_secs()
+        );
+        self.issue_between(caller, now, now + ttl.as_secs())
+    }
+
+    /// Issues a token for `caller` issued at `iat` and expiring at `exp` (UNIX seconds), whatever
+    /// the maximum lifetime: for tests of expired and over-long tokens.
+    pub fn issue_between(&self, caller: &Caller, iat: u64, exp: u64) -> anyhow::Result<String> {
+        anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
         let claims = Claims {
             sub: caller.subject.clone(),
             role: caller.role.as_str().into(),
             jur: caller.jurisdiction.to_string(),
             iss: ISSUER.into(),
-            iat: now,
-            exp: now + ttl.as_secs(),
+            iat,
+            exp,
+            jti: uuid::Uuid::new_v4().to_string(),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
     /// Checks a token and returns its caller.
     pub fn verify(&self, token: &str) -> Result<Caller, String> {
+        self.verify_token(token).map(|(caller, _)| caller)
+    }
+
+    /// Checks a token and returns its caller and its id (`jti`).
+    pub fn verify_token(&self, token: &str) -> Result<(Caller, String), String> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.leeway = LEEWAY_SECS;
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| format!("invalid token: {e}"))?;
         let c = data.claims;
+        if c.exp.saturating_sub(c.iat) > self.max_lifetime.as_secs() {
+            return Err(format!(
+                "invalid token: it lives {} s, more than the {} s allowed",
+                c.exp.saturating_sub(c.iat),
+                self.max_lifetime.as_secs()
+            ));
+        }
+        if c.jti.is_empty() {
+            return Err("invalid token: it has no id (jti)".into());
+        }
         let role: Role = c.role.parse()?;
         let jurisdiction = Jurisdiction::parse(&c.jur).map_err(|e| format!("invalid token jurisdiction: {e}"))?;
         if role.is_central() != jurisdiction.is_central() {
             return Err(format!("role {role} does not act for {jurisdiction}"));
         }
-        Ok(Caller { subject: c.sub, role, jurisdiction })
+        Ok((Caller { subject: c.sub, role, jurisdiction }, c.jti))
+    }
+}
+
+/// The ids of tokens the centre revoked (reference data `revoked-tokens`, published by a central
+/// admin and followed by every node), each with its token's expiry (after which the entry may go:
+/// the token is refused anyway).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Revocations {
+    ids: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+}
+
+impl Revocations {
+    /// Reads `jti,expires_at` lines (a header, then one token id — a UUID — and its token's expiry,
+    /// RFC 3339, per line).
+    ///
+    /// # Errors
+    /// A line that is not an id and an instant, with its line number.
+    pub fn from_csv(text: &str) -> anyhow::Result<Self> {
+        let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+        let header = r.headers()?.clone();
+        anyhow::ensure!(
+            header.iter().collect::<Vec<_>>() == ["jti", "expires_at"],
+            "the header must be 'jti,expires_at', not '{}'",
+            header.iter().collect::<Vec<_>>().join(",")
+        );
+        let mut ids = std::collections::HashMap::new();
+        for (i, row) in r.records().enumerate() {
+            let line = i + 2;
+            let row = row.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
+            let jti = uuid::Uuid::parse_str(&row[0])
+                .map_err(|e| anyhow::anyhow!("line {line}: jti '{}' is not a token id (a UUID): {e}", &row[0]))?;
+            let expires = chrono::DateTime::parse_from_rfc3339(&row[1]).map_err(|e| {
+                anyhow::anyhow!("line {line}: expires_at '{}' is not an RFC 3339 instant: {e}", &row[1])
+            })?;
+            ids.insert(jti.to_string(), expires.with_timezone(&chrono::Utc));
+        }
+        Ok(Self { ids })
+    }
+
+    /// Whether the token with this id is revoked.
+    pub fn contains(&self, jti: &str) -> bool {
+        self.ids.contains_key(jti)
+    }
+
+    /// How many ids are listed.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 }
 
 /// The interceptor that establishes the [`Caller`] of every request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Authenticator {
     keys: TokenKeys,
+    revoked: crate::reference::Current<Revocations>,
 }
 
 impl Authenticator {
-    /// With these keys.
+    /// With these keys and no revocation.
     pub fn new(keys: TokenKeys) -> Self {
-        Self { keys }
+        Self { keys, revoked: crate::reference::Current::new(Revocations::default()) }
+    }
+
+    /// Refusing the tokens listed in `revoked` (as it is when each call arrives).
+    pub fn with_revocations(mut self, revoked: crate::reference::Current<Revocations>) -> Self {
+        self.revoked = revoked;
+        self
     }
 }
 
 impl tonic::service::Interceptor for Authenticator {
+    /// Establishes the caller and, for an einfo method, refuses a call without a valid token
+    /// (`UNAUTHENTICATED`) or by a role the method does not allow (`PERMISSION_DENIED`,
+    /// `ROLE_NOT_ALLOWED`; [`crate::authz::POLICY`]) before any handler runs.
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let method = crate::server::RpcPath::of(&req).map(str::to_owned);
+        let roles = method.as_deref().and_then(crate::authz::roles_of);
+        let unauthenticated = |why: String| -> tonic::Status { ApiError::new(Reason::Unauthenticated, why).into() };
         let Some(value) = req.metadata().get("authorization") else {
-            return Ok(req);
+            return match (&method, roles) {
+                (Some(m), Some(roles)) if !roles.is_empty() => {
+                    Err(unauthenticated(format!("{m} needs a bearer token")))
+                }
+                _ => Ok(req),
+            };
         };
-        let value = value.to_str().map_err(|_| tonic::Status::unauthenticated("authorization header is not ASCII"))?;
+        let value = value.to_str().map_err(|_| unauthenticated("authorization header is not ASCII".into()))?;
         let token = value
             .strip_prefix("Bearer ")
-            .ok_or_else(|| tonic::Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-        let caller = self.keys.verify(token).map_err(tonic::Status::unauthenticated)?;
+            .ok_or_else(|| unauthenticated("authorization must be 'Bearer <token>'".into()))?;
+        let (caller, jti) = self.keys.verify_token(token).map_err(unauthenticated)?;
+        if self.revoked.get().contains(&jti) {
+            return Err(unauthenticated(format!("token {jti} was revoked by the centre")));
+        }
+        if let (Some(m), Some(roles)) = (&method, roles)
+            && !roles.is_empty()
+            && !roles.contains(&caller.role)
+        {
+            let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let name = m.rsplit('/').next().unwrap_or(m);
+            return Err(ApiError::new(
+                Reason::RoleNotAllowed,
+                format!("role {} may not call {name}; {} may (docs/roles.md)", caller.role, allowed.join(", ")),
+            )
+            .into());
+        }
         req.extensions_mut().insert(caller);
         Ok(req)
     }

@@ -74,6 +74,17 @@ pub struct AuthSettings {
     pub secret: Option<String>,
     /// A file holding the secret.
     pub secret_file: Option<PathBuf>,
+    /// The longest a bearer token may live, from its issue to its expiry, in hours (default 12):
+    /// longer tokens are neither issued nor accepted.
+    pub max_token_lifetime_hours: Option<u64>,
+}
+
+impl AuthSettings {
+    /// The longest a token may live.
+    pub fn max_token_lifetime(&self) -> std::time::Duration {
+        self.max_token_lifetime_hours
+            .map_or(crate::auth::DEFAULT_MAX_LIFETIME, |h| std::time::Duration::from_secs(h * 3600))
+    }
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -81,6 +92,7 @@ impl std::fmt::Debug for AuthSettings {
         f.debug_struct("AuthSettings")
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("secret_file", &self.secret_file)
+            .field("max_token_lifetime_hours", &self.max_token_lifetime_hours)
             .finish()
     }
 }
@@ -339,7 +351,11 @@ mod tests {
 
     #[test]
     fn secrets_are_not_printed() {
-        let s = AuthSettings { secret: Some("hunter2hunter2hunter2hunter2hunter2".into()), secret_file: None };
+        let s = AuthSettings {
+            secret: Some("hunter2hunter2hunter2hunter2hunter2".into()),
+            secret_file: None,
+            max_token_lifetime_hours: None,
+        };
         assert!(!format!("{s:?}").contains("hunter2"));
     }
 }

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod authz;
 pub mod caller_limits;
 pub mod changelog;
 pub mod clock;

@@ -35,11 +35,13 @@ pub enum Kind {
     Indicators,
     /// `holidays`: the working-day calendar (ngày nghỉ lễ, ngày làm bù).
     Holidays,
+    /// `revoked-tokens`: the ids of bearer tokens the centre revoked ([`crate::auth::Revocations`]).
+    RevokedTokens,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::ViolationCatalogue, Kind::Indicators, Kind::Holidays];
+    pub const ALL: [Kind; 4] = [Kind::ViolationCatalogue, Kind::Indicators, Kind::Holidays, Kind::RevokedTokens];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -47,6 +49,7 @@ impl Kind {
             Kind::ViolationCatalogue => "violation-catalogue",
             Kind::Indicators => "indicators",
             Kind::Holidays => "holidays",
+            Kind::RevokedTokens => "revoked-tokens",
         }
     }
 

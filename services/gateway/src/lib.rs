@@ -170,7 +170,7 @@ impl Gateway {
         server::serve_with_limits(
             listener,
             routes,
-            Authenticator::new(self.0.keys.clone()),
+            Authenticator::new(self.0.keys.clone()).with_revocations(self.0.central.revocations()),
             readiness,
             limits,
             async move {

@@ -127,7 +127,7 @@ impl Gateway {
     pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
         let caller =
             Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
-        BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(24 * 3600))?)
+        BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(3600))?)
     }
 
     /// A channel to `endpoint`, shared by every call to it (HTTP/2 multiplexes them).

@@ -306,9 +306,9 @@ impl TestNode {
         )
     }
 
-    /// An inspection client of the operator of province `code`.
+    /// An inspection client of the inspector of province `code`.
     pub async fn inspection(&self, code: &str) -> InspectionClient {
-        self.inspection_as(&Self::operator(code)).await
+        self.inspection_as(&Self::inspector(code)).await
     }
 
     /// The inspector of a province (2008 scheme code).

@@ -411,7 +411,7 @@ async fn only_the_right_callers_may_act(backend: Backend) {
     let err = c.province("01").submit(pb::SubmitRequest { submission: Some(s) }).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(reason(&err), "NOT_YOUR_JURISDICTION");
-    // Any provincial role may submit for its own jurisdiction (a reporter here).
+    // A reporting officer may submit for its own jurisdiction (as its node does, as a service).
     let reporter = einfo_common::auth::Caller {
         subject: "reporter-79".into(),
         role: einfo_common::auth::Role::Reporter,

@@ -377,6 +377,11 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
 
     let printed = std::fs::read_to_string(&stdout).expect("up's output");
     assert!(printed.contains(&format!("gateway  127.0.0.1:{port}")), "{printed}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data_dir.join("token-secret")).expect("the secret").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token secret is readable by its owner only");
+    }
     let nodes: Vec<(&str, Vec<&str>)> = printed
         .lines()
         .filter(|l| l.starts_with("node "))

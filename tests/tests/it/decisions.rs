@@ -164,7 +164,7 @@ async fn a_decision_past_its_deadline_becomes_overdue_and_can_still_be_complied_
     assert_eq!(get_decision(&mut c, &d.name).await.state(), DecisionState::Complied);
     let last = inspection_log(&node, P01).await.pop().expect("an entry");
     assert_eq!((last.operation.as_str(), last.resource.as_str()), ("COMPLY", d.name.as_str()));
-    assert_eq!(last.actor.as_ref().expect("an actor").subject, "operator-01");
+    assert_eq!(last.actor.as_ref().expect("an actor").subject, "inspector-01");
 
     // A complied decision stays complied: the clock does not touch it again.
     clock.advance(chrono::Duration::hours(72));

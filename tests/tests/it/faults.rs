@@ -57,7 +57,7 @@ fn seed() -> u64 {
 
 fn token(caller: &Caller) -> BearerToken {
     let keys = TokenKeys::from_secret(SECRET.as_bytes()).expect("token keys");
-    BearerToken::new(&keys.issue(caller, Duration::from_secs(24 * 3600)).expect("token")).expect("bearer")
+    BearerToken::new(&keys.issue(caller, Duration::from_secs(12 * 3600)).expect("token")).expect("bearer")
 }
 
 fn analyst() -> Caller {

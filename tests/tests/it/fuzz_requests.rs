@@ -19,7 +19,7 @@ const CASES: usize = 48;
 
 /// Sends and receives bodies as they are.
 #[derive(Clone, Copy, Default)]
-struct Raw;
+pub(crate) struct Raw;
 
 impl Codec for Raw {
     type Encode = Vec<u8>;
@@ -159,49 +159,55 @@ fn body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// The methods a node serves, with the caller each is sent as (one who may call it, so that the
-/// body reaches the method's checks rather than stopping at the role).
+/// The methods a node serves, with the caller each is sent as (the first role the method allows,
+/// for province 01 or the centre, so that the body reaches the method's checks rather than stopping
+/// at the role).
 fn methods() -> Vec<(&'static str, einfo_common::auth::Caller)> {
     let node_packages = ["/einfo.registry.", "/einfo.inspection.", "/einfo.reporting.", "/einfo.log."];
     einfo_proto::methods::ALL
         .iter()
         .filter(|m| node_packages.iter().any(|p| m.starts_with(p)))
         .map(|m| {
-            let caller = if m.starts_with("/einfo.reporting.") {
-                TestNode::reporter("01")
-            } else if m.starts_with("/einfo.log.") {
-                TestNode::analyst()
-            } else {
-                TestNode::operator("01")
-            };
-            (*m, caller)
+            let role = einfo_common::authz::roles_of(m).expect("a declared method")[0];
+            let jurisdiction =
+                if role.is_central() { einfo_domain::Jurisdiction::Central } else { einfo_testkit::province("01") };
+            (*m, einfo_common::auth::Caller { subject: format!("fuzz-{role}"), role, jurisdiction })
         })
         .collect()
 }
 
 async fn send(channel: tonic::transport::Channel, path: &'static str, token: &str, body: Vec<u8>) -> Code {
+    match call(channel, path, Some(token), body, std::time::Duration::from_secs(5)).await {
+        Ok(()) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// Calls `path` with a raw `body` (and a bearer `token`, if any): the status it ends with, or
+/// `Ok` for a stream still open after `first` with nothing wrong in its first answer.
+pub(crate) async fn call(
+    channel: tonic::transport::Channel,
+    path: &'static str,
+    token: Option<&str>,
+    body: Vec<u8>,
+    first: std::time::Duration,
+) -> Result<(), tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.expect("ready");
     let mut request = tonic::Request::new(body);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    }
     let path = http::uri::PathAndQuery::from_static(path);
     if einfo_common::caller_limits::STREAMING_METHODS.contains(&path.path()) {
-        match grpc.server_streaming(request, path, Raw).await {
-            Err(s) => s.code(),
-            Ok(r) => {
-                let mut stream = r.into_inner();
-                // A follow stream would wait for new entries: the first answer is enough.
-                match tokio::time::timeout(std::time::Duration::from_secs(5), stream.message()).await {
-                    Ok(Err(s)) => s.code(),
-                    _ => Code::Ok,
-                }
-            }
+        let mut stream = grpc.server_streaming(request, path, Raw).await?.into_inner();
+        // A follow stream would wait for new entries: the first answer is enough.
+        match tokio::time::timeout(first, stream.message()).await {
+            Ok(Err(s)) => Err(s),
+            _ => Ok(()),
         }
     } else {
-        match grpc.unary(request, path, Raw).await {
-            Ok(_) => Code::Ok,
-            Err(s) => s.code(),
-        }
+        grpc.unary(request, path, Raw).await.map(|_| ())
     }
 }
 

@@ -35,6 +35,7 @@ mod recover;
 mod reference;
 mod refusals;
 mod reporting;
+mod roles;
 mod sanctions;
 mod server;
 mod sites;
@@ -80,6 +81,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(recover::trials());
     trials.extend(reference::trials());
     trials.extend(reporting::trials());
+    trials.extend(roles::trials());
     trials.extend(sanctions::trials());
     trials.extend(server::trials());
     trials.extend(sites::trials());

@@ -21,6 +21,7 @@ use einfo_testkit::{Backend, FakeCentre, SiteExt, TestDb, TestNode, both_backend
 use sea_orm::ConnectionTrait;
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::refusals::fields;
 
@@ -334,10 +335,90 @@ async fn an_item_the_node_cannot_load_is_skipped_and_the_version_in_force_stays(
     assert_eq!(catalogue_version(&node).await, "2025.1", "nor stored");
 }
 
+/// A token the centre revoked (reference data `revoked-tokens`) is refused by the node that follows
+/// the feed within seconds, by the centre at once, and again after the node restarts; other
+/// tokens still pass; a list that is not one is refused at publication.
+async fn a_token_revoked_by_the_centre_is_refused_by_every_server(backend: Backend) {
+    let Some((centre, mut node)) = start(backend).await else { return };
+    let keys = einfo_common::auth::TokenKeys::from_secret(node.settings.auth.secret.as_deref().unwrap().as_bytes())
+        .expect("keys");
+    let issue = |caller: &Caller| keys.issue(caller, Duration::from_secs(600)).expect("token");
+    let (revoked_op, kept_op) = (issue(&TestNode::operator("01")), issue(&TestNode::operator("01")));
+    let revoked_admin = issue(&FakeCentre::admin_caller());
+    let id = |t: &str| keys.verify_token(t).expect("a valid token").1;
+    let channel = node.channel().await;
+    let list_sites = |token: String| {
+        let channel = channel.clone();
+        async move {
+            let mut c = reg::registry_service_client::RegistryServiceClient::with_interceptor(
+                channel,
+                einfo_common::auth::BearerToken::new(&token).expect("bearer"),
+            );
+            c.list_sites(reg::ListSitesRequest { parent: P01.into(), ..Default::default() }).await.map(|_| ())
+        }
+    };
+    let centre_key = |token: String| {
+        let url = centre.url();
+        async move {
+            let channel = tonic::transport::Endpoint::from_shared(url).expect("url").connect_lazy();
+            let mut c = pb::central_service_client::CentralServiceClient::with_interceptor(
+                channel,
+                einfo_common::auth::BearerToken::new(&token).expect("bearer"),
+            );
+            c.get_public_key(pb::GetPublicKeyRequest {}).await.map(|_| ())
+        }
+    };
+    list_sites(revoked_op.clone()).await.expect("the token passes before it is revoked");
+    centre_key(revoked_admin.clone()).await.expect("the admin's token passes before it is revoked");
+
+    let bad = publish(&centre, "revoked-tokens", "jti,expires_at\nnot-an-id,2026-01-01T00:00:00Z\n").await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(fields(&bad), ["content"], "{bad:?}");
+    let why = bad.get_error_details().bad_request().map(|b| b.field_violations[0].description.clone());
+    assert!(why.as_deref().is_some_and(|d| d.contains("line 2") && d.contains("not a token id")), "{why:?}");
+
+    // Tokens are checked against the system clock (jsonwebtoken), so expiries are read from it.
+    let expires = einfo_common::clock::Clock::now(&*einfo_common::clock::system()) + chrono::Duration::minutes(10);
+    let list = format!(
+        "jti,expires_at\n{},{}\n{},{}\n",
+        id(&revoked_op),
+        expires.to_rfc3339(),
+        id(&revoked_admin),
+        expires.to_rfc3339()
+    );
+    publish(&centre, "revoked-tokens", &list).await.expect("published");
+
+    let e = centre_key(revoked_admin.clone()).await.expect_err("the centre refuses a token it revoked at once");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("was revoked by the centre"), "{}", e.message());
+    let e = eventually("the node to refuse the revoked token", || {
+        let t = revoked_op.clone();
+        let list_sites = &list_sites;
+        async move { list_sites(t).await.err() }
+    })
+    .await;
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains(&format!("token {} was revoked by the centre", id(&revoked_op))), "{}", e.message());
+    list_sites(kept_op.clone()).await.expect("another token of the same operator still passes");
+
+    node.restart().await;
+    let channel = node.channel().await;
+    let mut c = reg::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel,
+        einfo_common::auth::BearerToken::new(&revoked_op).expect("bearer"),
+    );
+    let e = c
+        .list_sites(reg::ListSitesRequest { parent: P01.into(), ..Default::default() })
+        .await
+        .expect_err("still refused after a restart");
+    assert_eq!(e.code(), Code::Unauthenticated);
+}
+
 both_backends!(
     publishing_is_for_the_central_admin_checked_like_a_node_and_idempotent,
     a_new_violation_catalogue_reaches_a_running_node_and_survives_its_restart,
     new_holidays_move_an_application_deadline,
     new_indicators_change_what_a_report_compiles,
     an_item_the_node_cannot_load_is_skipped_and_the_version_in_force_stays,
+    a_token_revoked_by_the_centre_is_refused_by_every_server,
 );

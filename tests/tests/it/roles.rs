@@ -1,0 +1,195 @@
+//! Roles per method (issue 13, point 2): every RPC of every service, called with every role a
+//! token can name, for its own province and for another, and with no token, an expired one, an
+//! over-long one and one signed with another secret. The outcome is the one `authz::POLICY`
+//! declares: a role not allowed is refused with `PERMISSION_DENIED` / `ROLE_NOT_ALLOWED` before
+//! any handler runs; an allowed role is never refused for its role and never succeeds for another
+//! province; a call without a valid token is `UNAUTHENTICATED`, with `ErrorInfo`. Nothing moves
+//! any log. The registry's rows are also checked against a literal list, so that a change of the
+//! table shows in review.
+
+use std::time::Duration;
+
+use einfo_common::auth::{Caller, Role, TokenKeys};
+use einfo_common::authz::{POLICY, TOKEN_ROLES, roles_of};
+use einfo_common::error::{Reason, reason_of};
+use einfo_domain::Jurisdiction;
+use einfo_testkit::gateway::gateway_settings;
+use einfo_testkit::{Backend, TestDb, TestGateway, TestNode, both_backends, province};
+use tonic::Code;
+
+use crate::fuzz_requests::call;
+
+/// The registry's rows, as reviewed: method, then the roles allowed.
+const REGISTRY: &str = "\
+RegisterSite operator
+GetSite operator inspector reporter service central-admin central-analyst
+ListSites operator inspector reporter service central-admin central-analyst
+UpdateSite operator
+CorrectSite operator
+VoidSite operator
+AddSiteRecord operator
+SubmitApplication operator
+GetApplication operator inspector reporter service central-admin central-analyst
+ListApplications operator inspector reporter service central-admin central-analyst
+RequestSupplement operator
+ReceiveSupplement operator
+ApproveApplication operator
+RejectApplication operator
+GetLicence operator inspector reporter service central-admin central-analyst
+ListLicences operator inspector reporter service central-admin central-analyst
+AmendLicence operator
+RenewLicence operator
+SuspendLicence operator
+RevokeLicence operator
+ApplySanction service
+ImportSites operator
+GetStatistics operator inspector reporter service central-admin central-analyst
+ListSiteKinds operator inspector reporter service central-admin central-analyst
+";
+
+/// Methods that name no jurisdiction: any allowed role may succeed whatever province it is of.
+const ANY_PROVINCE: &[&str] = &["ListSiteKinds", "ListCatalogue", "ListAgencies", "GetPublicKey"];
+
+async fn registry_rows_are_the_reviewed_ones() {
+    let rows: String = POLICY
+        .iter()
+        .filter(|p| p.method.starts_with("/einfo.registry."))
+        .map(|p| {
+            let name = p.method.rsplit('/').next().unwrap_or_default();
+            let roles: Vec<&str> = p.roles.iter().map(|r| r.as_str()).collect();
+            format!("{name} {}\n", roles.join(" "))
+        })
+        .collect();
+    assert_eq!(rows, REGISTRY);
+}
+
+/// A body whose first field is the string `s` (most requests' first field is a parent, a name or a
+/// jurisdiction).
+fn naming(s: &str) -> Vec<u8> {
+    let mut out = vec![0x0a, s.len() as u8];
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+async fn heads(node: &TestNode) -> Vec<u64> {
+    let mut out = Vec::new();
+    for code in ["01", "79"] {
+        for service in ["registry", "inspection", "reporting"] {
+            out.push(node.log_sequence(code, service).await);
+        }
+    }
+    out
+}
+
+async fn every_method_answers_every_role_as_the_table_says(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01", "79"]).await else { return };
+    let Some(db) = TestDb::new(backend).await else { return };
+    let s = gateway_settings(&db);
+    let g = TestGateway::start_with(db, s, &[]).await;
+    let secret = node.settings.auth.secret.clone().expect("the test secret");
+    let keys = TokenKeys::from_secret(secret.as_bytes()).expect("keys");
+    let node_channel = node.channel().await;
+    let gateway_channel = tonic::transport::Endpoint::from_shared(g.url()).expect("url").connect_lazy();
+    let before = heads(&node).await;
+    let (own, other) = (province("01"), province("79"));
+    let mut calls = 0;
+    let mut refused_by_role = 0;
+
+    for policy in POLICY {
+        let method = policy.method;
+        let name = method.rsplit('/').next().unwrap_or_default();
+        let channel = if method.starts_with("/einfo.central.") || method.starts_with("/einfo.gateway.") {
+            gateway_channel.clone()
+        } else {
+            node_channel.clone()
+        };
+        for role in TOKEN_ROLES {
+            // A province's roles act for 01 and name 01 (own) or 79 (another province); central
+            // roles name 01.
+            let caller_j = if role.is_central() { Jurisdiction::Central } else { own };
+            let targets: &[Jurisdiction] = if role.is_central() { &[own] } else { &[own, other] };
+            for &target in targets {
+                let j = caller_j;
+                let caller = Caller { subject: format!("matrix-{role}"), role, jurisdiction: j };
+                let token = keys.issue(&caller, Duration::from_secs(600)).expect("token");
+                let got =
+                    call(channel.clone(), method, Some(&token), naming(&target.to_string()), Duration::from_secs(1))
+                        .await;
+                calls += 1;
+                let roles = roles_of(method).expect("declared");
+                let allowed = roles.is_empty() || roles.contains(&role);
+                match (&got, allowed) {
+                    (Err(s), false) => {
+                        assert_eq!(
+                            (s.code(), reason_of(s)),
+                            (Code::PermissionDenied, Some(Reason::RoleNotAllowed)),
+                            "{name} as {role} of {j} on {target}: {s:?}"
+                        );
+                        assert!(s.message().contains(&format!("role {role} may not call {name}")), "{}", s.message());
+                        refused_by_role += 1;
+                    }
+                    (Ok(()), false) => {
+                        panic!("{name} as {role} of {j} on {target} passed; the table does not allow it")
+                    }
+                    (Err(s), true) => {
+                        assert_ne!(
+                            reason_of(s),
+                            Some(Reason::RoleNotAllowed),
+                            "{name} as {role} of {j} on {target}: {s:?}"
+                        );
+                        assert_ne!(s.code(), Code::Unauthenticated, "{name} as {role} of {j} on {target}: {s:?}");
+                        assert!(
+                            !matches!(s.code(), Code::Internal | Code::Unknown | Code::Unimplemented),
+                            "{name} as {role} of {j} on {target}: {s:?}"
+                        );
+                    }
+                    (Ok(()), true) => {
+                        assert!(
+                            target == own || ANY_PROVINCE.contains(&name),
+                            "{name} as {role} of {j} on {target} succeeded on the records of {target}"
+                        );
+                    }
+                }
+            }
+        }
+
+        // Without a valid token, every method is refused before its handler.
+        let analyst = Caller { subject: "m".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+        // Tokens are checked against the system clock (jsonwebtoken).
+        let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system()).timestamp() as u64;
+        let expired = keys.issue_between(&analyst, now - 120, now - 60).expect("an expired token");
+        let too_long = keys.issue_between(&analyst, now, now + 13 * 3600).expect("an over-long token");
+        let foreign = TokenKeys::from_secret(b"another-secret-that-is-long-enough-0123456789")
+            .expect("keys")
+            .issue(&analyst, Duration::from_secs(600))
+            .expect("token");
+        for (what, token) in
+            [("no token", None), ("expired", Some(&expired)), ("13 h", Some(&too_long)), ("foreign", Some(&foreign))]
+        {
+            let got = call(
+                channel.clone(),
+                method,
+                token.map(String::as_str),
+                naming("provinces/2008-01"),
+                Duration::from_secs(1),
+            )
+            .await;
+            calls += 1;
+            if roles_of(method).expect("declared").is_empty() && token.is_none() {
+                got.unwrap_or_else(|s| panic!("{name} is public: {s:?}"));
+                continue;
+            }
+            let s = got.expect_err(&format!("{name} with {what}"));
+            assert_eq!(
+                (s.code(), reason_of(&s)),
+                (Code::Unauthenticated, Some(Reason::Unauthenticated)),
+                "{name} with {what}: {s:?}"
+            );
+        }
+    }
+    assert_eq!(heads(&node).await, before, "no call of the matrix changed a log");
+    println!("{calls} calls, {refused_by_role} refused for the role");
+    assert!(refused_by_role > 200, "{refused_by_role}");
+}
+
+both_backends!(every_method_answers_every_role_as_the_table_says; plain: registry_rows_are_the_reviewed_ones);
