@@ -45,6 +45,9 @@ enum Command {
     Recover(RecoverArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
+    /// The centre's certificate authority and the certificates it issues to nodes and the gateway.
+    #[command(subcommand)]
+    Pki(PkiCommand),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
     Up(UpArgs),
     /// Ask the national gateway.
@@ -82,6 +85,54 @@ enum National {
     /// Print the national table: sites by province × legal status, with totals and the
     /// provinces missing or stale.
     Summary(NationalArgs),
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Make the centre's certificate authority: `ca.pem` and `ca.key` (readable by its owner only)
+    /// in `--dir`. Never overwrites.
+    Init(PkiInitArgs),
+    /// Issue a key and certificate to a node (naming the provinces it hosts) or to the centre's
+    /// gateway (`--central`): `<name>.pem` and `<name>.key` in `--dir`, beside the CA.
+    Issue(PkiIssueArgs),
+}
+
+#[derive(Args)]
+struct PkiInitArgs {
+    /// Where the CA's files go.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The CA's name.
+    #[arg(long, default_value = "einfo centre CA")]
+    name: String,
+    /// Validity in days.
+    #[arg(long, default_value_t = 3650)]
+    days: i64,
+}
+
+#[derive(Args)]
+struct PkiIssueArgs {
+    /// Where the CA's files are, and where the new ones go.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The holder's name: the files' names and the certificate's common name.
+    #[arg(long)]
+    name: String,
+    /// The provinces the holder acts for (a node: those it hosts), comma-separated codes.
+    #[arg(long, value_delimiter = ',')]
+    provinces: Vec<String>,
+    /// Province scheme of `--provinces`: 2008 (default) or 2025.
+    #[arg(long)]
+    scheme: Option<Scheme>,
+    /// The holder acts for the centre (the gateway).
+    #[arg(long, conflicts_with = "provinces")]
+    central: bool,
+    /// DNS names the holder is reached at (for TLS), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    dns: Vec<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
 }
 
 #[derive(Subcommand)]
@@ -262,6 +313,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => restore(a).await,
         Command::Recover(a) => recover(a).await,
         Command::Token(a) => token(a),
+        Command::Pki(PkiCommand::Init(a)) => pki_init(a),
+        Command::Pki(PkiCommand::Issue(a)) => pki_issue(a),
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
@@ -399,6 +452,42 @@ async fn rebuild(a: DbArgs) -> anyhow::Result<()> {
             "not kept  {log}  (applied before the centre kept entries: replicated again from its node at the next start)"
         );
     }
+    Ok(())
+}
+
+fn pki_init(a: PkiInitArgs) -> anyhow::Result<()> {
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let ca = einfo_common::pki::init_ca(&a.name, now, a.days)?;
+    let (cert, key) = einfo_common::pki::write(&a.dir, "ca", &ca)?;
+    println!("certificate authority {} (serial {}): {}, key {}", a.name, ca.serial, cert.display(), key.display());
+    Ok(())
+}
+
+fn pki_issue(a: PkiIssueArgs) -> anyhow::Result<()> {
+    use einfo_common::pki;
+    let acts_for: Vec<Jurisdiction> = if a.central {
+        vec![Jurisdiction::Central]
+    } else {
+        anyhow::ensure!(!a.provinces.is_empty(), "name the provinces the holder acts for (--provinces), or --central");
+        let scheme = a.scheme.unwrap_or(Scheme::P63);
+        a.provinces.iter().map(|c| Jurisdiction::province(scheme, c)).collect::<Result<_, _>>()?
+    };
+    let (ca_cert, ca_key) = pki::paths(&a.dir, "ca");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {} (run `einfo pki init` first)", p.display()))
+    };
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let issued = pki::issue(&read(&ca_cert)?, &read(&ca_key)?, &a.name, &acts_for, &a.dns, now, a.days)?;
+    let (cert, key) = pki::write(&a.dir, &a.name, &issued)?;
+    let names: Vec<String> = acts_for.iter().map(ToString::to_string).collect();
+    println!(
+        "issued {} (serial {}) acting for {}: {}, key {}",
+        a.name,
+        issued.serial,
+        names.join(", "),
+        cert.display(),
+        key.display()
+    );
     Ok(())
 }
 

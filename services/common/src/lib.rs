@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fields;
+pub mod pki;
 pub mod receipts;
 pub mod reference;
 pub mod server;

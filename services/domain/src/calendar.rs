@@ -273,9 +273,27 @@ mod tests {
     }
 
     #[test]
-    fn the_bundled_calendar_covers_2024_to_2027() {
+    fn the_bundled_calendar_covers_2008_to_2027() {
         let cal = WorkingCalendar::bundled();
         for (d, why) in [
+            ("2008-09-02", "National Day 2008"),
+            ("2009-04-06", "compensating Hùng Kings' day 2009 on a Saturday"),
+            ("2010-02-19", "Tết 2010, swapped for Saturday 2010-02-27"),
+            ("2011-02-01", "Tết 2011, swapped for Sunday 2011-01-30"),
+            ("2012-01-26", "Tết 2012"),
+            ("2012-12-31", "swapped for Saturday 2013-01-05"),
+            ("2013-02-15", "Tết 2013, swapped for Saturday 2013-02-23"),
+            ("2014-01-28", "Tết 2014, swapped for Saturday 2014-01-25"),
+            ("2014-09-01", "swapped for Saturday 2014-09-06"),
+            ("2015-02-23", "Tết 2015, compensating mùng 3 on a Saturday"),
+            ("2016-05-03", "compensating 1/5/2016 on a Sunday"),
+            ("2017-01-31", "Tết 2017"),
+            ("2018-02-20", "Tết 2018"),
+            ("2019-04-29", "swapped for Saturday 2019-05-04"),
+            ("2020-01-29", "Tết 2020"),
+            ("2021-09-03", "National Day 2021, the adjacent day"),
+            ("2022-02-04", "Tết 2022"),
+            ("2023-05-03", "compensating 30/4/2023 on a Sunday"),
             ("2024-02-12", "Tết 2024"),
             ("2024-04-29", "swapped for Saturday 2024-05-04"),
             ("2025-09-01", "National Day 2025"),
@@ -285,7 +303,32 @@ mod tests {
         ] {
             assert!(!cal.is_working_day(date(d)), "{d}: {why}");
         }
-        assert!(cal.is_working_day(date("2024-05-04")));
+        for (d, why) in [
+            ("2011-01-30", "a Sunday worked before Tết 2011"),
+            ("2013-01-05", "a Saturday worked for Monday 2012-12-31"),
+            ("2014-01-25", "a Saturday worked before Tết 2014"),
+            ("2014-02-08", "a Saturday worked after Tết 2014"),
+            ("2014-12-27", "a Saturday worked for Friday 2015-01-02"),
+            ("2024-05-04", "a Saturday worked for Monday 2024-04-29"),
+        ] {
+            assert!(cal.is_working_day(date(d)), "{d}: {why}");
+        }
+    }
+
+    #[test]
+    fn an_application_received_on_27_january_2014_is_due_after_the_tet_break() {
+        let cal = WorkingCalendar::bundled();
+        // Tết Giáp Ngọ 2014, as decided by the Prime Minister (Công văn 10525/VPCP-KGVX of
+        // 12/12/2013, announced by the Ministry of Labour, Invalids and Social Affairs): civil
+        // servants were off from Tuesday 28/1 to Wednesday 5/2/2014 (nine days) and worked
+        // Saturday 25/1 and Saturday 8/2/2014 in exchange for Tuesday 28/1 and Wednesday 29/1.
+        // Monday 2014-01-27 + 10 working days (the start itself is not counted):
+        //   Tue 28/1 – Wed 5/2: Tết break, nothing counted
+        //   1 Thu 6/2, 2 Fri 7/2, 3 Sat 8/2 (worked), Sun 9/2 off,
+        //   4 Mon 10/2, 5 Tue 11/2, 6 Wed 12/2, 7 Thu 13/2, 8 Fri 14/2, Sat 15 and Sun 16/2 off,
+        //   9 Mon 17/2, 10 Tue 18/2.
+        // Without the Tết rows the answer would be Monday 2014-02-10.
+        assert_eq!(cal.add_working_days(date("2014-01-27"), 10), date("2014-02-18"));
     }
 
     #[test]

@@ -100,8 +100,53 @@ async fn einfo_verify_reads_the_gateway_store_without_migrating_it(backend: Back
 }
 
 both_backends!(einfo_verify_reports_a_tampered_entry, einfo_verify_reads_the_gateway_store_without_migrating_it
-    ; plain: sqlite_runs_with_synchronous_full_and_wal, einfo_token_prints_a_token_the_node_accepts, einfo_token_uses_the_configured_secret_file, a_misspelt_configuration_key_is_refused, einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them, einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry, einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry
+    ; plain: sqlite_runs_with_synchronous_full_and_wal, einfo_token_prints_a_token_the_node_accepts, einfo_pki_makes_a_ca_and_certificates_naming_the_provinces, einfo_token_uses_the_configured_secret_file, a_misspelt_configuration_key_is_refused, einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them, einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry, einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry
 );
+
+/// `einfo pki init` and `einfo pki issue`: the CA and a node's certificate naming the provinces it
+/// hosts, keys readable by their owner only, nothing overwritten, the certificate verified against
+/// the CA.
+async fn einfo_pki_makes_a_ca_and_certificates_naming_the_provinces() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = TestDb::new(Backend::Sqlite).await.expect("a directory");
+    let dir = db.dir.join("pki");
+    let run = |args: Vec<String>| async move {
+        let out = einfo().args(&args).output().await.expect("run einfo pki");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let d = dir.display().to_string();
+    let (ok, out) = run(vec!["pki".into(), "init".into(), "--dir".into(), d.clone()]).await;
+    assert!(ok && out.contains("certificate authority einfo centre CA"), "{out}");
+    let (ok, out) = run(vec!["pki".into(), "init".into(), "--dir".into(), d.clone()]).await;
+    assert!(!ok && out.contains("never overwritten"), "{out}");
+    let issue = |name: &str, rest: &[&str]| {
+        let mut a: Vec<String> =
+            vec!["pki".into(), "issue".into(), "--dir".into(), d.clone(), "--name".into(), name.into()];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let (ok, out) = run(issue("node-1", &["--provinces", "01,79", "--dns", "node-1.einfo.local"])).await;
+    assert!(ok && out.contains("acting for provinces/2008-01, provinces/2008-79"), "{out}");
+    let (ok, out) = run(issue("gateway", &["--central"])).await;
+    assert!(ok && out.contains("acting for central"), "{out}");
+    let (ok, out) = run(issue("nobody", &[])).await;
+    assert!(!ok && out.contains("--provinces"), "{out}");
+    let (ok, out) = run(issue("bad", &["--provinces", "99"])).await;
+    assert!(!ok, "{out}");
+    for key in ["ca.key", "node-1.key", "gateway.key"] {
+        let mode = std::fs::metadata(dir.join(key)).expect("a key").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    let pem = |n: &str| std::fs::read_to_string(dir.join(n)).expect("a certificate");
+    let ca = einfo_common::pki::der_of(&pem("ca.pem")).expect("the CA");
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let id = einfo_common::pki::verify(&einfo_common::pki::der_of(&pem("node-1.pem")).unwrap(), &ca, now)
+        .expect("issued by the CA");
+    assert_eq!(id.acts_for, vec![einfo_testkit::province("01"), einfo_testkit::province("79")]);
+}
 
 async fn pragma(c: &impl ConnectionTrait, name: &str) -> sea_orm::QueryResult {
     c.query_one_raw(Statement::from_string(DbBackend::Sqlite, format!("PRAGMA {name}")))
