@@ -208,16 +208,7 @@ impl TokenKeys {
     /// the maximum lifetime: for tests of expired and over-long tokens.
     pub fn issue_between(&self, caller: &Caller, iat: u64, exp: u64) -> anyhow::Result<String> {
         anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
-        let claims = Claims {
-            sub: caller.subject.clone(),
-            role: caller.role.as_str().into(),
-            jur: caller.jurisdiction.to_string(),
-            iss: ISSUER.into(),
-            iat,
-            exp,
-            jti: uuid::Uuid::new_v4().to_string(),
-        };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims_of(caller, iat, exp), &self.encoding)?)
     }
 
     /// Checks a token and returns its caller.
@@ -233,23 +224,164 @@ impl TokenKeys {
         v.leeway = LEEWAY_SECS;
         let data =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| format!("invalid token: {e}"))?;
-        let c = data.claims;
-        if c.exp.saturating_sub(c.iat) > self.max_lifetime.as_secs() {
+        check_claims(data.claims, self.max_lifetime)
+    }
+}
+
+/// The checks every token's claims pass, whoever signed it: its lifetime, its id, and a role that
+/// acts for the kind of jurisdiction it names. Returns the caller and the token's id.
+fn check_claims(c: Claims, max_lifetime: Duration) -> Result<(Caller, String), String> {
+    if c.exp.saturating_sub(c.iat) > max_lifetime.as_secs() {
+        return Err(format!(
+            "invalid token: it lives {} s, more than the {} s allowed",
+            c.exp.saturating_sub(c.iat),
+            max_lifetime.as_secs()
+        ));
+    }
+    if c.jti.is_empty() {
+        return Err("invalid token: it has no id (jti)".into());
+    }
+    let role: Role = c.role.parse()?;
+    let jurisdiction = Jurisdiction::parse(&c.jur).map_err(|e| format!("invalid token jurisdiction: {e}"))?;
+    if role.is_central() != jurisdiction.is_central() {
+        return Err(format!("role {role} does not act for {jurisdiction}"));
+    }
+    Ok((Caller { subject: c.sub, role, jurisdiction }, c.jti))
+}
+
+fn claims_of(caller: &Caller, iat: u64, exp: u64) -> Claims {
+    Claims {
+        sub: caller.subject.clone(),
+        role: caller.role.as_str().into(),
+        jur: caller.jurisdiction.to_string(),
+        iss: ISSUER.into(),
+        iat,
+        exp,
+        jti: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Signs tokens with a holder's private key (Ed25519, `EdDSA`), its certificate from the centre's
+/// CA in the token's `x5c` header: a node signs for the provinces its certificate names, the
+/// centre's gateway for central roles, and no one for anything else.
+#[derive(Clone)]
+pub struct CertIssuer {
+    key: Arc<EncodingKey>,
+    cert_der: Vec<u8>,
+    identity: crate::pki::Identity,
+    max_lifetime: Duration,
+}
+
+impl fmt::Debug for CertIssuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertIssuer").field("identity", &self.identity).finish_non_exhaustive()
+    }
+}
+
+impl CertIssuer {
+    /// From a holder's key and certificate (PEM), checked against the CA's certificate at `now`.
+    ///
+    /// # Errors
+    /// A key or certificate that does not parse, or a certificate the CA did not issue.
+    pub fn new(
+        key_pem: &str,
+        cert_pem: &str,
+        ca_pem: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
+        let cert_der = crate::pki::der_of(cert_pem)?;
+        let identity =
+            crate::pki::verify(&cert_der, &crate::pki::der_of(ca_pem)?, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = EncodingKey::from_ed_der(&crate::pki::key_der_of(key_pem)?);
+        Ok(Self { key: Arc::new(key), cert_der, identity, max_lifetime: DEFAULT_MAX_LIFETIME })
+    }
+
+    /// Who this issuer is.
+    pub fn identity(&self) -> &crate::pki::Identity {
+        &self.identity
+    }
+
+    /// Issues a token for `caller`, valid for `ttl`: only for a jurisdiction the certificate names.
+    ///
+    /// # Errors
+    /// A jurisdiction the certificate does not name, the system role, or a ttl over the maximum.
+    pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
+        anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
+        anyhow::ensure!(
+            self.identity.acts_for(&caller.jurisdiction),
+            "{} signs only for {}, not for {}",
+            self.identity.name,
+            self.identity.acts_for.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            caller.jurisdiction
+        );
+        anyhow::ensure!(ttl <= self.max_lifetime, "a token lives at most {} s", self.max_lifetime.as_secs());
+        let now = u64::try_from(crate::clock::SystemClock.now().timestamp())?;
+        self.sign(&claims_of(caller, now, now + ttl.as_secs()))
+    }
+
+    fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        use base64::Engine as _;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.x5c = Some(vec![base64::engine::general_purpose::STANDARD.encode(&self.cert_der)]);
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+    }
+}
+
+/// Checks tokens signed by holders of the centre's CA ([`CertIssuer`]) with public keys only: the
+/// certificate in the token's `x5c` must be the CA's, valid now, and name the token's
+/// jurisdiction; central roles only from a certificate that acts for the centre.
+#[derive(Clone)]
+pub struct CertVerifier {
+    ca_der: Arc<Vec<u8>>,
+    max_lifetime: Duration,
+    clock: crate::clock::SharedClock,
+}
+
+impl fmt::Debug for CertVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertVerifier(..)")
+    }
+}
+
+impl CertVerifier {
+    /// Trusting the CA of `ca_pem`; certificates' validity read on `clock`.
+    ///
+    /// # Errors
+    /// A CA certificate that does not parse.
+    pub fn new(ca_pem: &str, clock: crate::clock::SharedClock) -> anyhow::Result<Self> {
+        Ok(Self { ca_der: Arc::new(crate::pki::der_of(ca_pem)?), max_lifetime: DEFAULT_MAX_LIFETIME, clock })
+    }
+
+    /// Checks a token and returns its caller, its id and the identity that signed it.
+    pub fn verify_token(&self, token: &str) -> Result<(Caller, String, crate::pki::Identity), String> {
+        use base64::Engine as _;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("invalid token: {e}"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(format!("invalid token: signed with {:?}, not EdDSA", header.alg));
+        }
+        let cert =
+            header.x5c.as_ref().and_then(|c| c.first()).ok_or("invalid token: no certificate (x5c) of its signer")?;
+        let cert_der = base64::engine::general_purpose::STANDARD
+            .decode(cert)
+            .map_err(|e| format!("invalid token: x5c is not base64: {e}"))?;
+        let identity = crate::pki::verify(&cert_der, &self.ca_der, self.clock.now())
+            .map_err(|e| format!("invalid token: its signer's certificate is {e}"))?;
+        let raw = crate::pki::public_key(&cert_der).map_err(|e| format!("invalid token: {e}"))?;
+        let key = DecodingKey::from_ed_components(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+            .map_err(|e| format!("invalid token: {e}"))?;
+        let mut v = Validation::new(Algorithm::EdDSA);
+        v.set_issuer(&[ISSUER]);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.leeway = LEEWAY_SECS;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| format!("invalid token: {e}"))?;
+        let (caller, jti) = check_claims(data.claims, self.max_lifetime)?;
+        if !identity.acts_for(&caller.jurisdiction) {
             return Err(format!(
-                "invalid token: it lives {} s, more than the {} s allowed",
-                c.exp.saturating_sub(c.iat),
-                self.max_lifetime.as_secs()
+                "invalid token: signed by {}, which does not act for {}",
+                identity.name, caller.jurisdiction
             ));
         }
-        if c.jti.is_empty() {
-            return Err("invalid token: it has no id (jti)".into());
-        }
-        let role: Role = c.role.parse()?;
-        let jurisdiction = Jurisdiction::parse(&c.jur).map_err(|e| format!("invalid token jurisdiction: {e}"))?;
-        if role.is_central() != jurisdiction.is_central() {
-            return Err(format!("role {role} does not act for {jurisdiction}"));
-        }
-        Ok((Caller { subject: c.sub, role, jurisdiction }, c.jti))
+        Ok((caller, jti, identity))
     }
 }
 
@@ -425,6 +557,74 @@ mod tests {
         req.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
         let err = Authenticator::new(keys()).call(req).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    /// A CA, a node acting for 01 and 79 and the gateway acting for the centre, issued now.
+    fn federation() -> (crate::pki::Issued, CertIssuer, CertIssuer, CertVerifier) {
+        let now = crate::clock::SystemClock.now();
+        let ca = crate::pki::init_ca("einfo centre CA", now - chrono::Duration::days(1), 3650).unwrap();
+        let hn = Jurisdiction::parse("provinces/2008-01").unwrap();
+        let hcm = Jurisdiction::parse("provinces/2008-79").unwrap();
+        let issuer = |name: &str, acts_for: &[Jurisdiction]| {
+            let held =
+                crate::pki::issue(&ca.cert_pem, &ca.key_pem, name, acts_for, &[], now - chrono::Duration::hours(1), 30)
+                    .unwrap();
+            CertIssuer::new(&held.key_pem, &held.cert_pem, &ca.cert_pem, now).unwrap()
+        };
+        let node = issuer("node-1", &[hn, hcm]);
+        let gateway = issuer("gateway", &[Jurisdiction::Central]);
+        let verifier = CertVerifier::new(&ca.cert_pem, crate::clock::system()).unwrap();
+        (ca, node, gateway, verifier)
+    }
+
+    fn caller(role: Role, j: &str) -> Caller {
+        Caller { subject: "someone".into(), role, jurisdiction: Jurisdiction::parse(j).unwrap() }
+    }
+
+    #[test]
+    fn a_node_signs_for_the_provinces_its_certificate_names_and_the_centre_for_central_roles() {
+        let (_, node, gateway, verifier) = federation();
+        let t = node.issue(&caller(Role::Operator, "provinces/2008-79"), Duration::from_secs(60)).unwrap();
+        let (c, jti, signer) = verifier.verify_token(&t).unwrap();
+        assert_eq!(c, caller(Role::Operator, "provinces/2008-79"));
+        assert!(!jti.is_empty());
+        assert_eq!(signer.name, "node-1");
+        let t = gateway.issue(&caller(Role::CentralAdmin, "central"), Duration::from_secs(60)).unwrap();
+        assert_eq!(verifier.verify_token(&t).unwrap().0.role, Role::CentralAdmin);
+        // A node cannot sign for another province or for the centre.
+        let e = node.issue(&caller(Role::Operator, "provinces/2008-02"), Duration::from_secs(60)).unwrap_err();
+        assert!(e.to_string().contains("signs only for provinces/2008-01, provinces/2008-79"), "{e}");
+        assert!(node.issue(&caller(Role::CentralAdmin, "central"), Duration::from_secs(60)).is_err());
+        assert!(gateway.issue(&caller(Role::Operator, "provinces/2008-01"), Duration::from_secs(60)).is_err());
+    }
+
+    #[test]
+    fn a_token_a_node_forges_for_another_province_or_the_centre_is_refused() {
+        let (_, node, _, verifier) = federation();
+        let now = crate::clock::SystemClock.now().timestamp() as u64;
+        for (role, j) in [(Role::Operator, "provinces/2008-02"), (Role::CentralAdmin, "central")] {
+            // Signed with the node's own key, bypassing the issuer's check.
+            let forged = node.sign(&claims_of(&caller(role, j), now, now + 60)).unwrap();
+            let e = verifier.verify_token(&forged).unwrap_err();
+            assert!(e.contains("signed by node-1, which does not act for"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_token_of_another_ca_an_expired_certificate_or_a_shared_secret_is_refused() {
+        let (_, node, _, verifier) = federation();
+        let (_, other, _, _) = federation();
+        let t = other.issue(&caller(Role::Operator, "provinces/2008-01"), Duration::from_secs(60)).unwrap();
+        let e = verifier.verify_token(&t).unwrap_err();
+        assert!(e.contains("not issued by the centre's CA"), "{e}");
+        let t = node.issue(&caller(Role::Operator, "provinces/2008-01"), Duration::from_secs(60)).unwrap();
+        let later = crate::clock::ManualClock::at(crate::clock::SystemClock.now() + chrono::Duration::days(40));
+        let expired = CertVerifier { clock: later, ..verifier.clone() };
+        let e = expired.verify_token(&t).unwrap_err();
+        assert!(e.contains("outside its validity"), "{e}");
+        let hs = keys().issue(&caller(Role::Operator, "provinces/2008-01"), Duration::from_secs(60)).unwrap();
+        let e = verifier.verify_token(&hs).unwrap_err();
+        assert!(e.contains("not EdDSA"), "{e}");
     }
 
     #[test]

@@ -138,6 +138,16 @@ pub fn der_of(pem: &str) -> anyhow::Result<Vec<u8>> {
     Ok(p.contents)
 }
 
+/// The DER (PKCS #8) of the private key in `pem`.
+///
+/// # Errors
+/// No private key in it.
+pub fn key_der_of(pem: &str) -> anyhow::Result<Vec<u8>> {
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("not a PEM: {e}"))?;
+    anyhow::ensure!(p.label == "PRIVATE KEY", "a PEM '{}', not a PRIVATE KEY (PKCS #8)", p.label);
+    Ok(p.contents)
+}
+
 /// Checks the certificate `cert_der` against the CA `ca_der` at `now` and returns who it names.
 ///
 /// # Errors
@@ -177,6 +187,15 @@ pub fn verify(cert_der: &[u8], ca_der: &[u8], now: DateTime<Utc>) -> Result<Iden
     }
     let not_after = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0).unwrap_or_default();
     Ok(Identity { name, serial: cert.tbs_certificate.raw_serial_as_string().replace(':', ""), acts_for, not_after })
+}
+
+/// The raw public key of a certificate (32 bytes for Ed25519).
+///
+/// # Errors
+/// A certificate that does not parse.
+pub fn public_key(cert_der: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| format!("not a certificate: {e}"))?;
+    Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
 /// Where `einfo pki` keeps a holder's files in a directory: `<name>.pem` and `<name>.key`.
