@@ -54,6 +54,7 @@ pub async fn start_with_clock(
     }
     let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let limits = einfo_common::caller_limits::CallerLimits::new(settings.limits.clone(), clock.clone());
+    let certified = settings.auth.cert_verifier(clock.clone())?;
     let db = node::open_database(settings).await?.with_clock(clock);
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
@@ -74,7 +75,7 @@ pub async fn start_with_clock(
     let task = tokio::spawn(async move {
         // Held while the gateway runs.
         let _store_lock = store_lock;
-        let r = served.serve(listener, limits, shutdown).await;
+        let r = served.serve(listener, limits, certified, shutdown).await;
         db.close().await?;
         r
     });

@@ -273,7 +273,9 @@ pub async fn start(
     if let Some(clock) = clock.clone() {
         db = db.with_clock(clock);
     }
-    let limits = CallerLimits::new(settings.limits.clone(), clock.unwrap_or_else(einfo_common::clock::system));
+    let clock = clock.unwrap_or_else(einfo_common::clock::system);
+    let limits = CallerLimits::new(settings.limits.clone(), clock.clone());
+    let certified = settings.auth.cert_verifier(clock)?;
     let max_message = settings.limits.max_message_bytes;
     let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
     let addr = listener.local_addr()?;
@@ -386,7 +388,7 @@ pub async fn start(
     let served = tokio::spawn(server::serve_with_limits(
         listener,
         routes,
-        Authenticator::new(keys.clone()).with_revocations(revoked.clone()),
+        Authenticator::new(keys.clone()).with_certified(certified).with_revocations(revoked.clone()),
         readiness.clone(),
         limits,
         shutdown,

@@ -271,6 +271,13 @@ struct TokenArgs {
     /// Validity in hours.
     #[arg(long, default_value_t = 12)]
     ttl_hours: u64,
+    /// Sign with the key of this certificate holder (`einfo pki issue --name`) instead of the
+    /// shared secret: its `<holder>.key` and `<holder>.pem`, and the CA's `ca.pem`, in `--pki-dir`.
+    #[arg(long, requires = "pki_dir")]
+    holder: Option<String>,
+    /// Where the holder's key and certificate and the CA's certificate are.
+    #[arg(long)]
+    pki_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -492,14 +499,25 @@ fn pki_issue(a: PkiIssueArgs) -> anyhow::Result<()> {
 }
 
 fn token(a: TokenArgs) -> anyhow::Result<()> {
-    let s = settings(&a.db)?;
-    let keys = TokenKeys::from_secret(&s.token_secret()?)?.with_max_lifetime(s.auth.max_token_lifetime());
     let caller = Caller {
         subject: a.subject,
         role: a.role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
         jurisdiction: Jurisdiction::parse(&a.jurisdiction)?,
     };
-    println!("{}", keys.issue(&caller, Duration::from_secs(a.ttl_hours * 3600))?);
+    let ttl = Duration::from_secs(a.ttl_hours * 3600);
+    if let (Some(holder), Some(dir)) = (&a.holder, &a.pki_dir) {
+        let read =
+            |p: std::path::PathBuf| std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()));
+        let (cert, key) = einfo_common::pki::paths(dir, holder);
+        let (ca, _) = einfo_common::pki::paths(dir, "ca");
+        let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+        let issuer = einfo_common::auth::CertIssuer::new(&read(key)?, &read(cert)?, &read(ca)?, now)?;
+        println!("{}", issuer.issue(&caller, ttl)?);
+        return Ok(());
+    }
+    let s = settings(&a.db)?;
+    let keys = TokenKeys::from_secret(&s.token_secret()?)?.with_max_lifetime(s.auth.max_token_lifetime());
+    println!("{}", keys.issue(&caller, ttl)?);
     Ok(())
 }
 

@@ -352,6 +352,12 @@ impl CertVerifier {
         Ok(Self { ca_der: Arc::new(crate::pki::der_of(ca_pem)?), max_lifetime: DEFAULT_MAX_LIFETIME, clock })
     }
 
+    /// With another maximum token lifetime.
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
+        self
+    }
+
     /// Checks a token and returns its caller, its id and the identity that signed it.
     pub fn verify_token(&self, token: &str) -> Result<(Caller, String, crate::pki::Identity), String> {
         use base64::Engine as _;
@@ -441,13 +447,33 @@ impl Revocations {
 #[derive(Clone)]
 pub struct Authenticator {
     keys: TokenKeys,
+    certified: Option<CertVerifier>,
     revoked: crate::reference::Current<Revocations>,
 }
 
 impl Authenticator {
     /// With these keys and no revocation.
     pub fn new(keys: TokenKeys) -> Self {
-        Self { keys, revoked: crate::reference::Current::new(Revocations::default()) }
+        Self { keys, certified: None, revoked: crate::reference::Current::new(Revocations::default()) }
+    }
+
+    /// Also taking tokens signed by holders of the centre's CA (`EdDSA` with their certificate).
+    pub fn with_certified(mut self, verifier: Option<CertVerifier>) -> Self {
+        self.certified = verifier;
+        self
+    }
+
+    /// Checks a token: one signed by a holder of the centre's CA when it says `EdDSA` and a CA is
+    /// configured, a shared-secret one otherwise.
+    fn verify(&self, token: &str) -> Result<(Caller, String), String> {
+        let eddsa = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::EdDSA);
+        match (&self.certified, eddsa) {
+            (Some(v), true) => v.verify_token(token).map(|(caller, jti, _)| (caller, jti)),
+            (None, true) => Err("invalid token: signed by a certificate holder, and this server trusts no CA \
+                                 (auth.ca_file)"
+                .into()),
+            (_, false) => self.keys.verify_token(token),
+        }
     }
 
     /// Refusing the tokens listed in `revoked` (as it is when each call arrives).
@@ -477,7 +503,7 @@ impl tonic::service::Interceptor for Authenticator {
         let token = value
             .strip_prefix("Bearer ")
             .ok_or_else(|| unauthenticated("authorization must be 'Bearer <token>'".into()))?;
-        let (caller, jti) = self.keys.verify_token(token).map_err(unauthenticated)?;
+        let (caller, jti) = self.verify(token).map_err(unauthenticated)?;
         if self.revoked.get().contains(&jti) {
             return Err(unauthenticated(format!("token {jti} was revoked by the centre")));
         }

@@ -77,9 +77,24 @@ pub struct AuthSettings {
     /// The longest a bearer token may live, from its issue to its expiry, in hours (default 12):
     /// longer tokens are neither issued nor accepted.
     pub max_token_lifetime_hours: Option<u64>,
+    /// The centre's CA certificate (PEM, `einfo pki init`): when set, the server also takes tokens
+    /// signed by holders of certificates it issued, for the jurisdictions each names.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl AuthSettings {
+    /// The verifier of certificate holders' tokens, when `ca_file` is set; certificates' validity
+    /// read on `clock`.
+    ///
+    /// # Errors
+    /// The CA file cannot be read or holds no certificate.
+    pub fn cert_verifier(&self, clock: crate::clock::SharedClock) -> anyhow::Result<Option<crate::auth::CertVerifier>> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read auth.ca_file {}: {e}", path.display()))?;
+        Ok(Some(crate::auth::CertVerifier::new(&pem, clock)?.with_max_lifetime(self.max_token_lifetime())))
+    }
+
     /// The longest a token may live.
     pub fn max_token_lifetime(&self) -> std::time::Duration {
         self.max_token_lifetime_hours
@@ -93,6 +108,7 @@ impl std::fmt::Debug for AuthSettings {
             .field("secret", &self.secret.as_ref().map(|_| "<hidden>"))
             .field("secret_file", &self.secret_file)
             .field("max_token_lifetime_hours", &self.max_token_lifetime_hours)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -355,6 +371,7 @@ mod tests {
             secret: Some("hunter2hunter2hunter2hunter2hunter2".into()),
             secret_file: None,
             max_token_lifetime_hours: None,
+            ca_file: None,
         };
         assert!(!format!("{s:?}").contains("hunter2"));
     }

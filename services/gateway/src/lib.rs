@@ -134,6 +134,7 @@ impl Gateway {
         self,
         listener: tokio::net::TcpListener,
         limits: einfo_common::caller_limits::CallerLimits,
+        certified: Option<einfo_common::auth::CertVerifier>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let max = limits.settings().max_message_bytes;
@@ -170,7 +171,9 @@ impl Gateway {
         server::serve_with_limits(
             listener,
             routes,
-            Authenticator::new(self.0.keys.clone()).with_revocations(self.0.central.revocations()),
+            Authenticator::new(self.0.keys.clone())
+                .with_certified(certified)
+                .with_revocations(self.0.central.revocations()),
             readiness,
             limits,
             async move {

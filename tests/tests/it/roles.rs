@@ -192,4 +192,98 @@ async fn every_method_answers_every_role_as_the_table_says(backend: Backend) {
     assert!(refused_by_role > 200, "{refused_by_role}");
 }
 
-both_backends!(every_method_answers_every_role_as_the_table_says; plain: registry_rows_are_the_reviewed_ones);
+/// A node that trusts the centre's CA (`auth.ca_file`) takes tokens signed by a certificate
+/// holder (minted with `einfo token --holder`) for the provinces the certificate names, still
+/// checks the role per method, and refuses a holder of another CA; a node that trusts no CA
+/// refuses such tokens, saying so.
+async fn a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces() {
+    use einfo_common::pki;
+    let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
+    let dir = db.dir.join("pki");
+    let other_dir = db.dir.join("other-pki");
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    for d in [&dir, &other_dir] {
+        let ca = pki::init_ca("einfo centre CA", now - chrono::Duration::hours(1), 30).expect("a CA");
+        pki::write(d, "ca", &ca).expect("written");
+        let held = pki::issue(
+            &ca.cert_pem,
+            &ca.key_pem,
+            "so-01",
+            &[province("01")],
+            &[],
+            now - chrono::Duration::hours(1),
+            30,
+        )
+        .expect("a holder");
+        pki::write(d, "so-01", &held).expect("written");
+    }
+    let mut s = einfo_testkit::settings(&db, &["01", "79"]);
+    s.auth.ca_file = Some(dir.join("ca.pem"));
+    let node = TestNode::start_on(db, s.clone(), Default::default()).await;
+    let untrusting = TestNode::start(Backend::Sqlite, &["01"]).await.expect("a node");
+
+    let mint = |pki_dir: std::path::PathBuf, role: &str, jurisdiction: &str| {
+        let (role, jurisdiction) = (role.to_owned(), jurisdiction.to_owned());
+        async move {
+            let out = einfo_testkit::process::einfo()
+                .args(["token", "--holder", "so-01", "--role", &role, "--jurisdiction", &jurisdiction])
+                .arg("--pki-dir")
+                .arg(&pki_dir)
+                .output()
+                .await
+                .expect("run einfo token");
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (
+                out.status.success(),
+                if text.is_empty() { String::from_utf8_lossy(&out.stderr).into_owned() } else { text },
+            )
+        }
+    };
+    async fn list(node: &TestNode, token: String) -> Result<(), tonic::Status> {
+        let mut c = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+            node.channel().await,
+            einfo_common::auth::BearerToken::new(&token).expect("bearer"),
+        );
+        c.list_sites(einfo_proto::registry::v1::ListSitesRequest {
+            parent: "provinces/2008-01".into(),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    let (ok, operator) = mint(dir.clone(), "operator", "provinces/2008-01").await;
+    assert!(ok, "{operator}");
+    list(&node, operator.clone()).await.expect("the holder's token for its own province");
+    let (ok, out) = mint(dir.clone(), "operator", "provinces/2008-79").await;
+    assert!(!ok && out.contains("signs only for provinces/2008-01"), "{out}");
+    let (ok, out) = mint(dir.clone(), "central-admin", "central").await;
+    assert!(!ok && out.contains("signs only for provinces/2008-01"), "{out}");
+
+    // The role per method still holds for a holder's token.
+    let (_, inspector) = mint(dir.clone(), "inspector", "provinces/2008-01").await;
+    let channel = node.channel().await;
+    let mut c = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+        channel,
+        einfo_common::auth::BearerToken::new(&inspector).expect("bearer"),
+    );
+    let e = c
+        .register_site(einfo_proto::registry::v1::RegisterSiteRequest {
+            parent: "provinces/2008-01".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("an inspector does not register sites");
+    assert_eq!(reason_of(&e), Some(Reason::RoleNotAllowed));
+
+    // A holder of another CA, and a node that trusts no CA.
+    let (_, foreign) = mint(other_dir.clone(), "operator", "provinces/2008-01").await;
+    let e = list(&node, foreign).await.expect_err("another CA's holder");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("not issued by the centre's CA"), "{}", e.message());
+    let e = list(&untrusting, operator).await.expect_err("a node that trusts no CA");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("trusts no CA (auth.ca_file)"), "{}", e.message());
+}
+
+both_backends!(every_method_answers_every_role_as_the_table_says; plain: registry_rows_are_the_reviewed_ones, a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces);
