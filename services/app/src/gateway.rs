@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use einfo_common::auth::TokenKeys;
 use einfo_common::config::Settings;
 use einfo_gateway::Gateway;
 use tokio::net::TcpListener;
@@ -54,14 +53,14 @@ pub async fn start_with_clock(
     }
     let store_lock = crate::backup::lock_store(&settings.database_url())?;
     let limits = einfo_common::caller_limits::CallerLimits::new(settings.limits.clone(), clock.clone());
-    let certified = settings.auth.cert_verifier(clock.clone())?;
+    let auth = settings.token_auth(clock.clone())?;
+    let certified = auth.certified.clone();
     let db = node::open_database(settings).await?.with_clock(clock);
-    let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
     let signer = einfo_central::load_or_create_signer(&key_file)
         .with_context(|| format!("receipt signing key {}", key_file.display()))?;
     let public_key_hex = signer.public_key().iter().map(|b| format!("{b:02x}")).collect();
-    let gateway = Gateway::open(db, settings.gateway.clone(), keys, signer).await?;
+    let gateway = Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, signer).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let shutdown = async move {

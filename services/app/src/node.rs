@@ -134,8 +134,8 @@ impl Background {
 pub struct Node {
     /// The address it listens on.
     pub addr: SocketAddr,
-    /// The keys its tokens are checked with.
-    pub keys: TokenKeys,
+    /// The shared secret its tokens are checked with, when it takes such tokens.
+    pub keys: Option<TokenKeys>,
     /// The jurisdictions it hosts.
     pub hosted: Vec<Jurisdiction>,
     /// Its background loops.
@@ -275,9 +275,9 @@ pub async fn start(
     }
     let clock = clock.unwrap_or_else(einfo_common::clock::system);
     let limits = CallerLimits::new(settings.limits.clone(), clock.clone());
-    let certified = settings.auth.cert_verifier(clock)?;
+    let auth = settings.token_auth(clock)?;
     let max_message = settings.limits.max_message_bytes;
-    let keys = TokenKeys::from_secret(&settings.token_secret()?)?.with_max_lifetime(settings.auth.max_token_lifetime());
+    let keys = auth.signer.clone();
     let addr = listener.local_addr()?;
 
     let names = role.grpc_names();
@@ -388,7 +388,7 @@ pub async fn start(
     let served = tokio::spawn(server::serve_with_limits(
         listener,
         routes,
-        Authenticator::new(keys.clone()).with_certified(certified).with_revocations(revoked.clone()),
+        Authenticator::from_parts(auth.keys.clone(), auth.certified.clone()).with_revocations(revoked.clone()),
         readiness.clone(),
         limits,
         shutdown,
@@ -470,7 +470,7 @@ pub async fn start(
         db.close().await?;
         result
     });
-    Ok(Node { addr, keys, hosted, background, changelog: changelog_handle, stop, task })
+    Ok(Node { addr, keys: auth.keys, hosted, background, changelog: changelog_handle, stop, task })
 }
 
 /// A database URL without its password, for messages.

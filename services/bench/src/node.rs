@@ -163,8 +163,9 @@ async fn bench_database(
         let raw = raw?;
         wait_serving(node.addr, Duration::from_secs(120)).await?;
         let channel = connect(node.addr).await?;
+        let keys = node.keys.as_ref().context("the bench's node takes shared-secret tokens")?;
         let clients: Arc<Vec<RegistryClient>> =
-            Arc::new(codes.iter().map(|c| registry_client(&channel, &node.keys, c)).collect::<anyhow::Result<_>>()?);
+            Arc::new(codes.iter().map(|c| registry_client(&channel, keys, c)).collect::<anyhow::Result<_>>()?);
         let parents: Arc<Vec<String>> =
             Arc::new(codes.iter().map(|c| jurisdiction(c).map(|j| j.to_string())).collect::<anyhow::Result<_>>()?);
 

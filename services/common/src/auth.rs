@@ -296,6 +296,12 @@ impl CertIssuer {
         Ok(Self { key: Arc::new(key), cert_der, identity, max_lifetime: DEFAULT_MAX_LIFETIME })
     }
 
+    /// With another maximum token lifetime.
+    pub fn with_max_lifetime(mut self, max: Duration) -> Self {
+        self.max_lifetime = max;
+        self
+    }
+
     /// Who this issuer is.
     pub fn identity(&self) -> &crate::pki::Identity {
         &self.identity
@@ -324,6 +330,43 @@ impl CertIssuer {
         let mut header = Header::new(Algorithm::EdDSA);
         header.x5c = Some(vec![base64::engine::general_purpose::STANDARD.encode(&self.cert_der)]);
         Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+    }
+}
+
+/// How a process signs the tokens of its own calls (inspection → registry, reporting → the
+/// centre, the reference feed, the gateway → nodes): with its certificate's key when it holds one,
+/// else with the shared secret.
+#[derive(Clone, Debug)]
+pub enum Signer {
+    /// The shared secret (HS256).
+    Secret(TokenKeys),
+    /// The key of a certificate of the centre's CA.
+    Holder(CertIssuer),
+}
+
+impl Signer {
+    /// A token for `caller`, valid for `ttl`.
+    ///
+    /// # Errors
+    /// As [`TokenKeys::issue`] or [`CertIssuer::issue`]: a holder signs only for the
+    /// jurisdictions its certificate names.
+    pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
+        match self {
+            Signer::Secret(k) => k.issue(caller, ttl),
+            Signer::Holder(h) => h.issue(caller, ttl),
+        }
+    }
+}
+
+impl From<TokenKeys> for Signer {
+    fn from(k: TokenKeys) -> Self {
+        Signer::Secret(k)
+    }
+}
+
+impl From<CertIssuer> for Signer {
+    fn from(h: CertIssuer) -> Self {
+        Signer::Holder(h)
     }
 }
 
@@ -446,7 +489,7 @@ impl Revocations {
 /// The interceptor that establishes the [`Caller`] of every request.
 #[derive(Clone)]
 pub struct Authenticator {
-    keys: TokenKeys,
+    keys: Option<TokenKeys>,
     certified: Option<CertVerifier>,
     revoked: crate::reference::Current<Revocations>,
 }
@@ -454,7 +497,13 @@ pub struct Authenticator {
 impl Authenticator {
     /// With these keys and no revocation.
     pub fn new(keys: TokenKeys) -> Self {
-        Self { keys, certified: None, revoked: crate::reference::Current::new(Revocations::default()) }
+        Self::from_parts(Some(keys), None)
+    }
+
+    /// Taking shared-secret tokens when `keys` is set, and tokens of the CA's holders when
+    /// `certified` is.
+    pub fn from_parts(keys: Option<TokenKeys>, certified: Option<CertVerifier>) -> Self {
+        Self { keys, certified, revoked: crate::reference::Current::new(Revocations::default()) }
     }
 
     /// Also taking tokens signed by holders of the centre's CA (`EdDSA` with their certificate).
@@ -472,7 +521,10 @@ impl Authenticator {
             (None, true) => Err("invalid token: signed by a certificate holder, and this server trusts no CA \
                                  (auth.ca_file)"
                 .into()),
-            (_, false) => self.keys.verify_token(token),
+            (_, false) => match &self.keys {
+                Some(k) => k.verify_token(token),
+                None => Err("invalid token: this server takes only tokens signed by holders of the centre's CA".into()),
+            },
         }
     }
 

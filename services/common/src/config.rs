@@ -65,6 +65,17 @@ impl Default for Settings {
     }
 }
 
+/// How a server takes and signs tokens ([`Settings::token_auth`]).
+#[derive(Clone, Debug)]
+pub struct TokenAuth {
+    /// The shared secret, when tokens signed with it are taken.
+    pub keys: Option<crate::auth::TokenKeys>,
+    /// How the server signs its own calls.
+    pub signer: crate::auth::Signer,
+    /// The CA's holders' tokens, when taken.
+    pub certified: Option<crate::auth::CertVerifier>,
+}
+
 /// Bearer-token settings.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,9 +91,33 @@ pub struct AuthSettings {
     /// The centre's CA certificate (PEM, `einfo pki init`): when set, the server also takes tokens
     /// signed by holders of certificates it issued, for the jurisdictions each names.
     pub ca_file: Option<PathBuf>,
+    /// This server's certificate from the centre's CA (PEM, `einfo pki issue`): with `key_file`
+    /// and `ca_file`, it signs its own calls with that key, and needs no shared secret.
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM, PKCS #8).
+    pub key_file: Option<PathBuf>,
 }
 
 impl AuthSettings {
+    /// This server as a holder of the centre's CA, when `cert_file`, `key_file` and `ca_file` are
+    /// set; its certificate checked at `now`.
+    ///
+    /// # Errors
+    /// Only some of the three are set, a file cannot be read, or the certificate is not the CA's.
+    pub fn holder(&self, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Option<crate::auth::CertIssuer>> {
+        let (cert, key, ca) = match (&self.cert_file, &self.key_file, &self.ca_file) {
+            (None, None, _) => return Ok(None),
+            (Some(c), Some(k), Some(a)) => (c, k, a),
+            _ => anyhow::bail!("auth.cert_file and auth.key_file go together, with auth.ca_file"),
+        };
+        let read =
+            |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
+        Ok(Some(
+            crate::auth::CertIssuer::new(&read(key)?, &read(cert)?, &read(ca)?, now)?
+                .with_max_lifetime(self.max_token_lifetime()),
+        ))
+    }
+
     /// The verifier of certificate holders' tokens, when `ca_file` is set; certificates' validity
     /// read on `clock`.
     ///
@@ -109,6 +144,8 @@ impl std::fmt::Debug for AuthSettings {
             .field("secret_file", &self.secret_file)
             .field("max_token_lifetime_hours", &self.max_token_lifetime_hours)
             .field("ca_file", &self.ca_file)
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
             .finish()
     }
 }
@@ -319,6 +356,30 @@ impl Settings {
         }
     }
 
+    /// How a server takes and signs tokens: the shared secret when there is one (required unless
+    /// the server holds a certificate of the centre's CA), its certificate's key for its own calls
+    /// when it holds one, and the CA's holders' tokens when `auth.ca_file` is set.
+    ///
+    /// # Errors
+    /// No secret and no certificate, or a file that cannot be read.
+    pub fn token_auth(&self, clock: crate::clock::SharedClock) -> anyhow::Result<TokenAuth> {
+        let holder = self.auth.holder(clock.now())?;
+        let explicit = self.auth.secret.is_some() || self.auth.secret_file.is_some();
+        let keys = match self.token_secret() {
+            Ok(secret) => {
+                Some(crate::auth::TokenKeys::from_secret(&secret)?.with_max_lifetime(self.auth.max_token_lifetime()))
+            }
+            Err(_) if holder.is_some() && !explicit => None,
+            Err(e) => return Err(e),
+        };
+        let signer = match (&holder, &keys) {
+            (Some(h), _) => crate::auth::Signer::Holder(h.clone()),
+            (None, Some(k)) => crate::auth::Signer::Secret(k.clone()),
+            (None, None) => anyhow::bail!("no token secret and no certificate to sign with"),
+        };
+        Ok(TokenAuth { keys, signer, certified: self.auth.cert_verifier(clock)? })
+    }
+
     /// Reads the token secret: `auth.secret`, else `auth.secret_file`, else `token-secret` in
     /// the data directory (where `einfo up` writes one). It is never created here: a mistyped
     /// `--data-dir` would otherwise yield a new secret that no server shares, with no word why.
@@ -372,6 +433,8 @@ mod tests {
             secret_file: None,
             max_token_lifetime_hours: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
         };
         assert!(!format!("{s:?}").contains("hunter2"));
     }

@@ -23,7 +23,7 @@ use sea_orm_migration::prelude::*;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::auth::{BearerToken, Caller, Role, TokenKeys};
+use crate::auth::{BearerToken, Caller, Role, Signer};
 use crate::db::{Database, execute_ddl, micros, stmt};
 
 /// The kinds of reference data, named as on the wire.
@@ -307,18 +307,22 @@ async fn cursor<C: ConnectionTrait>(c: &C) -> Result<u64, DbErr> {
 #[derive(Clone)]
 pub struct CentreFeed {
     channel: Channel,
-    keys: TokenKeys,
+    keys: Signer,
     caller: Caller,
 }
 
 impl CentreFeed {
     /// A link to the centre at `endpoint`, acting for `jurisdiction`.
-    pub fn new(endpoint: &str, keys: TokenKeys, jurisdiction: Jurisdiction) -> anyhow::Result<Self> {
+    pub fn new(endpoint: &str, keys: impl Into<Signer>, jurisdiction: Jurisdiction) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(endpoint.to_owned())?
             .connect_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(Self { channel, keys, caller: Caller { subject: "reference".into(), role: Role::Service, jurisdiction } })
+        Ok(Self {
+            channel,
+            keys: keys.into(),
+            caller: Caller { subject: "reference".into(), role: Role::Service, jurisdiction },
+        })
     }
 
     fn client(&self) -> anyhow::Result<CentralServiceClient<InterceptedService<Channel, BearerToken>>> {

@@ -56,11 +56,13 @@ pub struct Gateway(pub(crate) Arc<Inner>);
 
 impl Gateway {
     /// Opens the gateway on `db` (migrated here): the national store, the directory (merged with
-    /// `settings.directory_file` when set) and the centre.
+    /// `settings.directory_file` when set) and the centre. `keys`: the shared secret, when tokens
+    /// signed with it are taken; `calls`: how the gateway signs its own calls to nodes.
     pub async fn open(
         db: Database,
         settings: GatewaySettings,
-        keys: TokenKeys,
+        keys: Option<TokenKeys>,
+        calls: einfo_common::auth::Signer,
         signer: einfo_common::receipts::ReceiptSigner,
     ) -> anyhow::Result<Self> {
         let file = settings.directory_file.as_deref().map(directory::load_file).transpose()?;
@@ -71,7 +73,7 @@ impl Gateway {
                 store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, central).await?)))
+        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, calls, central).await?)))
     }
 
     /// The centre served by this gateway.
@@ -171,9 +173,7 @@ impl Gateway {
         server::serve_with_limits(
             listener,
             routes,
-            Authenticator::new(self.0.keys.clone())
-                .with_certified(certified)
-                .with_revocations(self.0.central.revocations()),
+            Authenticator::from_parts(self.0.keys.clone(), certified).with_revocations(self.0.central.revocations()),
             readiness,
             limits,
             async move {

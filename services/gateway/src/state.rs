@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use einfo_central::Central;
-use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::auth::{BearerToken, Caller, Role, Signer, TokenKeys};
 use einfo_common::config::GatewaySettings;
 use einfo_common::db::Database;
 use einfo_domain::Jurisdiction;
@@ -62,7 +62,10 @@ pub(crate) struct State {
 pub(crate) struct Inner {
     pub db: Database,
     pub settings: GatewaySettings,
-    pub keys: TokenKeys,
+    /// The shared secret, when tokens signed with it are taken.
+    pub keys: Option<TokenKeys>,
+    /// How the gateway signs its own calls to nodes.
+    pub signer: Signer,
     pub state: Mutex<State>,
     /// Bumped whenever the store or a freshness changes.
     pub revision: watch::Sender<u64>,
@@ -79,7 +82,8 @@ impl Inner {
     pub(crate) async fn load(
         db: Database,
         settings: GatewaySettings,
-        keys: TokenKeys,
+        keys: Option<TokenKeys>,
+        signer: Signer,
         central: Central,
     ) -> anyhow::Result<Self> {
         let mut state = State::default();
@@ -104,6 +108,7 @@ impl Inner {
             db,
             settings,
             keys,
+            signer,
             state: Mutex::new(state),
             revision: watch::Sender::new(0),
             directory_changed: watch::Sender::new(0),
@@ -127,7 +132,7 @@ impl Gateway {
     pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
         let caller =
             Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
-        BearerToken::new(&self.0.keys.issue(&caller, Duration::from_secs(3600))?)
+        BearerToken::new(&self.0.signer.issue(&caller, Duration::from_secs(3600))?)
     }
 
     /// A channel to `endpoint`, shared by every call to it (HTTP/2 multiplexes them).

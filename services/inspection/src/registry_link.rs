@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::auth::{BearerToken, Caller, Role, Signer};
 use einfo_domain::Jurisdiction;
 use einfo_proto::registry::v1 as reg;
 use reg::registry_service_client::RegistryServiceClient;
@@ -14,18 +14,18 @@ use tonic::transport::{Channel, Endpoint};
 #[derive(Clone)]
 pub struct RegistryLink {
     channel: Channel,
-    keys: TokenKeys,
+    keys: Signer,
 }
 
 impl RegistryLink {
     /// A link to `endpoint` (e.g. `http://127.0.0.1:50051`); each call may take `timeout`.
-    pub fn new(endpoint: &str, keys: TokenKeys, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(endpoint: &str, keys: impl Into<Signer>, timeout: Duration) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(endpoint.to_owned())?
             .connect_timeout(Duration::from_secs(2))
             .timeout(timeout)
             .tcp_nodelay(true)
             .connect_lazy();
-        Ok(Self { channel, keys })
+        Ok(Self { channel, keys: keys.into() })
     }
 
     fn client(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use central::central_service_client::CentralServiceClient;
-use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::auth::{BearerToken, Caller, Role, Signer};
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as central;
 use einfo_proto::inspection::v1 as insp;
@@ -24,7 +24,7 @@ fn channel(endpoint: &str, timeout: Option<Duration>) -> anyhow::Result<Channel>
     Ok(e.connect_lazy())
 }
 
-fn token(keys: &TokenKeys, j: &Jurisdiction) -> Result<BearerToken, tonic::Status> {
+fn token(keys: &Signer, j: &Jurisdiction) -> Result<BearerToken, tonic::Status> {
     let caller = Caller { subject: "reporting".into(), role: Role::Service, jurisdiction: *j };
     keys.issue(&caller, Duration::from_secs(300))
         .and_then(|t| BearerToken::new(&t))
@@ -36,13 +36,17 @@ fn token(keys: &TokenKeys, j: &Jurisdiction) -> Result<BearerToken, tonic::Statu
 pub struct StatisticsLinks {
     registry: Channel,
     inspection: Channel,
-    keys: TokenKeys,
+    keys: Signer,
 }
 
 impl StatisticsLinks {
     /// Links to `registry` and `inspection` (e.g. `http://127.0.0.1:50051`); each call may take `timeout`.
-    pub fn new(registry: &str, inspection: &str, keys: TokenKeys, timeout: Duration) -> anyhow::Result<Self> {
-        Ok(Self { registry: channel(registry, Some(timeout))?, inspection: channel(inspection, Some(timeout))?, keys })
+    pub fn new(registry: &str, inspection: &str, keys: impl Into<Signer>, timeout: Duration) -> anyhow::Result<Self> {
+        Ok(Self {
+            registry: channel(registry, Some(timeout))?,
+            inspection: channel(inspection, Some(timeout))?,
+            keys: keys.into(),
+        })
     }
 
     /// Registry's GetStatistics in `j`.
@@ -71,7 +75,7 @@ impl StatisticsLinks {
 pub struct CentreLink {
     channel: Channel,
     calls: Channel,
-    keys: TokenKeys,
+    keys: Signer,
     configured_key: Option<[u8; 32]>,
     pinned: Arc<tokio::sync::Mutex<Option<[u8; 32]>>>,
 }
@@ -86,13 +90,13 @@ impl CentreLink {
     pub fn new(
         endpoint: &str,
         public_key: Option<[u8; 32]>,
-        keys: TokenKeys,
+        keys: impl Into<Signer>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             channel: channel(endpoint, None)?,
             calls: channel(endpoint, Some(timeout))?,
-            keys,
+            keys: keys.into(),
             configured_key: public_key,
             pinned: Arc::new(tokio::sync::Mutex::new(None)),
         })

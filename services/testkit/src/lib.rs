@@ -208,7 +208,15 @@ impl TestNode {
         let clock = options.clock.get_or_insert_with(einfo_common::clock::system).clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let node = node::start(&settings, role, listener, options).await.expect("start node");
-        let t = Self { addr: node.addr, keys: node.keys.clone(), settings, db, role, clock, node: Some(node) };
+        let t = Self {
+            addr: node.addr,
+            keys: node.keys.clone().expect("a test node takes the shared test secret"),
+            settings,
+            db,
+            role,
+            clock,
+            node: Some(node),
+        };
         if !gated {
             t.wait_serving().await;
         }

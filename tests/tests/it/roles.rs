@@ -286,4 +286,151 @@ async fn a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces(
     assert!(e.message().contains("trusts no CA (auth.ca_file)"), "{}", e.message());
 }
 
-both_backends!(every_method_answers_every_role_as_the_table_says; plain: registry_rows_are_the_reviewed_ones, a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces);
+/// A federation with no shared secret: a node holding a certificate for 01 and the gateway one for
+/// the centre sign their own calls with their keys (the gateway replicating the node as a central
+/// analyst, the node following the centre's feed as a service of 01), take the tokens of the CA's
+/// holders, and refuse a shared-secret token.
+async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre() {
+    use einfo_common::pki;
+    use einfo_proto::central::v1 as central;
+    use einfo_proto::gateway::v1 as gw;
+    use einfo_proto::reporting::v1 as rep;
+    let Some(node_db) = TestDb::new(Backend::Sqlite).await else { return };
+    let Some(gateway_db) = TestDb::new(Backend::Sqlite).await else { return };
+    let dir = node_db.dir.join("pki");
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let since = now - chrono::Duration::hours(1);
+    let ca = pki::init_ca("einfo centre CA", since, 30).expect("a CA");
+    pki::write(&dir, "ca", &ca).expect("written");
+    for (name, acts_for) in [("node-1", vec![province("01")]), ("gateway", vec![Jurisdiction::Central])] {
+        let held = pki::issue(&ca.cert_pem, &ca.key_pem, name, &acts_for, &[], since, 30).expect("a holder");
+        pki::write(&dir, name, &held).expect("written");
+    }
+    let holder = |s: &mut einfo_common::config::Settings, name: &str| {
+        s.auth.secret = None;
+        s.auth.ca_file = Some(dir.join("ca.pem"));
+        s.auth.cert_file = Some(dir.join(format!("{name}.pem")));
+        s.auth.key_file = Some(dir.join(format!("{name}.key")));
+    };
+    let issuer = |name: &str| {
+        let read = |f: String| std::fs::read_to_string(dir.join(f)).expect("a pki file");
+        einfo_common::auth::CertIssuer::new(
+            &read(format!("{name}.key")),
+            &read(format!("{name}.pem")),
+            &read("ca.pem".into()),
+            now,
+        )
+        .expect("an issuer")
+    };
+    let token = |issuer: &einfo_common::auth::CertIssuer, role: Role, j: Jurisdiction| {
+        let t = issuer.issue(&Caller { subject: format!("t-{role}"), role, jurisdiction: j }, Duration::from_secs(600));
+        einfo_common::auth::BearerToken::new(&t.expect("a token")).expect("bearer")
+    };
+
+    let node_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let node_addr = node_listener.local_addr().expect("addr");
+    let mut gs = gateway_settings(&gateway_db);
+    holder(&mut gs, "gateway");
+    let file = gateway_db.dir.join("directory.toml");
+    std::fs::write(&file, einfo_gateway::directory::render(&[(province("01"), format!("http://{node_addr}"))]))
+        .expect("directory");
+    gs.gateway.directory_file = Some(file);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = einfo_app::gateway::start_with_clock(&gs, listener, einfo_common::clock::system())
+        .await
+        .expect("a gateway without a shared secret");
+    let gateway_url = format!("http://{}", gateway.addr);
+
+    let mut ns = einfo_testkit::settings(&node_db, &["01"]);
+    holder(&mut ns, "node-1");
+    ns.reporting.centre_endpoint = Some(gateway_url.clone());
+    ns.reporting.feed_interval_ms = 100;
+    let node = einfo_app::node::start(&ns, einfo_app::node::Role::Node, node_listener, Default::default())
+        .await
+        .expect("a node without a shared secret");
+    let node_url = format!("http://{node_addr}");
+    einfo_testkit::wait_serving_at(&node_url, "node").await;
+    let node_channel = tonic::transport::Endpoint::from_shared(node_url).expect("url").connect_lazy();
+    let gateway_channel = tonic::transport::Endpoint::from_shared(gateway_url).expect("url").connect_lazy();
+    let (node_issuer, centre_issuer) = (issuer("node-1"), issuer("gateway"));
+
+    // A site registered with the node's own token reaches the gateway, which replicates as itself.
+    let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+        node_channel.clone(),
+        token(&node_issuer, Role::Operator, province("01")),
+    );
+    einfo_testkit::fixtures::register(
+        &mut r,
+        "provinces/2008-01",
+        einfo_testkit::site("Trang không bí mật", &["khong-bi-mat.vn"]),
+    )
+    .await;
+    let mut national = gw::national_service_client::NationalServiceClient::with_interceptor(
+        gateway_channel.clone(),
+        token(&centre_issuer, Role::CentralAnalyst, Jurisdiction::Central),
+    );
+    einfo_testkit::eventually("the gateway LIVE with the site", || {
+        let mut national = national.clone();
+        async move {
+            let s = national.get_replication_status(gw::GetReplicationStatusRequest {}).await.ok()?.into_inner();
+            let f = s.jurisdictions.into_iter().find(|f| f.jurisdiction == "provinces/2008-01")?;
+            (f.state() == gw::FreshnessState::Live && f.registry_sequence == 1).then_some(())
+        }
+    })
+    .await;
+    let _ = &mut national;
+
+    // A campaign of the centre reaches the node, which follows the feed as a service of 01.
+    let mut centre = central::central_service_client::CentralServiceClient::with_interceptor(
+        gateway_channel,
+        token(&centre_issuer, Role::CentralAdmin, Jurisdiction::Central),
+    );
+    let campaign = centre
+        .create_campaign(central::CreateCampaignRequest {
+            campaign: Some(einfo_testkit::fixtures::campaign_for(&["01"], &["sites_by_kind_status"])),
+            request_id: "no-secret".into(),
+        })
+        .await
+        .expect("a campaign")
+        .into_inner();
+    let reporting = rep::reporting_service_client::ReportingServiceClient::with_interceptor(
+        node_channel.clone(),
+        token(&node_issuer, Role::Reporter, province("01")),
+    );
+    einfo_testkit::eventually("the campaign reaches the node", || {
+        let mut reporting = reporting.clone();
+        let name = campaign.name.clone();
+        async move {
+            let got = reporting
+                .list_campaigns(rep::ListCampaignsRequest { parent: "provinces/2008-01".into() })
+                .await
+                .ok()?
+                .into_inner();
+            got.campaigns.iter().any(|c| c.name == name).then_some(())
+        }
+    })
+    .await;
+
+    // The test secret signs nothing here.
+    let secret = einfo_testkit::settings(&node_db, &["01"]).auth.secret.expect("the test secret");
+    let hs = TokenKeys::from_secret(secret.as_bytes())
+        .expect("keys")
+        .issue(&TestNode::operator("01"), Duration::from_secs(60));
+    let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+        node_channel,
+        einfo_common::auth::BearerToken::new(&hs.expect("a token")).expect("bearer"),
+    );
+    let e = r
+        .list_sites(einfo_proto::registry::v1::ListSitesRequest {
+            parent: "provinces/2008-01".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no shared secret here");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("takes only tokens signed by holders of the centre's CA"), "{}", e.message());
+    node.stop().await.expect("node stopped");
+    gateway.stop().await.expect("gateway stopped");
+}
+
+both_backends!(every_method_answers_every_role_as_the_table_says; plain: a_federation_without_a_shared_secret_replicates_and_follows_the_centre, registry_rows_are_the_reviewed_ones, a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces);
