@@ -27,8 +27,8 @@ pub struct Federation {
     pub gateway: RunningGateway,
     /// The nodes, each with the province codes it hosts.
     pub nodes: Vec<(Node, Vec<String>)>,
-    /// The token secret file every process shares.
-    pub secret_file: PathBuf,
+    /// The federation's CA and certificates (`einfo token --data-dir` signs with them).
+    pub pki: PathBuf,
 }
 
 /// Province groups of the local federation: a few multi-province nodes and some single ones.
@@ -44,54 +44,53 @@ pub fn groups() -> Vec<Vec<String>> {
     groups
 }
 
-/// The token secret of the federation in `data_dir`, created once (written whole or not at all:
-/// a reader, or an `up` after a crash, never finds it empty).
-pub fn ensure_secret(data_dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let secret_file = data_dir.join("token-secret");
-    if !secret_file.exists() {
-        let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let partial = data_dir.join("token-secret.partial");
-        write_private(&partial, secret.as_bytes())?;
-        std::fs::rename(&partial, &secret_file)?;
-    } else {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&secret_file)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            // Written by an older release (0644): readable by every user of the host.
-            std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600))?;
-            tracing::warn!(file = %secret_file.display(), "the token secret was readable by other users; now 0600");
+/// The local federation's identities in `data_dir/pki`, made once (an existing file is kept): the
+/// centre's CA, the gateway's certificate (acting for the centre) and one per node naming the
+/// provinces it hosts. No shared secret: no process holds a key that signs for another province
+/// or for the centre.
+pub fn ensure_pki(data_dir: &Path, groups: &[Vec<String>]) -> anyhow::Result<PathBuf> {
+    use einfo_common::pki;
+    let dir = data_dir.join("pki");
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let (ca_cert, ca_key) = pki::paths(&dir, "ca");
+    if !ca_cert.exists() {
+        pki::write(&dir, "ca", &pki::init_ca("einfo local federation CA", now, 3650)?)?;
+    }
+    let ca = (std::fs::read_to_string(&ca_cert)?, std::fs::read_to_string(&ca_key)?);
+    let mut holders = vec![("gateway".to_owned(), vec![Jurisdiction::Central])];
+    for (i, group) in groups.iter().enumerate() {
+        let acts_for = group.iter().map(|c| Jurisdiction::province(Scheme::P63, c)).collect::<Result<_, _>>()?;
+        holders.push((node_name(i), acts_for));
+    }
+    for (name, acts_for) in holders {
+        if !pki::paths(&dir, &name).0.exists() {
+            let dns = ["localhost".to_owned()];
+            pki::write(&dir, &name, &pki::issue(&ca.0, &ca.1, &name, &acts_for, &dns, now, 365)?)?;
         }
     }
-    Ok(secret_file)
+    Ok(dir)
 }
 
-/// Writes a file only its owner may read or write (mode 0600 from its creation: no moment when
-/// another user could open it).
-///
-/// # Errors
-/// The file cannot be created or written.
-pub fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(content).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all()?;
-    Ok(())
+/// The name of node `i` of the local federation (its data directory and its certificate).
+pub fn node_name(i: usize) -> String {
+    format!("node-{i:02}")
+}
+
+/// Configures `s` to sign with the certificate of `holder` in `pki` and to take only the CA's
+/// holders' tokens.
+fn holder(s: &mut Settings, pki: &Path, holder: &str) {
+    let (cert, key) = einfo_common::pki::paths(pki, holder);
+    s.auth.ca_file = Some(einfo_common::pki::paths(pki, "ca").0);
+    s.auth.cert_file = Some(cert);
+    s.auth.key_file = Some(key);
 }
 
 impl Federation {
     /// Starts the gateway, then every node, on 127.0.0.1.
     pub async fn start(layout: &Layout) -> anyhow::Result<Self> {
-        let secret_file = ensure_secret(&layout.data_dir)?;
-        let gateway_addr = SocketAddr::from(([127, 0, 0, 1], layout.port));
         let groups = groups();
+        let pki = ensure_pki(&layout.data_dir, &groups)?;
+        let gateway_addr = SocketAddr::from(([127, 0, 0, 1], layout.port));
         let node_addr = |i: usize| SocketAddr::from(([127, 0, 0, 1], layout.port + 1 + i as u16));
 
         // The directory the gateway starts from: every province at the node hosting it.
@@ -105,7 +104,7 @@ impl Federation {
         std::fs::write(&directory_file, einfo_gateway::directory::render(&entries))?;
 
         let mut gs = Settings { data_dir: layout.data_dir.join("gateway"), listen: gateway_addr, ..Default::default() };
-        gs.auth.secret_file = Some(secret_file.clone());
+        holder(&mut gs, &pki, "gateway");
         gs.gateway.directory_file = Some(directory_file);
         let listener = tokio::net::TcpListener::bind(gateway_addr)
             .await
@@ -117,11 +116,11 @@ impl Federation {
         for (i, group) in groups.into_iter().enumerate() {
             let mut s = Settings {
                 provinces: group.clone(),
-                data_dir: layout.data_dir.join(format!("node-{i:02}")),
+                data_dir: layout.data_dir.join(node_name(i)),
                 listen: node_addr(i),
                 ..Default::default()
             };
-            s.auth.secret_file = Some(secret_file.clone());
+            holder(&mut s, &pki, &node_name(i));
             s.reporting.centre_endpoint = Some(format!("http://{gateway_addr}"));
             s.reporting.centre_public_key_hex = Some(public_key.clone());
             let listener = tokio::net::TcpListener::bind(s.listen)
@@ -130,7 +129,7 @@ impl Federation {
             let n = node::start(&s, Role::Node, listener, Default::default()).await?;
             nodes.push((n, group));
         }
-        Ok(Self { gateway, nodes, secret_file })
+        Ok(Self { gateway, nodes, pki })
     }
 
     /// Stops every node, then the gateway.

@@ -160,7 +160,7 @@ struct NationalArgs {
     /// The gateway's endpoint.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     gateway: String,
-    /// Where the token secret is (`einfo up`'s data directory by default).
+    /// `einfo up`'s data directory: its `pki` (the gateway's key signs), or a `token-secret`.
     #[arg(long, default_value = ".einfo/up")]
     data_dir: PathBuf,
     /// strict (fail when any province is missing or stale) or partial.
@@ -505,7 +505,20 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
         jurisdiction: Jurisdiction::parse(&a.jurisdiction)?,
     };
     let ttl = Duration::from_secs(a.ttl_hours * 3600);
-    if let (Some(holder), Some(dir)) = (&a.holder, &a.pki_dir) {
+    // `einfo up`'s data directory holds its federation's certificates: sign with the one that acts
+    // for the jurisdiction (the node hosting the province, or the gateway for the centre).
+    let up_pki = a.db.data_dir.as_ref().map(|d| d.join("pki")).filter(|p| p.join("ca.pem").exists());
+    let (holder, pki_dir) = match (a.holder.clone(), a.pki_dir.clone(), up_pki) {
+        (Some(h), Some(d), _) => (Some(h), Some(d)),
+        (None, None, Some(d)) => {
+            let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+            let h = einfo_common::pki::holder_for(&d, &caller.jurisdiction, now)?
+                .with_context(|| format!("no certificate in {} acts for {}", d.display(), caller.jurisdiction))?;
+            (Some(h), Some(d))
+        }
+        _ => (None, None),
+    };
+    if let (Some(holder), Some(dir)) = (&holder, &pki_dir) {
         let read =
             |p: std::path::PathBuf| std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()));
         let (cert, key) = einfo_common::pki::paths(dir, holder);
@@ -567,16 +580,28 @@ async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
 
 async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
     use einfo_proto::gateway::v1 as gw;
-    let secret_file = a.data_dir.join("token-secret");
-    let secret = std::fs::read_to_string(&secret_file)
-        .with_context(|| format!("cannot read the token secret {}", secret_file.display()))?;
-    let keys = TokenKeys::from_secret(secret.trim().as_bytes())?;
+    let pki = a.data_dir.join("pki");
     let caller = Caller {
         subject: "cli".into(),
         role: einfo_common::auth::Role::CentralAnalyst,
         jurisdiction: Jurisdiction::Central,
     };
-    let token = einfo_common::auth::BearerToken::new(&keys.issue(&caller, Duration::from_secs(600))?)?;
+    // Signed with the gateway's key of `einfo up`'s federation, else with a shared secret there.
+    let signed = if pki.join("ca.pem").exists() {
+        let read = |n: &str| {
+            let p = pki.join(n);
+            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
+        };
+        let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+        einfo_common::auth::CertIssuer::new(&read("gateway.key")?, &read("gateway.pem")?, &read("ca.pem")?, now)?
+            .issue(&caller, Duration::from_secs(600))?
+    } else {
+        let secret_file = a.data_dir.join("token-secret");
+        let secret = std::fs::read_to_string(&secret_file)
+            .with_context(|| format!("cannot read {} nor the token secret {}", pki.display(), secret_file.display()))?;
+        TokenKeys::from_secret(secret.trim().as_bytes())?.issue(&caller, Duration::from_secs(600))?
+    };
+    let token = einfo_common::auth::BearerToken::new(&signed)?;
     let mode = match a.mode.as_str() {
         "strict" => gw::QueryMode::Strict,
         "partial" => gw::QueryMode::Partial,

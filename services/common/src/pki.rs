@@ -198,6 +198,30 @@ pub fn public_key(cert_der: &[u8]) -> Result<Vec<u8>, String> {
     Ok(cert.public_key().subject_public_key.data.to_vec())
 }
 
+/// The holder in `dir` (an `einfo pki` directory) whose certificate acts for `j`, if any: the first
+/// by name, the CA excluded.
+///
+/// # Errors
+/// The directory or the CA's certificate cannot be read.
+pub fn holder_for(dir: &Path, j: &Jurisdiction, now: DateTime<Utc>) -> anyhow::Result<Option<String>> {
+    let ca = der_of(&std::fs::read_to_string(paths(dir, "ca").0)?)?;
+    let mut names: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".pem").map(str::to_owned))
+        .filter(|n| n != "ca")
+        .collect();
+    names.sort();
+    for name in names {
+        let Ok(pem) = std::fs::read_to_string(paths(dir, &name).0) else { continue };
+        if let Ok(id) = der_of(&pem).map_err(|e| e.to_string()).and_then(|d| verify(&d, &ca, now))
+            && id.acts_for(j)
+        {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
 /// Where `einfo pki` keeps a holder's files in a directory: `<name>.pem` and `<name>.key`.
 pub fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")))

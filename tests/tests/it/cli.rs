@@ -351,16 +351,19 @@ async fn wait_all_live(
     log: &std::path::Path,
 ) -> Result<(), String> {
     use einfo_proto::gateway::v1 as gw;
-    // One client for every look, made once the secret is there (it is written before anything
-    // listens): one connection, not one per look, so the test takes no port `up` may want.
+    // One client for every look, made once the gateway's certificate is there (written before
+    // anything listens): one connection, not one per look, so the test takes no port `up` may want.
     let mut national = None;
+    let pki = data_dir.join("pki");
     wait_for(child, log, Duration::from_secs(120), "the 63 provinces live", || {
+        let read = |n: &str| std::fs::read_to_string(pki.join(n));
         if national.is_none()
-            && let Ok(secret) = std::fs::read_to_string(data_dir.join("token-secret"))
+            && let (Ok(key), Ok(cert), Ok(ca)) = (read("gateway.key"), read("gateway.pem"), read("ca.pem"))
         {
-            let keys = einfo_common::auth::TokenKeys::from_secret(secret.trim().as_bytes())
-                .unwrap_or_else(|e| panic!("the token secret einfo up wrote is unusable ({e}): '{secret}'"));
-            let token = keys.issue(&TestNode::analyst(), Duration::from_secs(600)).expect("token");
+            let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+            let issuer = einfo_common::auth::CertIssuer::new(&key, &cert, &ca, now)
+                .unwrap_or_else(|e| panic!("the gateway's certificate einfo up wrote is unusable: {e}"));
+            let token = issuer.issue(&TestNode::analyst(), Duration::from_secs(600)).expect("token");
             let ch =
                 tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
             national = Some(gw::national_service_client::NationalServiceClient::with_interceptor(
@@ -370,7 +373,7 @@ async fn wait_all_live(
         }
         let national = national.clone();
         async move {
-            let mut national = national.ok_or("no token secret yet")?;
+            let mut national = national.ok_or("no certificate of the gateway yet")?;
             let r = national.get_replication_status(gw::GetReplicationStatusRequest {}).await;
             let js = r.map_err(|e| format!("{e:?}"))?.into_inner().jurisdictions;
             let live = js.iter().filter(|f| f.state() == gw::FreshnessState::Live).count();
@@ -423,9 +426,13 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
     let printed = std::fs::read_to_string(&stdout).expect("up's output");
     assert!(printed.contains(&format!("gateway  127.0.0.1:{port}")), "{printed}");
     {
+        // No shared secret: a CA, the gateway's and each node's key, readable by their owner only.
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(data_dir.join("token-secret")).expect("the secret").permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "the token secret is readable by its owner only");
+        assert!(!data_dir.join("token-secret").exists(), "einfo up shares no secret");
+        for key in ["ca.key", "gateway.key", "node-00.key"] {
+            let mode = std::fs::metadata(data_dir.join("pki").join(key)).expect("a key").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{key} is readable by its owner only");
+        }
     }
     let nodes: Vec<(&str, Vec<&str>)> = printed
         .lines()
@@ -451,8 +458,8 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
     assert_eq!(row_total(&summary, "national"), Some(0), "an empty federation:\n{summary}");
     assert!(summary.contains("complete: every one of 63 jurisdictions is live"), "{summary}");
 
-    // A site registered at the node hosting Hà Nội, with an operator token signed with the data
-    // directory's secret, is replicated.
+    // A site registered at the node hosting Hà Nội, with an operator token signed with that node's
+    // key (`einfo token --data-dir` finds it), is replicated.
     let (node_addr, _) = nodes.iter().find(|(_, codes)| codes.contains(&"01")).expect("a node hosts 01");
     let out = einfo()
         .args(["token", "--jurisdiction", "provinces/2008-01", "--data-dir"])
