@@ -217,8 +217,10 @@ fn follower(
     inspection: Option<&Inspection>,
     reporting: Option<&Reporting>,
     revoked: &Current<Revocations>,
+    revoked_certificates: &Current<Revocations>,
 ) -> Follower {
     let revoked = revoked.clone();
+    let revoked_certificates = revoked_certificates.clone();
     let catalogue_target = inspection.filter(|_| settings.inspection.catalogue_file.is_none()).cloned();
     if inspection.is_some() && catalogue_target.is_none() {
         tracing::info!("inspection.catalogue_file is set: the centre's violation catalogue is stored but not used");
@@ -247,6 +249,7 @@ fn follower(
         })
         // Every server of the node refuses a revoked token from the moment the list arrives.
         .kind(Kind::RevokedTokens, Revocations::from_csv, move |r| revoked.set(r))
+        .kind(Kind::RevokedCertificates, Revocations::certificates_from_csv, move |r| revoked_certificates.set(r))
 }
 
 /// Starts a node on `listener`. It runs until [`Node::stop`] or SIGTERM/SIGINT.
@@ -368,7 +371,16 @@ pub async fn start(
     };
     let routes = server::add_reflection(routes, &names)?.routes();
     let revoked = Current::new(Revocations::default());
-    let follower = follower(&db, settings, registry.as_ref(), inspection.as_ref(), reporting.as_ref(), &revoked);
+    let revoked_certificates = Current::new(Revocations::default());
+    let follower = follower(
+        &db,
+        settings,
+        registry.as_ref(),
+        inspection.as_ref(),
+        reporting.as_ref(),
+        &revoked,
+        &revoked_certificates,
+    );
     let centre_feed = match &settings.reporting.centre_endpoint {
         None => None,
         Some(e) => Some(
@@ -388,7 +400,9 @@ pub async fn start(
     let served = tokio::spawn(server::serve_with_limits(
         listener,
         routes,
-        Authenticator::from_parts(auth.keys.clone(), auth.certified.clone()).with_revocations(revoked.clone()),
+        Authenticator::from_parts(auth.keys.clone(), auth.certified.clone())
+            .with_revocations(revoked.clone())
+            .with_revoked_certificates(revoked_certificates.clone()),
         readiness.clone(),
         limits,
         shutdown,

@@ -74,7 +74,9 @@ pub async fn serve(
     let routes = server::add_reflection(routes, &[SERVICE_NAME])?.routes();
     readiness.set_serving().await;
     let stopper = central.clone();
-    let authenticator = Authenticator::new(keys).with_revocations(central.revocations());
+    let authenticator = Authenticator::new(keys)
+        .with_revocations(central.revocations())
+        .with_revoked_certificates(central.revoked_certificates());
     server::serve(listener, routes, authenticator, readiness, async move {
         shutdown.await;
         stopper.stop_streams();

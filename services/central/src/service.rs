@@ -72,6 +72,7 @@ pub struct Central {
     signer: Arc<ReceiptSigner>,
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
     revoked: einfo_common::reference::Current<einfo_common::auth::Revocations>,
+    revoked_certificates: einfo_common::reference::Current<einfo_common::auth::Revocations>,
 }
 
 fn log() -> LogId {
@@ -145,6 +146,7 @@ fn reference_content(kind: &str, content: &[u8], v: &mut Violations) -> Option<K
         Kind::Indicators => einfo_reference::indicators::Catalogue::from_csv(text).map(|_| ()),
         Kind::Holidays => WorkingCalendar::from_csv(text).map(|_| ()).map_err(anyhow::Error::from),
         Kind::RevokedTokens => einfo_common::auth::Revocations::from_csv(text).map(|_| ()),
+        Kind::RevokedCertificates => einfo_common::auth::Revocations::certificates_from_csv(text).map(|_| ()),
     };
     match parsed {
         Ok(()) => Some(k),
@@ -222,8 +224,18 @@ impl Central {
         crate::Migrator::up(db.conn(), None).await?;
         db.ensure_log(&log()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Self::seed_reference(&db).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let revoked = match store::latest_reference(db.conn(), Kind::RevokedTokens.as_str()).await? {
-            Some(item) => einfo_common::auth::Revocations::from_csv(&String::from_utf8_lossy(&item.content))?,
+        let latest = |kind: Kind| {
+            let db = db.clone();
+            async move { store::latest_reference(db.conn(), kind.as_str()).await.map(|i| i.map(|i| i.content)) }
+        };
+        let revoked = match latest(Kind::RevokedTokens).await? {
+            Some(content) => einfo_common::auth::Revocations::from_csv(&String::from_utf8_lossy(&content))?,
+            None => einfo_common::auth::Revocations::default(),
+        };
+        let revoked_certificates = match latest(Kind::RevokedCertificates).await? {
+            Some(content) => {
+                einfo_common::auth::Revocations::certificates_from_csv(&String::from_utf8_lossy(&content))?
+            }
             None => einfo_common::auth::Revocations::default(),
         };
         Ok(Self {
@@ -231,6 +243,7 @@ impl Central {
             signer: Arc::new(signer),
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             revoked: einfo_common::reference::Current::new(revoked),
+            revoked_certificates: einfo_common::reference::Current::new(revoked_certificates),
         })
     }
 
@@ -238,6 +251,11 @@ impl Central {
     /// (nodes follow the same list through the reference feed).
     pub fn revocations(&self) -> einfo_common::reference::Current<einfo_common::auth::Revocations> {
         self.revoked.clone()
+    }
+
+    /// The certificates the centre revoked, as last published.
+    pub fn revoked_certificates(&self) -> einfo_common::reference::Current<einfo_common::auth::Revocations> {
+        self.revoked_certificates.clone()
     }
 
     /// Starts an empty reference feed with the files built in. Not logged: it is where a new
@@ -714,10 +732,16 @@ impl Central {
         item.sequence = store::append_reference(m.txn(), &item, now).await?;
         m.append(&format!("reference/{kind}"), "PUBLISH", &item, "").await?;
         m.commit(&item).await?;
-        if kind == Kind::RevokedTokens {
-            // Checked by `reference_content` before anything was written.
-            let text = String::from_utf8_lossy(&item.content);
-            self.revoked.set(einfo_common::auth::Revocations::from_csv(&text).map_err(ApiError::internal)?);
+        // Checked by `reference_content` before anything was written.
+        let text = String::from_utf8_lossy(&item.content);
+        match kind {
+            Kind::RevokedTokens => {
+                self.revoked.set(einfo_common::auth::Revocations::from_csv(&text).map_err(ApiError::internal)?)
+            }
+            Kind::RevokedCertificates => self
+                .revoked_certificates
+                .set(einfo_common::auth::Revocations::certificates_from_csv(&text).map_err(ApiError::internal)?),
+            _ => {}
         }
         Ok(item)
     }

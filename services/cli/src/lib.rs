@@ -95,6 +95,23 @@ enum PkiCommand {
     /// Issue a key and certificate to a node (naming the provinces it hosts) or to the centre's
     /// gateway (`--central`): `<name>.pem` and `<name>.key` in `--dir`, beside the CA.
     Issue(PkiIssueArgs),
+    /// Revoke a certificate: add it to `revoked-certificates.csv` in `--dir` and, with `--publish`,
+    /// publish the list through the centre's reference feed (as central admin, signed with the
+    /// `gateway` certificate in `--dir`); every server then refuses the tokens it signs.
+    Revoke(PkiRevokeArgs),
+}
+
+#[derive(Args)]
+struct PkiRevokeArgs {
+    /// Where the CA's files are.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The holder whose certificate is revoked.
+    #[arg(long)]
+    name: String,
+    /// The gateway (the centre) to publish the list to: http://host:port.
+    #[arg(long)]
+    publish: Option<String>,
 }
 
 #[derive(Args)]
@@ -322,6 +339,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(a) => token(a),
         Command::Pki(PkiCommand::Init(a)) => pki_init(a),
         Command::Pki(PkiCommand::Issue(a)) => pki_issue(a),
+        Command::Pki(PkiCommand::Revoke(a)) => pki_revoke(a).await,
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
@@ -495,6 +513,46 @@ fn pki_issue(a: PkiIssueArgs) -> anyhow::Result<()> {
         cert.display(),
         key.display()
     );
+    Ok(())
+}
+
+async fn pki_revoke(a: PkiRevokeArgs) -> anyhow::Result<()> {
+    use einfo_proto::central::v1 as central;
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let (serial, list) = einfo_common::pki::revoke(&a.dir, &a.name, now)?;
+    let listed = list.lines().count().saturating_sub(1);
+    println!("revoked {} (serial {serial}); {listed} in {}", a.name, a.dir.join("revoked-certificates.csv").display());
+    let Some(gateway) = a.publish else {
+        println!("publish the list as central admin: PublishReferenceData, kind revoked-certificates (or --publish)");
+        return Ok(());
+    };
+    let read = |n: &str| {
+        let p = a.dir.join(n);
+        std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read {} (the centre's certificate signs)", p.display()))
+    };
+    let issuer =
+        einfo_common::auth::CertIssuer::new(&read("gateway.key")?, &read("gateway.pem")?, &read("ca.pem")?, now)?;
+    let admin = Caller {
+        subject: "einfo-pki".into(),
+        role: einfo_common::auth::Role::CentralAdmin,
+        jurisdiction: Jurisdiction::Central,
+    };
+    let token = einfo_common::auth::BearerToken::new(&issuer.issue(&admin, Duration::from_secs(300))?)?;
+    let channel = tonic::transport::Endpoint::from_shared(gateway.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the gateway at {gateway}"))?;
+    let item = central::central_service_client::CentralServiceClient::with_interceptor(channel, token)
+        .publish_reference_data(central::PublishReferenceDataRequest {
+            kind: "revoked-certificates".into(),
+            content: list.into_bytes(),
+            request_id: format!("revoke-{serial}-{}", now.timestamp()),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("the centre refused the list: {:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    println!("published as reference data revoked-certificates, version {} (sequence {})", item.version, item.sequence);
     Ok(())
 }
 

@@ -444,35 +444,58 @@ pub struct Revocations {
 
 impl Revocations {
     /// Reads `jti,expires_at` lines (a header, then one token id — a UUID — and its token's expiry,
-    /// RFC 3339, per line).
+    /// RFC 3339, per line): reference data `revoked-tokens`.
     ///
     /// # Errors
     /// A line that is not an id and an instant, with its line number.
     pub fn from_csv(text: &str) -> anyhow::Result<Self> {
+        Self::read(text, ["jti", "expires_at"], |id| {
+            uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|e| format!("is not a token id (a UUID): {e}"))
+        })
+    }
+
+    /// Reads `serial,revoked_at` lines (a header, then a certificate's serial number — hex, as
+    /// `einfo pki` prints it — and when it was revoked, RFC 3339, per line): reference data
+    /// `revoked-certificates`.
+    ///
+    /// # Errors
+    /// A line that is not a serial and an instant, with its line number.
+    pub fn certificates_from_csv(text: &str) -> anyhow::Result<Self> {
+        Self::read(text, ["serial", "revoked_at"], |id| {
+            let hex = id.to_ascii_lowercase();
+            if !hex.is_empty() && hex.len() <= 40 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(hex)
+            } else {
+                Err("is not a certificate serial number (hex, at most 20 bytes)".into())
+            }
+        })
+    }
+
+    fn read(text: &str, columns: [&str; 2], id: impl Fn(&str) -> Result<String, String>) -> anyhow::Result<Self> {
         let mut r = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
         let header = r.headers()?.clone();
         anyhow::ensure!(
-            header.iter().collect::<Vec<_>>() == ["jti", "expires_at"],
-            "the header must be 'jti,expires_at', not '{}'",
+            header.iter().collect::<Vec<_>>() == columns,
+            "the header must be '{}', not '{}'",
+            columns.join(","),
             header.iter().collect::<Vec<_>>().join(",")
         );
         let mut ids = std::collections::HashMap::new();
         for (i, row) in r.records().enumerate() {
             let line = i + 2;
             let row = row.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
-            let jti = uuid::Uuid::parse_str(&row[0])
-                .map_err(|e| anyhow::anyhow!("line {line}: jti '{}' is not a token id (a UUID): {e}", &row[0]))?;
-            let expires = chrono::DateTime::parse_from_rfc3339(&row[1]).map_err(|e| {
-                anyhow::anyhow!("line {line}: expires_at '{}' is not an RFC 3339 instant: {e}", &row[1])
+            let key = id(&row[0]).map_err(|e| anyhow::anyhow!("line {line}: {} '{}' {e}", columns[0], &row[0]))?;
+            let at = chrono::DateTime::parse_from_rfc3339(&row[1]).map_err(|e| {
+                anyhow::anyhow!("line {line}: {} '{}' is not an RFC 3339 instant: {e}", columns[1], &row[1])
             })?;
-            ids.insert(jti.to_string(), expires.with_timezone(&chrono::Utc));
+            ids.insert(key, at.with_timezone(&chrono::Utc));
         }
         Ok(Self { ids })
     }
 
-    /// Whether the token with this id is revoked.
-    pub fn contains(&self, jti: &str) -> bool {
-        self.ids.contains_key(jti)
+    /// Whether the token (or certificate) with this id is revoked.
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains_key(id)
     }
 
     /// How many ids are listed.
@@ -492,6 +515,7 @@ pub struct Authenticator {
     keys: Option<TokenKeys>,
     certified: Option<CertVerifier>,
     revoked: crate::reference::Current<Revocations>,
+    revoked_certificates: crate::reference::Current<Revocations>,
 }
 
 impl Authenticator {
@@ -503,7 +527,12 @@ impl Authenticator {
     /// Taking shared-secret tokens when `keys` is set, and tokens of the CA's holders when
     /// `certified` is.
     pub fn from_parts(keys: Option<TokenKeys>, certified: Option<CertVerifier>) -> Self {
-        Self { keys, certified, revoked: crate::reference::Current::new(Revocations::default()) }
+        Self {
+            keys,
+            certified,
+            revoked: crate::reference::Current::new(Revocations::default()),
+            revoked_certificates: crate::reference::Current::new(Revocations::default()),
+        }
     }
 
     /// Also taking tokens signed by holders of the centre's CA (`EdDSA` with their certificate).
@@ -517,7 +546,16 @@ impl Authenticator {
     fn verify(&self, token: &str) -> Result<(Caller, String), String> {
         let eddsa = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::EdDSA);
         match (&self.certified, eddsa) {
-            (Some(v), true) => v.verify_token(token).map(|(caller, jti, _)| (caller, jti)),
+            (Some(v), true) => {
+                let (caller, jti, signer) = v.verify_token(token)?;
+                if self.revoked_certificates.get().contains(&signer.serial) {
+                    return Err(format!(
+                        "invalid token: the certificate {} of {} was revoked by the centre",
+                        signer.serial, signer.name
+                    ));
+                }
+                Ok((caller, jti))
+            }
             (None, true) => Err("invalid token: signed by a certificate holder, and this server trusts no CA \
                                  (auth.ca_file)"
                 .into()),
@@ -526,6 +564,12 @@ impl Authenticator {
                 None => Err("invalid token: this server takes only tokens signed by holders of the centre's CA".into()),
             },
         }
+    }
+
+    /// Refusing the tokens signed with a certificate listed in `revoked` (by serial).
+    pub fn with_revoked_certificates(mut self, revoked: crate::reference::Current<Revocations>) -> Self {
+        self.revoked_certificates = revoked;
+        self
     }
 
     /// Refusing the tokens listed in `revoked` (as it is when each call arrives).

@@ -189,6 +189,34 @@ pub fn verify(cert_der: &[u8], ca_der: &[u8], now: DateTime<Utc>) -> Result<Iden
     Ok(Identity { name, serial: cert.tbs_certificate.raw_serial_as_string().replace(':', ""), acts_for, not_after })
 }
 
+/// The serial number of a certificate, hex (as [`Issued::serial`] and [`Identity::serial`]).
+///
+/// # Errors
+/// A certificate that does not parse.
+pub fn serial_of(cert_der: &[u8]) -> Result<String, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| format!("not a certificate: {e}"))?;
+    Ok(cert.tbs_certificate.raw_serial_as_string().replace(':', ""))
+}
+
+/// Adds the certificate of `name` to `revoked-certificates.csv` in `dir` (the list the centre
+/// publishes as reference data `revoked-certificates`), with `now`; returns its serial and the
+/// whole list. A certificate listed already is not listed twice.
+///
+/// # Errors
+/// The certificate or the list cannot be read or written.
+pub fn revoke(dir: &Path, name: &str, now: DateTime<Utc>) -> anyhow::Result<(String, String)> {
+    let pem = std::fs::read_to_string(paths(dir, name).0)
+        .with_context(|| format!("cannot read {}", paths(dir, name).0.display()))?;
+    let serial = serial_of(&der_of(&pem)?).map_err(|e| anyhow::anyhow!(e))?;
+    let list = dir.join("revoked-certificates.csv");
+    let mut text = std::fs::read_to_string(&list).unwrap_or_else(|_| "serial,revoked_at\n".to_owned());
+    if !text.lines().any(|l| l.split(',').next() == Some(serial.as_str())) {
+        text.push_str(&format!("{serial},{}\n", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)));
+        std::fs::write(&list, &text).with_context(|| format!("write {}", list.display()))?;
+    }
+    Ok((serial, text))
+}
+
 /// The raw public key of a certificate (32 bytes for Ed25519).
 ///
 /// # Errors
@@ -308,6 +336,14 @@ mod tests {
         assert!(std::fs::read_to_string(&cert).unwrap().contains("BEGIN CERTIFICATE"));
         assert!(write(&dir, "ca", &ca).unwrap_err().to_string().contains("never overwritten"));
         assert!(!format!("{ca:?}").contains("PRIVATE KEY"), "a key is never printed");
+        let node = issue(&ca.cert_pem, &ca.key_pem, "node-1", &[p("01")], &[], at("2026-12-03T00:00:00Z"), 5).unwrap();
+        write(&dir, "node-1", &node).unwrap();
+        let (serial, list) = revoke(&dir, "node-1", at("2026-12-04T00:00:00Z")).unwrap();
+        assert_eq!(serial, node.serial);
+        let (_, again) = revoke(&dir, "node-1", at("2026-12-05T00:00:00Z")).unwrap();
+        assert_eq!(list, again, "listed once");
+        let parsed = crate::auth::Revocations::certificates_from_csv(&list).unwrap();
+        assert!(parsed.contains(&node.serial) && parsed.len() == 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

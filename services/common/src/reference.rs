@@ -37,11 +37,14 @@ pub enum Kind {
     Holidays,
     /// `revoked-tokens`: the ids of bearer tokens the centre revoked ([`crate::auth::Revocations`]).
     RevokedTokens,
+    /// `revoked-certificates`: the serial numbers of certificates the centre's CA revoked.
+    RevokedCertificates,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 4] = [Kind::ViolationCatalogue, Kind::Indicators, Kind::Holidays, Kind::RevokedTokens];
+    pub const ALL: [Kind; 5] =
+        [Kind::ViolationCatalogue, Kind::Indicators, Kind::Holidays, Kind::RevokedTokens, Kind::RevokedCertificates];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Kind {
             Kind::Indicators => "indicators",
             Kind::Holidays => "holidays",
             Kind::RevokedTokens => "revoked-tokens",
+            Kind::RevokedCertificates => "revoked-certificates",
         }
     }
 

@@ -173,7 +173,9 @@ impl Gateway {
         server::serve_with_limits(
             listener,
             routes,
-            Authenticator::from_parts(self.0.keys.clone(), certified).with_revocations(self.0.central.revocations()),
+            Authenticator::from_parts(self.0.keys.clone(), certified)
+                .with_revocations(self.0.central.revocations())
+                .with_revoked_certificates(self.0.central.revoked_certificates()),
             readiness,
             limits,
             async move {

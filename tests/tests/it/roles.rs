@@ -417,7 +417,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
         .expect("keys")
         .issue(&TestNode::operator("01"), Duration::from_secs(60));
     let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
-        node_channel,
+        node_channel.clone(),
         einfo_common::auth::BearerToken::new(&hs.expect("a token")).expect("bearer"),
     );
     let e = r
@@ -429,6 +429,50 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
         .expect_err("no shared secret here");
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("takes only tokens signed by holders of the centre's CA"), "{}", e.message());
+
+    // The node's certificate revoked and published: the centre refuses its tokens at once, the
+    // node as soon as the feed brings the list.
+    let out = einfo_testkit::process::einfo()
+        .args(["pki", "revoke", "--name", "node-1", "--publish", &format!("http://{}", gateway.addr), "--dir"])
+        .arg(&dir)
+        .output()
+        .await
+        .expect("run einfo pki revoke");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("published as reference data revoked-certificates"), "{said}");
+    let gateway_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", gateway.addr)).expect("url").connect_lazy();
+    let mut entries = gw::entry_service_client::EntryServiceClient::with_interceptor(
+        gateway_channel,
+        token(&node_issuer, Role::Operator, province("01")),
+    );
+    let e = entries
+        .get_entries(gw::GetEntriesRequest {
+            jurisdiction: "provinces/2008-01".into(),
+            service: "registry".into(),
+            after: 0,
+            page_size: 1,
+        })
+        .await
+        .expect_err("the centre refuses a revoked certificate's token");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(e.message().contains("of node-1 was revoked by the centre"), "{}", e.message());
+    let e = einfo_testkit::eventually("the node to refuse its own revoked certificate", || {
+        let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+            node_channel.clone(),
+            token(&node_issuer, Role::Operator, province("01")),
+        );
+        async move {
+            r.list_sites(einfo_proto::registry::v1::ListSitesRequest {
+                parent: "provinces/2008-01".into(),
+                ..Default::default()
+            })
+            .await
+            .err()
+        }
+    })
+    .await;
+    assert!(e.message().contains("was revoked by the centre"), "{}", e.message());
     node.stop().await.expect("node stopped");
     gateway.stop().await.expect("gateway stopped");
 }
