@@ -25,12 +25,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
+use einfo_common::auth::{BearerToken, Caller, Role};
 use einfo_common::changelog::{self, ChainVerifier, ChangeEntry, LogId};
 use einfo_common::config::Settings;
-use einfo_common::db::{Database, stmt};
+use einfo_common::db::Database;
 use einfo_proto::gateway::v1 as gw;
-use sea_orm::ConnectionTrait;
 
 use crate::node;
 
@@ -107,8 +106,9 @@ pub struct LogOutcome {
 pub struct Source {
     /// The gateway's endpoint.
     pub gateway: String,
-    /// A token the gateway accepts for each province, or `None` to sign one per province with the
-    /// node's own secret (role `service`, as the node's services call each other).
+    /// A token the gateway accepts for each province, or `None` to sign one per province as the
+    /// node signs its own calls — with its certificate's key, or its shared secret (role
+    /// `service`, as the node's services call each other).
     pub token: Option<String>,
 }
 
@@ -130,14 +130,14 @@ pub async fn recover(settings: &Settings, source: &Source) -> anyhow::Result<Vec
         .connect()
         .await
         .with_context(|| format!("cannot reach the gateway at {}", source.gateway))?;
-    // Without a token given, one is signed per province with the node's secret.
-    let keys = match &source.token {
+    // Without a token given, one is signed per province as the node signs its own calls.
+    let signer = match &source.token {
         Some(_) => None,
-        None => Some(TokenKeys::from_secret(&settings.token_secret()?)?),
+        None => Some(settings.token_auth(einfo_common::clock::system())?.signer),
     };
     let mut out = Vec::new();
     for j in &hosted {
-        let token = match &keys {
+        let token = match &signer {
             Some(k) => {
                 let caller = Caller { subject: "einfo-recover".into(), role: Role::Service, jurisdiction: *j };
                 k.issue(&caller, Duration::from_secs(3600))?
@@ -195,18 +195,6 @@ async fn page(client: &mut Client, log: &LogId, after: u64, size: i32) -> anyhow
     Ok(r.into_inner())
 }
 
-/// The hash of entry `seq` of the node's log.
-async fn local_hash<C: ConnectionTrait>(c: &C, log: &LogId, seq: u64) -> anyhow::Result<Option<Vec<u8>>> {
-    let row = c
-        .query_one_raw(stmt(
-            c.get_database_backend(),
-            "SELECT hash FROM change_log WHERE jurisdiction = $1 AND service = $2 AND seq = $3",
-            [log.jurisdiction.to_string().into(), log.service.into(), (seq as i64).into()],
-        ))
-        .await?;
-    Ok(row.map(|r| r.try_get_by_index(0)).transpose()?)
-}
-
 async fn recover_log(db: &Database, client: &mut Client, log: &LogId) -> anyhow::Result<Outcome> {
     db.ensure_log(log).await?;
     let (from, from_hash) = changelog::head(db.conn(), log).await?;
@@ -217,8 +205,9 @@ async fn recover_log(db: &Database, client: &mut Client, log: &LogId) -> anyhow:
         if kept == 0 {
             return Ok(Outcome::UpToDate(from));
         }
-        return Ok(match local_hash(db.conn(), log, kept).await? {
-            Some(h) if h == kept_hash => Outcome::UpToDate(from),
+        let local = changelog::read_entries(db.conn(), log, kept - 1, 1).await?;
+        return Ok(match local.first() {
+            Some(e) if e.hash == kept_hash => Outcome::UpToDate(from),
             _ => Outcome::Forked(format!(
                 "the node's entry {kept} is not the one the centre received: the histories differ; nothing written"
             )),

@@ -405,7 +405,7 @@ async fn backup(a: BackupArgs) -> anyhow::Result<()> {
 
 async fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     let s = settings(&a.db)?;
-    let stamp = einfo_common::clock::Clock::now(&*einfo_common::clock::system()).format("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = now().format("%Y%m%dT%H%M%SZ").to_string();
     let r = einfo_app::backup::restore(&s.database_url(), &a.from, &stamp).await?;
     if let Some(aside) = &r.replaced {
         println!("moved the store it replaces to {}", aside.display());
@@ -480,8 +480,13 @@ async fn rebuild(a: DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The time now, on the system clock (the commands run once; servers are given their clock).
+fn now() -> chrono::DateTime<chrono::Utc> {
+    einfo_common::clock::Clock::now(&*einfo_common::clock::system())
+}
+
 fn pki_init(a: PkiInitArgs) -> anyhow::Result<()> {
-    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let now = now();
     let ca = einfo_common::pki::init_ca(&a.name, now, a.days)?;
     let (cert, key) = einfo_common::pki::write(&a.dir, "ca", &ca)?;
     println!("certificate authority {} (serial {}): {}, key {}", a.name, ca.serial, cert.display(), key.display());
@@ -501,7 +506,7 @@ fn pki_issue(a: PkiIssueArgs) -> anyhow::Result<()> {
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).with_context(|| format!("cannot read {} (run `einfo pki init` first)", p.display()))
     };
-    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let now = now();
     let issued = pki::issue(&read(&ca_cert)?, &read(&ca_key)?, &a.name, &acts_for, &a.dns, now, a.days)?;
     let (cert, key) = pki::write(&a.dir, &a.name, &issued)?;
     let names: Vec<String> = acts_for.iter().map(ToString::to_string).collect();
@@ -518,7 +523,7 @@ fn pki_issue(a: PkiIssueArgs) -> anyhow::Result<()> {
 
 async fn pki_revoke(a: PkiRevokeArgs) -> anyhow::Result<()> {
     use einfo_proto::central::v1 as central;
-    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let now = now();
     let (serial, list) = einfo_common::pki::revoke(&a.dir, &a.name, now)?;
     let listed = list.lines().count().saturating_sub(1);
     println!("revoked {} (serial {serial}); {listed} in {}", a.name, a.dir.join("revoked-certificates.csv").display());
@@ -526,13 +531,8 @@ async fn pki_revoke(a: PkiRevokeArgs) -> anyhow::Result<()> {
         println!("publish the list as central admin: PublishReferenceData, kind revoked-certificates (or --publish)");
         return Ok(());
     };
-    let read = |n: &str| {
-        let p = a.dir.join(n);
-        std::fs::read_to_string(&p)
-            .with_context(|| format!("cannot read {} (the centre's certificate signs)", p.display()))
-    };
     let issuer =
-        einfo_common::auth::CertIssuer::new(&read("gateway.key")?, &read("gateway.pem")?, &read("ca.pem")?, now)?;
+        einfo_common::auth::CertIssuer::from_dir(&a.dir, "gateway", now).context("the centre's certificate signs")?;
     let admin = Caller {
         subject: "einfo-pki".into(),
         role: einfo_common::auth::Role::CentralAdmin,
@@ -569,7 +569,7 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     let (holder, pki_dir) = match (a.holder.clone(), a.pki_dir.clone(), up_pki) {
         (Some(h), Some(d), _) => (Some(h), Some(d)),
         (None, None, Some(d)) => {
-            let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+            let now = now();
             let h = einfo_common::pki::holder_for(&d, &caller.jurisdiction, now)?
                 .with_context(|| format!("no certificate in {} acts for {}", d.display(), caller.jurisdiction))?;
             (Some(h), Some(d))
@@ -577,12 +577,8 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
         _ => (None, None),
     };
     if let (Some(holder), Some(dir)) = (&holder, &pki_dir) {
-        let read =
-            |p: std::path::PathBuf| std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()));
-        let (cert, key) = einfo_common::pki::paths(dir, holder);
-        let (ca, _) = einfo_common::pki::paths(dir, "ca");
-        let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
-        let issuer = einfo_common::auth::CertIssuer::new(&read(key)?, &read(cert)?, &read(ca)?, now)?;
+        let now = now();
+        let issuer = einfo_common::auth::CertIssuer::from_dir(dir, holder, now)?;
         println!("{}", issuer.issue(&caller, ttl)?);
         return Ok(());
     }
@@ -646,13 +642,8 @@ async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
     };
     // Signed with the gateway's key of `einfo up`'s federation, else with a shared secret there.
     let signed = if pki.join("ca.pem").exists() {
-        let read = |n: &str| {
-            let p = pki.join(n);
-            std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))
-        };
-        let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
-        einfo_common::auth::CertIssuer::new(&read("gateway.key")?, &read("gateway.pem")?, &read("ca.pem")?, now)?
-            .issue(&caller, Duration::from_secs(600))?
+        let now = now();
+        einfo_common::auth::CertIssuer::from_dir(&pki, "gateway", now)?.issue(&caller, Duration::from_secs(600))?
     } else {
         let secret_file = a.data_dir.join("token-secret");
         let secret = std::fs::read_to_string(&secret_file)

@@ -186,11 +186,6 @@ impl TokenKeys {
         self
     }
 
-    /// The longest a token may live.
-    pub fn max_lifetime(&self) -> Duration {
-        self.max_lifetime
-    }
-
     /// Issues a token for `caller`, valid for `ttl` (at most the maximum lifetime).
     pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
         // Tokens are checked against the system clock by jsonwebtoken, so they are issued by it.
@@ -218,14 +213,20 @@ impl TokenKeys {
 
     /// Checks a token and returns its caller and its id (`jti`).
     pub fn verify_token(&self, token: &str) -> Result<(Caller, String), String> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.set_issuer(&[ISSUER]);
-        v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        v.leeway = LEEWAY_SECS;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| format!("invalid token: {e}"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation(Algorithm::HS256))
+            .map_err(|e| format!("invalid token: {e}"))?;
         check_claims(data.claims, self.max_lifetime)
     }
+}
+
+/// What jsonwebtoken checks of every token signed with `alg`: issuer, required claims, expiry
+/// with [`LEEWAY_SECS`].
+fn validation(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.set_issuer(&[ISSUER]);
+    v.set_required_spec_claims(&["exp", "iss", "sub"]);
+    v.leeway = LEEWAY_SECS;
+    v
 }
 
 /// The checks every token's claims pass, whoever signed it: its lifetime, its id, and a role that
@@ -296,15 +297,35 @@ impl CertIssuer {
         Ok(Self { key: Arc::new(key), cert_der, identity, max_lifetime: DEFAULT_MAX_LIFETIME })
     }
 
+    /// From the files of a holder's key and certificate and of the CA's certificate.
+    ///
+    /// # Errors
+    /// A file that cannot be read, or as [`CertIssuer::new`].
+    pub fn from_files(
+        key: &std::path::Path,
+        cert: &std::path::Path,
+        ca: &std::path::Path,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Self> {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+        };
+        Self::new(&read(key)?, &read(cert)?, &read(ca)?, now)
+    }
+
+    /// Holder `name` of an `einfo pki` directory: its `<name>.key` and `<name>.pem`, and `ca.pem`.
+    ///
+    /// # Errors
+    /// As [`CertIssuer::from_files`].
+    pub fn from_dir(dir: &std::path::Path, name: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<Self> {
+        let (cert, key) = crate::pki::paths(dir, name);
+        Self::from_files(&key, &cert, &crate::pki::paths(dir, "ca").0, now)
+    }
+
     /// With another maximum token lifetime.
     pub fn with_max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = max;
         self
-    }
-
-    /// Who this issuer is.
-    pub fn identity(&self) -> &crate::pki::Identity {
-        &self.identity
     }
 
     /// Issues a token for `caller`, valid for `ttl`: only for a jurisdiction the certificate names.
@@ -415,14 +436,12 @@ impl CertVerifier {
             .map_err(|e| format!("invalid token: x5c is not base64: {e}"))?;
         let identity = crate::pki::verify(&cert_der, &self.ca_der, self.clock.now())
             .map_err(|e| format!("invalid token: its signer's certificate is {e}"))?;
-        let raw = crate::pki::public_key(&cert_der).map_err(|e| format!("invalid token: {e}"))?;
-        let key = DecodingKey::from_ed_components(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+        let key = DecodingKey::from_ed_components(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&identity.public_key),
+        )
+        .map_err(|e| format!("invalid token: {e}"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation(Algorithm::EdDSA))
             .map_err(|e| format!("invalid token: {e}"))?;
-        let mut v = Validation::new(Algorithm::EdDSA);
-        v.set_issuer(&[ISSUER]);
-        v.set_required_spec_claims(&["exp", "iss", "sub"]);
-        v.leeway = LEEWAY_SECS;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| format!("invalid token: {e}"))?;
         let (caller, jti) = check_claims(data.claims, self.max_lifetime)?;
         if !identity.acts_for(&caller.jurisdiction) {
             return Err(format!(
@@ -434,12 +453,12 @@ impl CertVerifier {
     }
 }
 
-/// The ids of tokens the centre revoked (reference data `revoked-tokens`, published by a central
-/// admin and followed by every node), each with its token's expiry (after which the entry may go:
-/// the token is refused anyway).
+/// The ids of tokens (or serial numbers of certificates) the centre revoked, published by a
+/// central admin as reference data and followed by every node. Each line's instant (the token's
+/// expiry, the certificate's revocation) is checked when the list is read, for the list's readers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Revocations {
-    ids: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    ids: std::collections::HashSet<String>,
 }
 
 impl Revocations {
@@ -480,32 +499,22 @@ impl Revocations {
             columns.join(","),
             header.iter().collect::<Vec<_>>().join(",")
         );
-        let mut ids = std::collections::HashMap::new();
+        let mut ids = std::collections::HashSet::new();
         for (i, row) in r.records().enumerate() {
             let line = i + 2;
             let row = row.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
             let key = id(&row[0]).map_err(|e| anyhow::anyhow!("line {line}: {} '{}' {e}", columns[0], &row[0]))?;
-            let at = chrono::DateTime::parse_from_rfc3339(&row[1]).map_err(|e| {
+            chrono::DateTime::parse_from_rfc3339(&row[1]).map_err(|e| {
                 anyhow::anyhow!("line {line}: {} '{}' is not an RFC 3339 instant: {e}", columns[1], &row[1])
             })?;
-            ids.insert(key, at.with_timezone(&chrono::Utc));
+            ids.insert(key);
         }
         Ok(Self { ids })
     }
 
     /// Whether the token (or certificate) with this id is revoked.
     pub fn contains(&self, id: &str) -> bool {
-        self.ids.contains_key(id)
-    }
-
-    /// How many ids are listed.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.contains(id)
     }
 }
 
@@ -535,18 +544,18 @@ impl Authenticator {
         }
     }
 
-    /// Also taking tokens signed by holders of the centre's CA (`EdDSA` with their certificate).
-    pub fn with_certified(mut self, verifier: Option<CertVerifier>) -> Self {
-        self.certified = verifier;
-        self
-    }
-
     /// Checks a token: one signed by a holder of the centre's CA when it says `EdDSA` and a CA is
     /// configured, a shared-secret one otherwise.
     fn verify(&self, token: &str) -> Result<(Caller, String), String> {
+        // A shared-secret token, the common case, is checked without reading its header twice;
+        // the header is read only when that check fails.
+        let shared = self.keys.as_ref().map(|k| k.verify_token(token));
+        if let Some(Ok(found)) = shared {
+            return Ok(found);
+        }
         let eddsa = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::EdDSA);
-        match (&self.certified, eddsa) {
-            (Some(v), true) => {
+        match (&self.certified, eddsa, shared) {
+            (Some(v), true, _) => {
                 let (caller, jti, signer) = v.verify_token(token)?;
                 if self.revoked_certificates.get().contains(&signer.serial) {
                     return Err(format!(
@@ -556,13 +565,13 @@ impl Authenticator {
                 }
                 Ok((caller, jti))
             }
-            (None, true) => Err("invalid token: signed by a certificate holder, and this server trusts no CA \
-                                 (auth.ca_file)"
+            (None, true, _) => Err("invalid token: signed by a certificate holder, and this server trusts no CA \
+                                    (auth.ca_file)"
                 .into()),
-            (_, false) => match &self.keys {
-                Some(k) => k.verify_token(token),
-                None => Err("invalid token: this server takes only tokens signed by holders of the centre's CA".into()),
-            },
+            (_, false, Some(refused)) => refused,
+            (_, false, None) => {
+                Err("invalid token: this server takes only tokens signed by holders of the centre's CA".into())
+            }
         }
     }
 

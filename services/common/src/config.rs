@@ -110,12 +110,7 @@ impl AuthSettings {
             (Some(c), Some(k), Some(a)) => (c, k, a),
             _ => anyhow::bail!("auth.cert_file and auth.key_file go together, with auth.ca_file"),
         };
-        let read =
-            |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()));
-        Ok(Some(
-            crate::auth::CertIssuer::new(&read(key)?, &read(cert)?, &read(ca)?, now)?
-                .with_max_lifetime(self.max_token_lifetime()),
-        ))
+        Ok(Some(crate::auth::CertIssuer::from_files(key, cert, ca, now)?.with_max_lifetime(self.max_token_lifetime())))
     }
 
     /// The verifier of certificate holders' tokens, when `ca_file` is set; certificates' validity

@@ -312,16 +312,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
         s.auth.cert_file = Some(dir.join(format!("{name}.pem")));
         s.auth.key_file = Some(dir.join(format!("{name}.key")));
     };
-    let issuer = |name: &str| {
-        let read = |f: String| std::fs::read_to_string(dir.join(f)).expect("a pki file");
-        einfo_common::auth::CertIssuer::new(
-            &read(format!("{name}.key")),
-            &read(format!("{name}.pem")),
-            &read("ca.pem".into()),
-            now,
-        )
-        .expect("an issuer")
-    };
+    let issuer = |name: &str| einfo_common::auth::CertIssuer::from_dir(&dir, name, now).expect("an issuer");
     let token = |issuer: &einfo_common::auth::CertIssuer, role: Role, j: Jurisdiction| {
         let t = issuer.issue(&Caller { subject: format!("t-{role}"), role, jurisdiction: j }, Duration::from_secs(600));
         einfo_common::auth::BearerToken::new(&t.expect("a token")).expect("bearer")
