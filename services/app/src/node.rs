@@ -289,7 +289,8 @@ pub async fn start(
     let mut routes = tonic::service::Routes::builder();
     routes.add_service(health_service);
     let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services)
-        .with_idle_timeout(Duration::from_millis(settings.limits.stream_idle_timeout_ms));
+        .with_idle_timeout(Duration::from_millis(settings.limits.stream_idle_timeout_ms))
+        .with_signing(auth.signer.note_key().cloned(), auth.certified.as_ref().map(|c| c.ca_der().to_vec()));
     routes.add_service(
         changelog.clone().into_server().max_decoding_message_size(max_message).max_encoding_message_size(max_message),
     );

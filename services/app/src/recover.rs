@@ -260,6 +260,8 @@ async fn write_page(db: &Database, log: &LogId, entries: &[ChangeEntry]) -> anyh
             other => anyhow::bail!("{other} is not recovered from the gateway"),
         }
     }
+    let hashes: Vec<&[u8]> = entries.iter().map(|e| e.hash.as_slice()).collect();
+    changelog::merkle::extend(txn, log, first.sequence, &hashes).await?;
     changelog::set_head(txn, log, last.sequence, &last.hash).await?;
     w.txn.commit().await?;
     Ok(())

@@ -268,14 +268,14 @@ fn claims_of(caller: &Caller, iat: u64, exp: u64) -> Claims {
 #[derive(Clone)]
 pub struct CertIssuer {
     key: Arc<EncodingKey>,
-    cert_der: Vec<u8>,
-    identity: crate::pki::Identity,
+    /// The same key for notes, with the certificate and whom it names.
+    note: Arc<crate::changelog::checkpoint::NoteKey>,
     max_lifetime: Duration,
 }
 
 impl fmt::Debug for CertIssuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CertIssuer").field("identity", &self.identity).finish_non_exhaustive()
+        f.debug_struct("CertIssuer").field("identity", self.note.holder()).finish_non_exhaustive()
     }
 }
 
@@ -294,7 +294,8 @@ impl CertIssuer {
         let identity =
             crate::pki::verify(&cert_der, &crate::pki::der_of(ca_pem)?, now).map_err(|e| anyhow::anyhow!("{e}"))?;
         let key = EncodingKey::from_ed_der(&crate::pki::key_der_of(key_pem)?);
-        Ok(Self { key: Arc::new(key), cert_der, identity, max_lifetime: DEFAULT_MAX_LIFETIME })
+        let note = Arc::new(crate::changelog::checkpoint::NoteKey::new(key_pem, cert_der, identity)?);
+        Ok(Self { key: Arc::new(key), note, max_lifetime: DEFAULT_MAX_LIFETIME })
     }
 
     /// From the files of a holder's key and certificate and of the CA's certificate.
@@ -334,11 +335,12 @@ impl CertIssuer {
     /// A jurisdiction the certificate does not name, the system role, or a ttl over the maximum.
     pub fn issue(&self, caller: &Caller, ttl: Duration) -> anyhow::Result<String> {
         anyhow::ensure!(caller.role != Role::System, "no token is issued for the system role");
+        let identity = self.note.holder();
         anyhow::ensure!(
-            self.identity.acts_for(&caller.jurisdiction),
+            identity.acts_for(&caller.jurisdiction),
             "{} signs only for {}, not for {}",
-            self.identity.name,
-            self.identity.acts_for.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            identity.name,
+            identity.acts_for.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             caller.jurisdiction
         );
         anyhow::ensure!(ttl <= self.max_lifetime, "a token lives at most {} s", self.max_lifetime.as_secs());
@@ -349,7 +351,7 @@ impl CertIssuer {
     fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
         use base64::Engine as _;
         let mut header = Header::new(Algorithm::EdDSA);
-        header.x5c = Some(vec![base64::engine::general_purpose::STANDARD.encode(&self.cert_der)]);
+        header.x5c = Some(vec![base64::engine::general_purpose::STANDARD.encode(self.note.certificate())]);
         Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
     }
 }
@@ -366,6 +368,15 @@ pub enum Signer {
 }
 
 impl Signer {
+    /// The key that signs notes (checkpoints, cosignatures): a holder's certificate key; none for
+    /// the shared secret.
+    pub fn note_key(&self) -> Option<&crate::changelog::checkpoint::NoteKey> {
+        match self {
+            Signer::Secret(_) => None,
+            Signer::Holder(h) => Some(&h.note),
+        }
+    }
+
     /// A token for `caller`, valid for `ttl`.
     ///
     /// # Errors
@@ -420,6 +431,11 @@ impl CertVerifier {
     pub fn with_max_lifetime(mut self, max: Duration) -> Self {
         self.max_lifetime = max;
         self
+    }
+
+    /// The CA's certificate (DER).
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
     }
 
     /// Checks a token and returns its caller, its id and the identity that signed it.

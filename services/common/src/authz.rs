@@ -110,6 +110,8 @@ pub const POLICY: &[MethodPolicy] = &[
     // A node's logs.
     p(log::change_log_service::STREAM_CHANGES, LOG_READERS),
     p(log::change_log_service::GET_LOG_HEAD, LOG_READERS),
+    p(log::change_log_service::GET_CHECKPOINT, LOG_READERS),
+    p(log::change_log_service::ADD_COSIGNATURE, CENTRE),
     // The centre: nodes follow its feeds and submit as services; its admins run campaigns.
     p(central::central_service::STREAM_FEED, FEED_READERS),
     p(central::central_service::SUBMIT, SUBMITTERS),

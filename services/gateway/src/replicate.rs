@@ -439,7 +439,7 @@ mod tests {
         ) -> Result<tonic::Response<Self::StreamChangesStream>, tonic::Status> {
             let served: Vec<_> = self.entries[..self.served]
                 .iter()
-                .map(|e| Ok(StreamChangesResponse { entry: Some(e.clone()) }))
+                .map(|e| Ok(StreamChangesResponse { entry: Some(e.clone()), checkpoint: None }))
                 .collect();
             Ok(tonic::Response::new(Box::pin(futures::stream::iter(served))))
         }
@@ -450,6 +450,21 @@ mod tests {
         ) -> Result<tonic::Response<GetLogHeadResponse>, tonic::Status> {
             let last = self.entries.last().expect("entries");
             Ok(tonic::Response::new(GetLogHeadResponse { sequence: last.sequence, hash: last.hash.clone() }))
+        }
+
+        // A node of an earlier release: no checkpoints, so the gateway audits by reading.
+        async fn get_checkpoint(
+            &self,
+            _: tonic::Request<einfo_proto::log::v1::GetCheckpointRequest>,
+        ) -> Result<tonic::Response<einfo_proto::log::v1::GetCheckpointResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("GetCheckpoint"))
+        }
+
+        async fn add_cosignature(
+            &self,
+            _: tonic::Request<einfo_proto::log::v1::AddCosignatureRequest>,
+        ) -> Result<tonic::Response<einfo_proto::log::v1::AddCosignatureResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("AddCosignature"))
         }
     }
 

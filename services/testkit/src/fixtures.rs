@@ -160,8 +160,8 @@ pub async fn log_entries(node: &TestNode, jurisdiction: &str, service: &str) -> 
         .expect("stream opened")
         .into_inner();
     let mut out = Vec::new();
-    while let Some(r) = stream.message().await.expect("an entry") {
-        out.push(r.entry.expect("entry set"));
+    while let Some(e) = next_entry(&mut stream).await.expect("an entry") {
+        out.push(e);
     }
     out
 }
@@ -250,5 +250,19 @@ pub fn violations_found(
             })
             .collect(),
         ..Default::default()
+    }
+}
+
+/// The next entry of a change stream, passing over the checkpoints sent between entries; `None`
+/// at the stream's end.
+pub async fn next_entry(
+    stream: &mut tonic::Streaming<log::StreamChangesResponse>,
+) -> Result<Option<log::ChangeEntry>, tonic::Status> {
+    loop {
+        match stream.message().await? {
+            None => return Ok(None),
+            Some(log::StreamChangesResponse { entry: Some(e), .. }) => return Ok(Some(e)),
+            Some(_) => {}
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod centre;
 pub mod fixtures;
 pub mod gateway;
 pub mod harness;
+pub mod pki;
 pub mod process;
 pub mod proxy;
 

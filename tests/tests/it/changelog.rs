@@ -10,6 +10,7 @@ use einfo_common::db::stmt;
 use einfo_proto::log::v1 as logpb;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::registry::v1 as pb;
+use einfo_testkit::fixtures::next_entry;
 use einfo_testkit::{Backend, ChangeLogClient, RegistryClient, TestNode, both_backends, fixtures, province, site};
 use sea_orm::ConnectionTrait;
 use tonic::Code;
@@ -38,8 +39,10 @@ async fn read_all(c: &mut ChangeLogClient, code: &str, after: u64, after_hash: V
     let mut stream =
         c.stream_changes(request(code, after, after_hash, false)).await.expect("stream opens").into_inner();
     let mut out = Vec::new();
-    while let Some(r) = tokio::time::timeout(PATIENCE, stream.message()).await.expect("stream ends").expect("entry") {
-        out.push(r.entry.expect("an entry in every response"));
+    while let Some(e) =
+        tokio::time::timeout(PATIENCE, next_entry(&mut stream)).await.expect("stream ends").expect("entry")
+    {
+        out.push(e);
     }
     out
 }
@@ -68,11 +71,12 @@ async fn concurrent_writers_make_one_dense_chain_that_a_follower_reads_whole_and
     let reader = tokio::spawn(async move {
         let mut entries = Vec::new();
         while (entries.len() as u64) < total {
-            let r = stream.message().await.expect("follow stream stays healthy").expect("follow stream stays open");
-            entries.push(r.entry.expect("an entry in every response"));
+            let e =
+                next_entry(&mut stream).await.expect("follow stream stays healthy").expect("follow stream stays open");
+            entries.push(e);
         }
-        // Nothing more: no entry is sent twice.
-        let extra = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await;
+        // Nothing more: no entry is sent twice (checkpoints of what was sent may come).
+        let extra = tokio::time::timeout(Duration::from_millis(1500), next_entry(&mut stream)).await;
         assert!(extra.is_err(), "the follower got more than {total} entries: {extra:?}");
         entries
     });
@@ -253,10 +257,10 @@ async fn a_cursor_with_another_hash_is_a_history_mismatch_and_the_right_hash_res
 
     // A follower resuming from the middle gets what follows, then what is written next.
     let mut stream = log.stream_changes(request("01", 4, all[3].hash.clone(), true)).await.unwrap().into_inner();
-    let fifth = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap().unwrap().entry.unwrap();
+    let fifth = tokio::time::timeout(PATIENCE, next_entry(&mut stream)).await.unwrap().unwrap().unwrap();
     assert_eq!(fifth, all[4]);
     let sixth_site = register(&mut c, "01", "cursor5.vn").await;
-    let sixth = tokio::time::timeout(PATIENCE, stream.message()).await.unwrap().unwrap().unwrap().entry.unwrap();
+    let sixth = tokio::time::timeout(PATIENCE, next_entry(&mut stream)).await.unwrap().unwrap().unwrap();
     assert_eq!(sixth.sequence, 6);
     assert_eq!(sixth.resource, sixth_site.name);
     assert_eq!(sixth.prev_hash, all[4].hash);

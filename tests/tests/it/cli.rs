@@ -229,7 +229,7 @@ async fn einfo_token_prints_a_token_the_node_accepts() {
         .await
         .expect("stream changes")
         .into_inner();
-    let first = entries.message().await.expect("an entry").expect("one entry").entry.expect("entry");
+    let first = einfo_testkit::fixtures::next_entry(&mut entries).await.expect("an entry").expect("one entry");
     assert_eq!(first.resource, registered.name);
     let actor = first.actor.expect("actor");
     assert_eq!((actor.subject.as_str(), actor.role.as_str()), ("tester", "operator"));

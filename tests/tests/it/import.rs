@@ -180,7 +180,7 @@ async fn vietnamese_text_in_nfd_comes_back_nfc(backend: Backend) {
         .await
         .unwrap()
         .into_inner();
-    let entry = stream.message().await.unwrap().expect("one entry").entry.unwrap();
+    let entry = einfo_testkit::fixtures::next_entry(&mut stream).await.unwrap().expect("one entry");
     let logged = entry.state.unwrap().to_msg::<pb::Site>().unwrap();
     assert_eq!(logged.owner.unwrap().display_name, owner_nfc);
 }

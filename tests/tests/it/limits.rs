@@ -10,6 +10,7 @@ use einfo_common::clock::ManualClock;
 use einfo_proto::log::v1 as logpb;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use einfo_testkit::fixtures::next_entry;
 use einfo_testkit::process::{einfo, resident_bytes, site, start_on_free_port, wait_serving};
 use einfo_testkit::{Backend, TestDb, TestNode, eventually, fixtures, province, settings};
 use tonic::Code;
@@ -113,7 +114,7 @@ async fn two_thousand_unread_follow_streams_keep_a_node_small_and_another_caller
     assert_eq!(head.sequence, SITES as u64);
     let mut whole = other.stream_changes(follow_request(0)).await.expect("its stream opens").into_inner();
     for _ in 0..SITES {
-        whole.message().await.expect("an entry").expect("not the end");
+        next_entry(&mut whole).await.expect("an entry").expect("not the end");
     }
     eprintln!("node RSS: idle {} MiB, {STREAMS} unread streams {} MiB", idle / MIB, peak / MIB);
     assert!(peak < 150 * MIB, "{STREAMS} unread streams took the node to {} MiB (idle {} MiB)", peak / MIB, idle / MIB);
@@ -266,10 +267,10 @@ async fn a_stalled_follow_stream_is_ended_after_the_idle_timeout_and_a_quiet_one
     // A quiet log: its reader waits at the head past the timeout, and the stream stays.
     let mut log = node.changelog().await;
     let mut quiet = log.stream_changes(follow_request(0)).await.expect("a stream opens").into_inner();
-    let first = quiet.message().await.expect("the first entry").expect("not the end").entry.expect("an entry");
+    let first = next_entry(&mut quiet).await.expect("the first entry").expect("not the end");
     clock.advance(chrono::Duration::seconds(600));
     fixtures::register(&mut registry, &province("01").to_string(), fixtures::site("Trang hai", &["hai.vn"])).await;
-    let second = quiet.message().await.expect("the second entry").expect("not the end").entry.expect("an entry");
+    let second = next_entry(&mut quiet).await.expect("the second entry").expect("not the end");
     assert_eq!(second.sequence, first.sequence + 1);
     assert_eq!(node.open_streams(), 1);
     drop(quiet);
@@ -306,8 +307,8 @@ async fn a_stalled_follow_stream_is_ended_after_the_idle_timeout_and_a_quiet_one
     // Its reader gets what was buffered, then the end (OK), short of the log's head; it
     // reconnects from its cursor and is served the rest.
     let mut last = None;
-    while let Some(m) = stalled.message().await.expect("entries, then an OK end") {
-        last = m.entry;
+    while let Some(e) = next_entry(&mut stalled).await.expect("entries, then an OK end") {
+        last = Some(e);
     }
     let last = last.expect("buffered entries");
     assert!(last.sequence < 3_002, "the stream ended at {} before its reader came back", last.sequence);
@@ -320,7 +321,7 @@ async fn a_stalled_follow_stream_is_ended_after_the_idle_timeout_and_a_quiet_one
         .await
         .expect("the reader reconnects")
         .into_inner();
-    let next = again.message().await.expect("the next entry").expect("not the end").entry.expect("an entry");
+    let next = next_entry(&mut again).await.expect("the next entry").expect("not the end");
     assert_eq!(next.sequence, last.sequence + 1);
 }
 

@@ -11,6 +11,7 @@ mod bad_input;
 mod bad_input_services;
 mod central;
 mod changelog;
+mod checkpoints;
 mod cli;
 mod crash;
 mod decisions;
@@ -58,6 +59,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(bad_input_services::trials());
     trials.extend(central::trials());
     trials.extend(changelog::trials());
+    trials.extend(checkpoints::trials());
     trials.extend(cli::trials());
     trials.extend(crash::trials());
     trials.extend(decisions::trials());

@@ -11,7 +11,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001ChangeLog)]
+        vec![Box::new(M0001ChangeLog), Box::new(M0002MerkleTree)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -68,6 +68,48 @@ impl MigrationTrait for M0001ChangeLog {
             ],
         )
         .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the change log is never dropped".into()))
+    }
+}
+
+/// The Merkle tree of every log, built for the entries a store already holds, and the centre's
+/// cosignatures of the node's checkpoints.
+struct M0002MerkleTree;
+
+impl MigrationName for M0002MerkleTree {
+    fn name(&self) -> &str {
+        "m0002_merkle_tree"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0002MerkleTree {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let c = manager.get_connection();
+        execute_ddl(
+            c,
+            &[
+                "CREATE TABLE log_tree (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    idx BIGINT NOT NULL,
+                    hash BLOB NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, idx))",
+                "CREATE TABLE log_cosignatures (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    size BIGINT NOT NULL,
+                    note TEXT NOT NULL,
+                    certificate BLOB NOT NULL,
+                    received_at BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, size))",
+            ],
+        )
+        .await?;
+        super::merkle::build_missing(c).await.map_err(|e| DbErr::Migration(format!("building the logs' trees: {e}")))
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

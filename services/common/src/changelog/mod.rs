@@ -9,6 +9,8 @@
 //! back encodes to the same bytes it was hashed from. Nothing is ever deleted: corrections and
 //! voids are new entries. See `docs/contracts.md`.
 
+pub mod checkpoint;
+pub mod merkle;
 mod migration;
 mod service;
 mod store;

@@ -8,13 +8,19 @@ use std::time::Duration;
 
 use einfo_domain::Jurisdiction;
 use einfo_proto::log::v1::change_log_service_server::ChangeLogService as Api;
-use einfo_proto::log::v1::{GetLogHeadRequest, GetLogHeadResponse, StreamChangesRequest, StreamChangesResponse};
+use einfo_proto::log::v1::{
+    AddCosignatureRequest, AddCosignatureResponse, Checkpoint, GetCheckpointRequest, GetCheckpointResponse,
+    GetLogHeadRequest, GetLogHeadResponse, StreamChangesRequest, StreamChangesResponse,
+};
 use futures::Stream;
+use sea_orm::ConnectionTrait;
 use tonic::{Request, Response, Status};
 
+use super::checkpoint::NoteKey;
 use super::store::{LogId, head, read_entries};
+use super::{checkpoint, merkle};
 use crate::auth::caller;
-use crate::db::Database;
+use crate::db::{Database, micros, stmt};
 use crate::error::{ApiError, ApiResult, Reason};
 
 /// Entries read from the database at once. A page is read only when the stream's channel
@@ -22,7 +28,8 @@ use crate::error::{ApiError, ApiResult, Reason};
 /// (plus what tonic and HTTP/2 hold of the messages being sent), whatever the log's length, while
 /// a reader that reads finds the next page read before it has taken the last.
 const PAGE: usize = 8;
-/// What a stream buffers at most: a page being read by its reader and half of one more.
+/// What a stream buffers at most: a page being read by its reader and half of one more (room
+/// for a page and a checkpoint is reserved before a page is read).
 const BUFFER: usize = PAGE + PAGE / 2;
 /// How often a follower looks for entries committed by another process, and whether its reader
 /// has stalled past the idle timeout.
@@ -30,6 +37,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long a follow stream's reader may take nothing while entries wait before the stream is
 /// ended, unless told otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How often a stream sends a checkpoint at most: one is sent as soon as the stream has sent
+/// every committed entry, then no more than this often while entries keep coming.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves the logs of the jurisdictions a node hosts, for the services it runs.
 #[derive(Clone)]
@@ -40,6 +50,8 @@ pub struct ChangeLogService {
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
     idle_timeout: Duration,
     open: Arc<AtomicUsize>,
+    key: Option<NoteKey>,
+    ca_der: Option<Arc<Vec<u8>>>,
 }
 
 /// Counts one open stream for as long as it lives.
@@ -68,7 +80,18 @@ impl ChangeLogService {
             stopping: Arc::new(tokio::sync::watch::Sender::new(false)),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             open: Arc::new(AtomicUsize::new(0)),
+            key: None,
+            ca_der: None,
         }
+    }
+
+    /// Signs checkpoints with `key` (the node's certificate key; unsigned without one) and checks
+    /// the centre's cosignatures against the CA `ca_der` (kept unchecked without one).
+    #[must_use]
+    pub fn with_signing(mut self, key: Option<NoteKey>, ca_der: Option<Vec<u8>>) -> Self {
+        self.key = key;
+        self.ca_der = ca_der.map(Arc::new);
+        self
     }
 
     /// Ends a follow stream whose reader took nothing for `timeout` by the database's clock while
@@ -163,18 +186,22 @@ impl Api for ChangeLogService {
         let mut commits = db.subscribe_commits();
         let mut stopping = self.stopping.subscribe();
         let open = OpenStream::new(&self.open);
+        let key = self.key.clone();
         let stream = async_stream(move |tx| async move {
             let _open = open;
             let mut after = r.after;
+            // The size of the last checkpoint sent, and when.
+            let mut signed = 0;
+            let mut signed_at: Option<tokio::time::Instant> = None;
             loop {
-                // Room for a whole page before reading it. A follow stream whose reader takes
+                // Room for a whole page and a checkpoint before reading it. A follow stream whose reader takes
                 // nothing for the idle timeout while entries wait is ended; a quiet log's stream,
                 // whose reader waits for the next entry, is not.
                 let waiting_since = db.now();
                 let stalled = || follow && db.now() - waiting_since >= idle_timeout;
                 let mut permits = loop {
                     tokio::select! {
-                        p = tx.reserve_many(PAGE) => match p {
+                        p = tx.reserve_many(PAGE + 1) => match p {
                             Ok(p) => break p,
                             Err(_) => return,
                         },
@@ -197,18 +224,37 @@ impl Api for ChangeLogService {
                 let full = page.len() == PAGE;
                 for (e, permit) in page.into_iter().zip(&mut permits) {
                     after = e.sequence;
-                    permit.send(Ok(StreamChangesResponse { entry: Some(e) }));
+                    permit.send(Ok(StreamChangesResponse { entry: Some(e), checkpoint: None }));
                 }
-                drop(permits);
                 if full {
                     continue;
                 }
+                // Every committed entry is sent: a checkpoint of them, unless one was sent less
+                // than CHECKPOINT_EVERY ago (then when that has passed, if nothing came since).
+                let now = tokio::time::Instant::now();
+                if after > signed && (signed_at.is_none_or(|t| now >= t + CHECKPOINT_EVERY) || !follow) {
+                    let m = match sign(&db, key.as_ref(), &log, after).await {
+                        Ok(c) => Ok(StreamChangesResponse { entry: None, checkpoint: Some(c) }),
+                        Err(e) => Err(e.into()),
+                    };
+                    let failed = m.is_err();
+                    if let Some(permit) = permits.next() {
+                        permit.send(m);
+                    }
+                    if failed {
+                        return;
+                    }
+                    (signed, signed_at) = (after, Some(now));
+                }
+                drop(permits);
                 if !follow {
                     return;
                 }
+                let due = (after > signed).then(|| signed_at.map_or(now, |t| t + CHECKPOINT_EVERY));
                 tokio::select! {
                     _ = commits.changed() => {}
                     () = tokio::time::sleep(POLL) => {}
+                    () = async { tokio::time::sleep_until(due.unwrap_or(now)).await }, if due.is_some() => {}
                     () = tx.closed() => return,
                     _ = stopping.wait_for(|s| *s) => return,
                 }
@@ -222,6 +268,120 @@ impl Api for ChangeLogService {
         let (sequence, hash) = head(self.db.conn(), &log).await?;
         Ok(Response::new(GetLogHeadResponse { sequence, hash }))
     }
+
+    async fn get_checkpoint(
+        &self,
+        req: Request<GetCheckpointRequest>,
+    ) -> Result<Response<GetCheckpointResponse>, Status> {
+        let log = self.resolve(&req, &req.get_ref().jurisdiction, &req.get_ref().service)?;
+        let r = req.into_inner();
+        let conn = self.db.conn();
+        let (head, _) = head(conn, &log).await?;
+        let mut out = GetCheckpointResponse::default();
+        let size = if r.cosigned {
+            let (size, note, cosigner) =
+                newest_cosigned(&self.db, &log, r.inclusion_of.max(1)).await?.ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "a checkpoint of {log} holding entry {} cosigned by the centre (none received yet)",
+                        r.inclusion_of.max(1)
+                    ))
+                })?;
+            let certificate = self.key.as_ref().map(|k| k.certificate().to_vec()).unwrap_or_default();
+            out.checkpoint = Some(Checkpoint { note, certificate });
+            out.cosigner_certificate = cosigner;
+            size
+        } else {
+            let size = if r.size == 0 { head } else { r.size };
+            if size > head {
+                return Err(ApiError::field("size", format!("{log} holds {head} entries, fewer than {size}")).into());
+            }
+            out.checkpoint = Some(sign(&self.db, self.key.as_ref(), &log, size).await?);
+            size
+        };
+        if r.consistency_from > 0 {
+            out.consistency_proof = merkle::consistency(conn, &log, size, r.consistency_from)
+                .await?
+                .into_iter()
+                .map(|h| h.0.to_vec())
+                .collect();
+        }
+        if r.inclusion_of > 0 {
+            out.inclusion_proof =
+                merkle::inclusion(conn, &log, size, r.inclusion_of).await?.into_iter().map(|h| h.0.to_vec()).collect();
+            out.entry = read_entries(conn, &log, r.inclusion_of - 1, 1).await?.into_iter().next();
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn add_cosignature(
+        &self,
+        req: Request<AddCosignatureRequest>,
+    ) -> Result<Response<AddCosignatureResponse>, Status> {
+        let log = self.resolve(&req, &req.get_ref().jurisdiction, &req.get_ref().service)?;
+        let r = req.into_inner();
+        let now = self.db.now();
+        let c = checkpoint::check(&r.note, &[], None, now, &log).map_err(|e| ApiError::field("note", e))?;
+        let (head, _) = head(self.db.conn(), &log).await?;
+        if c.size == 0 || c.size > head || merkle::root(self.db.conn(), &log, c.size).await? != c.root {
+            return Err(ApiError::field("note", format!("not a checkpoint of {log} at size {}", c.size)).into());
+        }
+        match &self.ca_der {
+            Some(ca) => {
+                checkpoint::check_cosignature(&r.note, &r.certificate, ca, now)
+                    .map_err(|e| ApiError::field("note", e))?;
+            }
+            None => {
+                signed_note::Note::from_bytes(r.note.as_bytes())
+                    .map_err(|e| ApiError::field("note", format!("not a signed note: {e}")))?;
+            }
+        }
+        let done = self
+            .db
+            .conn()
+            .execute_raw(stmt(
+                self.db.backend(),
+                "INSERT INTO log_cosignatures (jurisdiction, service, size, note, certificate, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                [
+                    log.jurisdiction.to_string().into(),
+                    log.service.into(),
+                    (c.size as i64).into(),
+                    r.note.into(),
+                    r.certificate.into(),
+                    micros(now).into(),
+                ],
+            ))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(AddCosignatureResponse { kept: done.rows_affected() == 1 }))
+    }
+}
+
+/// The checkpoint of `log` at `size`, signed with `key` (unsigned without one).
+async fn sign(db: &Database, key: Option<&NoteKey>, log: &LogId, size: u64) -> ApiResult<Checkpoint> {
+    let root = merkle::root(db.conn(), log, size).await?;
+    let text = checkpoint::body(log, size, root);
+    Ok(match key {
+        Some(k) => {
+            Checkpoint { note: k.sign(&text).map_err(ApiError::internal)?, certificate: k.certificate().to_vec() }
+        }
+        None => Checkpoint { note: text, certificate: Vec::new() },
+    })
+}
+
+/// The newest checkpoint of `log` of at least `size` entries the centre cosigned: its size, note
+/// and the cosigner's certificate.
+async fn newest_cosigned(db: &Database, log: &LogId, size: u64) -> ApiResult<Option<(u64, String, Vec<u8>)>> {
+    let row = db
+        .conn()
+        .query_one_raw(stmt(
+            db.backend(),
+            "SELECT size, note, certificate FROM log_cosignatures WHERE jurisdiction = $1 AND service = $2 AND size >= $3
+             ORDER BY size DESC LIMIT 1",
+            [log.jurisdiction.to_string().into(), log.service.into(), (size as i64).into()],
+        ))
+        .await?;
+    row.map(|r| Ok((r.try_get_by_index::<i64>(0)? as u64, r.try_get_by_index(1)?, r.try_get_by_index(2)?))).transpose()
 }
 
 /// A stream fed by a task through a bounded channel of [`BUFFER`] entries (back-pressure: the task waits

@@ -285,7 +285,9 @@ impl Mutation {
                 return Err(e.into());
             }
         }
-        if !self.appended.is_empty() {
+        if let Some(first) = self.appended.first() {
+            let hashes: Vec<&[u8]> = self.appended.iter().map(|e| e.hash.as_slice()).collect();
+            super::merkle::extend(&self.txn, &self.log, first.sequence, &hashes).await?;
             set_head(&self.txn, &self.log, self.seq, &self.hash).await?;
         }
         self.txn.commit().await?;
@@ -298,7 +300,8 @@ impl Mutation {
 
 /// Writes one entry into the log's table as it is (its sequence, chain and hash were made by
 /// [`Mutation::append`], or verified by whoever hands it back: `einfo recover`). The log head is
-/// not moved: [`set_head`] does that once per transaction.
+/// not moved, nor the log's tree grown: [`set_head`] and [`super::merkle::extend`] do that once
+/// per transaction.
 pub async fn insert_entry<C: ConnectionTrait>(c: &C, e: &ChangeEntry) -> ApiResult<()> {
     let state = e.state.as_ref().map(|a| (a.type_url.clone(), a.value.clone())).unwrap_or_default();
     let actor = e.actor.clone().unwrap_or_default();
@@ -410,10 +413,12 @@ pub async fn list_logs<C: ConnectionTrait>(conn: &C) -> ApiResult<Vec<(String, S
     rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?))).collect()
 }
 
-/// Verifies a whole log: density, chain and hashes of every entry, and that the head row
-/// names the last entry. Returns the number of entries, or the first bad one.
+/// Verifies a whole log: density, chain and hashes of every entry, that the head row names the
+/// last entry, and that the log's Merkle tree is the tree of its entries. Returns the number of
+/// entries, or the first bad one.
 pub async fn verify_log<C: ConnectionTrait>(conn: &C, log: &LogId) -> ApiResult<Result<u64, ChainBreak>> {
     let mut v = ChainVerifier::new(log.to_string(), 0, &GENESIS_HASH);
+    let mut tree = super::merkle::Frontier::default();
     loop {
         let page = read_entries(conn, log, v.last_sequence(), 1000).await?;
         if page.is_empty() {
@@ -423,6 +428,7 @@ pub async fn verify_log<C: ConnectionTrait>(conn: &C, log: &LogId) -> ApiResult<
             if let Err(b) = v.check(e) {
                 return Ok(Err(b));
             }
+            tree.push(&e.hash);
         }
     }
     let (seq, hash) = head(conn, log).await?;
@@ -431,6 +437,15 @@ pub async fn verify_log<C: ConnectionTrait>(conn: &C, log: &LogId) -> ApiResult<
             log: log.to_string(),
             sequence: v.last_sequence() + 1,
             problem: format!("log head says sequence {seq} but the entries end at {}", v.last_sequence()),
+        }));
+    }
+    let stored = super::merkle::root(conn, log, seq).await;
+    if stored.as_ref().ok() != Some(&tree.root()) {
+        let why = stored.err().map_or_else(|| "another root".to_owned(), |e| e.to_string());
+        return Ok(Err(ChainBreak {
+            log: log.to_string(),
+            sequence: seq,
+            problem: format!("the log's Merkle tree is not the tree of its entries ({why})"),
         }));
     }
     Ok(Ok(v.last_sequence()))
