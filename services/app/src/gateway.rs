@@ -60,7 +60,8 @@ pub async fn start_with_clock(
     let signer = einfo_central::load_or_create_signer(&key_file)
         .with_context(|| format!("receipt signing key {}", key_file.display()))?;
     let public_key_hex = signer.public_key().iter().map(|b| format!("{b:02x}")).collect();
-    let gateway = Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, signer).await?;
+    let ca_der = certified.as_ref().map(|c| c.ca_der().to_vec());
+    let gateway = Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, ca_der, signer).await?;
     let addr = listener.local_addr()?;
     let (stop, mut stopped) = watch::channel(false);
     let shutdown = async move {

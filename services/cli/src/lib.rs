@@ -45,6 +45,12 @@ enum Command {
     Recover(RecoverArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
+    /// Fetch from a node the proof that an entry of a province's log (a sanction decision, say)
+    /// is in a checkpoint the centre cosigned, for whoever the entry concerns; JSON on stdout.
+    Proof(ProofArgs),
+    /// Check a proof written by `einfo proof` offline, against the centre's CA certificate alone;
+    /// exits 1 if it does not hold.
+    VerifyProof(VerifyProofArgs),
     /// The centre's certificate authority and the certificates it issues to nodes and the gateway.
     #[command(subcommand)]
     Pki(PkiCommand),
@@ -273,6 +279,35 @@ struct RecoverArgs {
 }
 
 #[derive(Args)]
+struct ProofArgs {
+    /// The node's endpoint.
+    #[arg(long)]
+    node: String,
+    /// The province: `provinces/2008-01`.
+    #[arg(long)]
+    jurisdiction: String,
+    /// The log: registry or inspection.
+    #[arg(long, default_value = "inspection")]
+    service: String,
+    /// The entry's sequence in its log.
+    #[arg(long)]
+    sequence: u64,
+    /// `einfo up`'s data directory: its `pki` (a certificate acting for the province signs the
+    /// request), or a `token-secret`.
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyProofArgs {
+    /// The proof (JSON written by `einfo proof`).
+    file: PathBuf,
+    /// The centre's CA certificate (PEM).
+    #[arg(long, default_value = ".einfo/up/pki/ca.pem")]
+    ca: PathBuf,
+}
+
+#[derive(Args)]
 struct TokenArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -337,6 +372,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => restore(a).await,
         Command::Recover(a) => recover(a).await,
         Command::Token(a) => token(a),
+        Command::Proof(a) => proof(a).await,
+        Command::VerifyProof(a) => verify_proof(&a),
         Command::Pki(PkiCommand::Init(a)) => pki_init(a),
         Command::Pki(PkiCommand::Issue(a)) => pki_issue(a),
         Command::Pki(PkiCommand::Revoke(a)) => pki_revoke(a).await,
@@ -481,6 +518,93 @@ async fn rebuild(a: DbArgs) -> anyhow::Result<()> {
 }
 
 /// The time now, on the system clock (the commands run once; servers are given their clock).
+/// A token for `caller`, signed by `einfo up`'s certificate that acts for its jurisdiction in
+/// `<data_dir>/pki`, else with the shared secret in `<data_dir>/token-secret`.
+fn local_token(data_dir: &std::path::Path, caller: &Caller) -> anyhow::Result<einfo_common::auth::BearerToken> {
+    let pki = data_dir.join("pki");
+    let ttl = Duration::from_secs(600);
+    let signed = if pki.join("ca.pem").exists() {
+        let now = now();
+        let holder = einfo_common::pki::holder_for(&pki, &caller.jurisdiction, now)?
+            .with_context(|| format!("no certificate in {} acts for {}", pki.display(), caller.jurisdiction))?;
+        einfo_common::auth::CertIssuer::from_dir(&pki, &holder, now)?.issue(caller, ttl)?
+    } else {
+        let secret_file = data_dir.join("token-secret");
+        let secret = std::fs::read_to_string(&secret_file)
+            .with_context(|| format!("cannot read {} nor the token secret {}", pki.display(), secret_file.display()))?;
+        TokenKeys::from_secret(secret.trim().as_bytes())?.issue(caller, ttl)?
+    };
+    einfo_common::auth::BearerToken::new(&signed)
+}
+
+async fn proof(a: ProofArgs) -> anyhow::Result<()> {
+    use einfo_proto::log::v1 as logpb;
+    let jurisdiction = Jurisdiction::parse(&a.jurisdiction).context("--jurisdiction")?;
+    let caller = Caller { subject: "cli".into(), role: einfo_common::auth::Role::Operator, jurisdiction };
+    let token = local_token(&a.data_dir, &caller)?;
+    let channel = tonic::transport::Endpoint::from_shared(a.node.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the node at {}", a.node))?;
+    let mut c = logpb::change_log_service_client::ChangeLogServiceClient::with_interceptor(channel, token);
+    let got = c
+        .get_checkpoint(logpb::GetCheckpointRequest {
+            jurisdiction: a.jurisdiction.clone(),
+            service: a.service.clone(),
+            inclusion_of: a.sequence,
+            cosigned: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .into_inner();
+    let checkpoint = got.checkpoint.context("the node sent no checkpoint")?;
+    let entry = got.entry.context("the node sent no entry")?;
+    let bundle = einfo_common::changelog::proof::Bundle::new(
+        &entry,
+        &checkpoint.note,
+        &checkpoint.certificate,
+        &got.cosigner_certificate,
+        &got.inclusion_proof,
+    );
+    println!("{}", serde_json::to_string_pretty(&bundle)?);
+    Ok(())
+}
+
+fn verify_proof(a: &VerifyProofArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bundle: einfo_common::changelog::proof::Bundle =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a proof of einfo proof", a.file.display()))?;
+    let ca = std::fs::read_to_string(&a.ca).with_context(|| format!("cannot read the CA {}", a.ca.display()))?;
+    match einfo_common::changelog::proof::verify(&bundle, &einfo_common::pki::der_of(&ca)?) {
+        Ok(p) => {
+            let e = &p.entry;
+            let at = e.server_time.map(|t| t.seconds).and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+            println!(
+                "verified: entry {} of {}/{} ({} {}, {})",
+                e.sequence,
+                e.jurisdiction,
+                e.service,
+                e.operation,
+                e.resource,
+                at.map_or_else(String::new, |t| t.to_rfc3339())
+            );
+            println!(
+                "  in the tree of {} entries signed by {}, cosigned by the centre ({}) at {}",
+                p.tree_size,
+                p.node,
+                p.centre,
+                p.cosigned_at.to_rfc3339()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("not verified: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn now() -> chrono::DateTime<chrono::Utc> {
     einfo_common::clock::Clock::now(&*einfo_common::clock::system())
 }
@@ -634,23 +758,13 @@ async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
 
 async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
     use einfo_proto::gateway::v1 as gw;
-    let pki = a.data_dir.join("pki");
     let caller = Caller {
         subject: "cli".into(),
         role: einfo_common::auth::Role::CentralAnalyst,
         jurisdiction: Jurisdiction::Central,
     };
     // Signed with the gateway's key of `einfo up`'s federation, else with a shared secret there.
-    let signed = if pki.join("ca.pem").exists() {
-        let now = now();
-        einfo_common::auth::CertIssuer::from_dir(&pki, "gateway", now)?.issue(&caller, Duration::from_secs(600))?
-    } else {
-        let secret_file = a.data_dir.join("token-secret");
-        let secret = std::fs::read_to_string(&secret_file)
-            .with_context(|| format!("cannot read {} nor the token secret {}", pki.display(), secret_file.display()))?;
-        TokenKeys::from_secret(secret.trim().as_bytes())?.issue(&caller, Duration::from_secs(600))?
-    };
-    let token = einfo_common::auth::BearerToken::new(&signed)?;
+    let token = local_token(&a.data_dir, &caller)?;
     let mode = match a.mode.as_str() {
         "strict" => gw::QueryMode::Strict,
         "partial" => gw::QueryMode::Partial,

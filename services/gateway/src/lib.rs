@@ -38,6 +38,7 @@ use sea_orm_migration::MigratorTrait;
 use tokio::sync::watch;
 
 pub use migration::Migrator;
+pub use state::AuditRead;
 use state::Inner;
 pub(crate) use state::{LogState, freshness_of};
 
@@ -63,6 +64,7 @@ impl Gateway {
         settings: GatewaySettings,
         keys: Option<TokenKeys>,
         calls: einfo_common::auth::Signer,
+        ca_der: Option<Vec<u8>>,
         signer: einfo_common::receipts::ReceiptSigner,
     ) -> anyhow::Result<Self> {
         let file = settings.directory_file.as_deref().map(directory::load_file).transpose()?;
@@ -73,7 +75,12 @@ impl Gateway {
                 store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, calls, central).await?)))
+        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, calls, ca_der, central).await?)))
+    }
+
+    /// How the history of a log behind the cursor was last audited, if it was since the start.
+    pub fn audit_read(&self, j: &Jurisdiction, service: &str) -> Option<AuditRead> {
+        self.state().logs.iter().find(|((lj, ls), _)| lj == j && *ls == service).and_then(|(_, l)| l.audit)
     }
 
     /// The centre served by this gateway.

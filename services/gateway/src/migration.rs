@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Gateway), Box::new(M0002KeptEntries)]
+        vec![Box::new(M0001Gateway), Box::new(M0002KeptEntries), Box::new(M0003Checkpoints)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -148,6 +148,49 @@ impl MigrationTrait for M0002KeptEntries {
                     body BLOB NOT NULL,
                     set_aside_time BIGINT NOT NULL,
                     PRIMARY KEY (jurisdiction, service, set_aside_time, seq))",
+            ],
+        )
+        .await
+    }
+}
+
+/// The nodes' signed checkpoints the centre accepted (with its cosignature), the right edge of
+/// the Merkle tree of what it applied of each log (beside the cursor), and the evidence kept when
+/// a node's checkpoints disagree with what the centre holds.
+struct M0003Checkpoints;
+
+impl MigrationName for M0003Checkpoints {
+    fn name(&self) -> &str {
+        "m0003_checkpoints"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003Checkpoints {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "ALTER TABLE gw_cursors ADD COLUMN frontier BLOB",
+                "CREATE TABLE gw_checkpoints (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    size BIGINT NOT NULL,
+                    root BLOB NOT NULL,
+                    note TEXT NOT NULL,
+                    certificate BLOB NOT NULL,
+                    accepted_at BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, size))",
+                "CREATE TABLE gw_evidence (
+                    jurisdiction TEXT NOT NULL,
+                    service TEXT NOT NULL,
+                    raised_at BIGINT NOT NULL,
+                    detail TEXT NOT NULL,
+                    held_note TEXT NOT NULL,
+                    held_certificate BLOB NOT NULL,
+                    new_note TEXT NOT NULL,
+                    new_certificate BLOB NOT NULL,
+                    PRIMARY KEY (jurisdiction, service, raised_at))",
             ],
         )
         .await

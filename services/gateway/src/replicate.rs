@@ -5,20 +5,35 @@
 //! chain (density, `prev_hash`, its own hash) before it is applied; a batch is applied with the
 //! cursor in one transaction, so a crash loses nothing and applies nothing twice. A broken chain,
 //! or `FAILED_PRECONDITION` on the cursor's hash (an altered or forked history), raises the
-//! jurisdiction's integrity alarm and stops its replication until an operator clears it. On
-//! every (re)connection, and every `audit_interval_ms`, the log is also read again from its start
-//! up to the cursor and verified, which finds an entry altered behind the cursor. An unreachable
-//! node is retried with exponential backoff.
+//! jurisdiction's integrity alarm and stops its replication until an operator clears it.
+//!
+//! The gateway also keeps the right edge of the Merkle tree of what it applied ([`Frontier`],
+//! beside the cursor). On every (re)connection it asks the node for a signed checkpoint of its
+//! head with the consistency proof from the cursor, and checks it against the root of what it
+//! holds: a log rewritten behind the cursor, however consistently, cannot prove that, and the
+//! audit reads a few hundred bytes whatever the log's length. Each checkpoint the stream sends
+//! must be the tree of the entries sent before it. A checkpoint that disagrees raises the alarm
+//! and is kept as evidence with the last one accepted; one accepted is kept, cosigned (when the
+//! gateway holds a certificate) and given back to the node. A node of an earlier release, or a
+//! store whose tree edge is unknown, is audited by reading its log from the start instead, and so
+//! is every log every `audit_interval_ms` (which also finds an entry altered in a node's
+//! database behind its own tree). An unreachable node is retried with exponential backoff.
 
 use std::time::Duration;
 
 use einfo_common::auth::BearerToken;
-use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH};
+use einfo_common::changelog::checkpoint::{self, CheckError, Checked};
+use einfo_common::changelog::merkle::{self, Frontier, Hash};
+use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH, LogId};
 use einfo_common::error::Reason;
 use einfo_domain::Jurisdiction;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
-use einfo_proto::log::v1::{GetLogHeadRequest, GetLogHeadResponse, StreamChangesRequest};
+use einfo_proto::log::v1::{
+    AddCosignatureRequest, Checkpoint, GetCheckpointRequest, GetLogHeadRequest, GetLogHeadResponse,
+    StreamChangesRequest,
+};
 use futures::FutureExt;
+use prost::Message;
 use tonic::Code;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
@@ -193,9 +208,22 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(c) => c.unwrap_or((0, GENESIS_HASH.to_vec())),
         Err(e) => return Stop::Unreachable(format!("national store: {e}")),
     };
+    let jn = j.to_string();
+    let log = LogId { jurisdiction: *j, service };
     // A store of 0.1 applied entries without keeping them: the first audit keeps what it reads.
-    let mut backfill = match store::kept_count(gw.db().conn(), &j.to_string(), service, seq).await {
+    let mut backfill = match store::kept_count(gw.db().conn(), &jn, service, seq).await {
         Ok(n) => n < seq,
+        Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+    };
+    // The tree's edge of what was applied; a store of an earlier release computes it once from
+    // the entries it kept.
+    let mut frontier = match store::frontier(gw.db().conn(), &jn, service).await {
+        Ok(Some(f)) => Some(f),
+        Ok(None) if !backfill => match store::frontier_of_kept(gw.db().conn(), &jn, service, seq).await {
+            Ok(f) => f,
+            Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+        },
+        Ok(None) => None,
         Err(e) => return Stop::Unreachable(format!("national store: {e}")),
     };
     let head = match tokio::time::timeout(
@@ -211,6 +239,14 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     if head.sequence < seq {
         return behind_or_forked(gw, j, service, &head, seq).await;
     }
+    // The history behind the cursor, audited by a consistency proof when the node can give one.
+    let proved = match (&frontier, seq) {
+        (Some(f), 1..) => match audit_by_proof(gw, &mut c, endpoint, &log, f).await {
+            Ok(proved) => proved,
+            Err(stop) => return stop,
+        },
+        _ => false,
+    };
     let mut stream = match c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.to_string(),
@@ -244,15 +280,16 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     // connection, whose flow-control window a few unread follow streams fill, so an audit run
     // in place of reading (as it once was) waits for data that cannot come, and a gateway
     // restarted with a backlog stalled for hours.
-    let mut next_audit = if seq > 0 { Some(tokio::time::Instant::now()) } else { periodic() };
-    let mut auditing: Option<futures::future::BoxFuture<'static, Result<(), Stop>>> = None;
+    let mut next_audit = if seq > 0 && !proved { Some(tokio::time::Instant::now()) } else { periodic() };
+    let mut auditing: Option<futures::future::BoxFuture<'static, Result<u64, Stop>>> = None;
     loop {
         let first = tokio::select! {
             m = stream.message() => m,
             r = async { auditing.as_mut().expect("guarded by the condition").await }, if auditing.is_some() => {
                 auditing = None;
-                if let Err(stop) = r {
-                    return stop;
+                match r {
+                    Ok(bytes) => set(gw, j, service, |l| l.audit = Some(crate::AuditRead { by_proof: false, bytes })),
+                    Err(stop) => return stop,
                 }
                 next_audit = periodic();
                 continue;
@@ -270,15 +307,15 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                 continue;
             }
         };
-        let mut batch: Vec<ChangeEntry> = match first {
-            Ok(Some(r)) => r.entry.into_iter().collect(),
+        let mut batch = match first {
+            Ok(Some(r)) => vec![r],
             Ok(None) => return Stop::Ended,
             Err(s) => return classify(&s),
         };
         let mut failure = None;
         while batch.len() < batch_max {
             match stream.message().now_or_never() {
-                Some(Ok(Some(r))) => batch.extend(r.entry),
+                Some(Ok(Some(r))) => batch.push(r),
                 Some(Ok(None)) => {
                     failure = Some(Stop::Ended);
                     break;
@@ -291,17 +328,41 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
             }
         }
         let mut good = Vec::with_capacity(batch.len());
-        for e in batch {
-            match verifier.check(&e) {
-                Ok(()) => good.push(e),
-                Err(b) => {
+        let mut signed: Option<(Checkpoint, Checked)> = None;
+        for m in batch {
+            if let Some(e) = m.entry {
+                if let Err(b) = verifier.check(&e) {
                     failure = Some(Stop::Integrity(b.to_string()));
                     break;
+                }
+                if let Some(f) = frontier.as_mut() {
+                    f.push(&e.hash);
+                }
+                good.push(e);
+            }
+            // A checkpoint must be the tree of every entry sent before it. Without the tree's
+            // edge (a store of an earlier release, until its entries are kept) it is not checked.
+            if let (Some(cp), Some(f)) = (m.checkpoint, frontier.as_ref()) {
+                match take(gw, &log, &cp) {
+                    Ok(c) if c.size == f.size() && c.root == f.root() => signed = Some((cp, c)),
+                    Ok(c) => {
+                        let detail = format!(
+                            "the node's signed checkpoint of {} entries is not the tree of the {} entries it sent",
+                            c.size,
+                            f.size()
+                        );
+                        return fork(gw, &log, &cp, detail).await;
+                    }
+                    Err(stop) => {
+                        // Nothing of this batch is applied: which of the entries and the
+                        // checkpoint is wrong is not known.
+                        return stop;
+                    }
                 }
             }
         }
         if !good.is_empty() {
-            if let Err(e) = apply(gw, j, service, &good).await {
+            if let Err(e) = apply(gw, j, service, &good, frontier.as_ref()).await {
                 return Stop::Unreachable(format!("national store: {e}"));
             }
             let last = good.last().map_or(seq, |e| e.sequence);
@@ -318,19 +379,149 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                 }
             });
         }
+        if let Some((cp, checked)) = signed
+            && let Err(stop) = accept(gw, endpoint, &log, cp, &checked).await
+        {
+            return stop;
+        }
         if let Some(f) = failure {
             return f;
         }
     }
 }
 
+/// Checks a node's checkpoint of `log`: signed by a certificate of the centre's CA acting for
+/// the jurisdiction (when the gateway trusts a CA).
+fn take(gw: &Gateway, log: &LogId, cp: &Checkpoint) -> Result<Checked, Stop> {
+    checkpoint::check(&cp.note, &cp.certificate, gw.0.ca_der.as_deref(), gw.db().now(), log).map_err(|e| match e {
+        CheckError::Certificate(_) => Stop::Unreachable(format!("the node's checkpoint: {e}")),
+        CheckError::Invalid(_) => Stop::Integrity(format!("the node's checkpoint: {e}")),
+    })
+}
+
+/// Keeps a checkpoint the gateway accepted; cosigns it when the gateway holds a certificate and
+/// the checkpoint is signed, and gives the cosignature back to the node (without waiting: a node
+/// that does not take it loses nothing of the centre's).
+async fn accept(gw: &Gateway, endpoint: &str, log: &LogId, cp: Checkpoint, checked: &Checked) -> Result<(), Stop> {
+    let now = gw.db().now();
+    let mut kept = store::Accepted { size: checked.size, note: cp.note, certificate: cp.certificate };
+    let cosigner = gw.0.signer.note_key().filter(|_| checked.signer.is_some());
+    let cosigned = match cosigner.map(|k| (k, k.cosign(&kept.note, now))) {
+        Some((k, Ok(note))) => {
+            kept.note = note;
+            Some(k.certificate().to_vec())
+        }
+        Some((_, Err(e))) => {
+            tracing::warn!(log = %log, error = %e, "could not cosign a checkpoint");
+            None
+        }
+        None => None,
+    };
+    let j = log.jurisdiction.to_string();
+    store::accept(gw.db().conn(), &j, log.service, &kept, &checked.root.0, now)
+        .await
+        .map_err(|e| Stop::Unreachable(format!("national store: {e}")))?;
+    if let Some(certificate) = cosigned {
+        // A client of its own: its token is fresh, whatever the age of the stream's.
+        let Ok(mut c) = client(gw, endpoint) else { return Ok(()) };
+        let request =
+            AddCosignatureRequest { jurisdiction: j, service: log.service.into(), note: kept.note, certificate };
+        let log = log.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = c.add_cosignature(request).await {
+                tracing::debug!(%log, error = %e, "the node did not take the centre's cosignature");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Keeps the evidence of a node's checkpoint that disagrees with what the centre holds (the
+/// checkpoint, and the last one the centre accepted of that log), and says so.
+async fn fork(gw: &Gateway, log: &LogId, cp: &Checkpoint, detail: String) -> Stop {
+    let j = log.jurisdiction.to_string();
+    let conn = gw.db().conn();
+    let held = match store::latest(conn, &j, log.service).await {
+        Ok(h) => h.unwrap_or(store::Accepted { size: 0, note: String::new(), certificate: Vec::new() }),
+        Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+    };
+    let new = store::Accepted {
+        size: checkpoint::check(&cp.note, &[], None, gw.db().now(), log).map_or(0, |c| c.size),
+        note: cp.note.clone(),
+        certificate: cp.certificate.clone(),
+    };
+    let evidence =
+        store::Evidence { log: log.to_string(), raised_at: gw.db().now(), detail: detail.clone(), held, new };
+    if let Err(e) = store::keep_evidence(conn, &j, log.service, &evidence).await {
+        return Stop::Unreachable(format!("national store: {e}"));
+    }
+    Stop::Integrity(format!("{detail}; both checkpoints are kept as evidence"))
+}
+
+/// Audits the history behind the cursor by the node's signed checkpoint of its head and the
+/// consistency proof from the cursor, against the root of what the gateway applied (`held`).
+/// `Ok(false)`: the node gives no checkpoints (an earlier release); audit it by reading.
+async fn audit_by_proof(
+    gw: &Gateway,
+    c: &mut Client,
+    endpoint: &str,
+    log: &LogId,
+    held: &Frontier,
+) -> Result<bool, Stop> {
+    let seq = held.size();
+    let asked = c.get_checkpoint(GetCheckpointRequest {
+        jurisdiction: log.jurisdiction.to_string(),
+        service: log.service.into(),
+        consistency_from: seq,
+        ..Default::default()
+    });
+    let r = match tokio::time::timeout(Duration::from_secs(10), asked).await {
+        Ok(Ok(r)) => r.into_inner(),
+        Ok(Err(s)) if s.code() == Code::Unimplemented && einfo_common::error::reason_of(&s).is_none() => {
+            return Ok(false);
+        }
+        Ok(Err(s)) => return Err(classify(&s)),
+        Err(_) => return Err(Stop::Unreachable("GetCheckpoint timed out".into())),
+    };
+    let bytes = r.encoded_len() as u64;
+    let cp = r.checkpoint.unwrap_or_default();
+    let checked = take(gw, log, &cp)?;
+    if checked.size < seq {
+        return Err(Stop::Unreachable(format!(
+            "the node's checkpoint holds {} entries, fewer than the centre's {seq}; asked again at the next connection",
+            checked.size
+        )));
+    }
+    let proof: Option<Vec<Hash>> = r.consistency_proof.iter().map(|h| merkle::hash_of(h)).collect();
+    if !proof.is_some_and(|p| merkle::check_consistency(&p, checked.size, checked.root, seq, held.root())) {
+        let detail = format!(
+            "the node's signed checkpoint of {} entries does not extend the {seq} entries the centre holds: its history \
+             was rewritten",
+            checked.size
+        );
+        return Err(fork(gw, log, &cp, detail).await);
+    }
+    accept(gw, endpoint, log, cp, &checked).await?;
+    set(gw, &log.jurisdiction, log.service, |l| l.audit = Some(crate::AuditRead { by_proof: true, bytes }));
+    Ok(true)
+}
+
 /// Applies a verified batch with its cursor in one transaction, then mirrors the summary
 /// changes in memory.
-async fn apply(gw: &Gateway, j: &Jurisdiction, service: &'static str, entries: &[ChangeEntry]) -> anyhow::Result<()> {
+async fn apply(
+    gw: &Gateway,
+    j: &Jurisdiction,
+    service: &'static str,
+    entries: &[ChangeEntry],
+    frontier: Option<&Frontier>,
+) -> anyhow::Result<()> {
     let mut delta = store::Delta::default();
     let txn = gw.db().begin_write().await?;
     let err = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
     store::apply(txn.txn(), j, service, entries, gw.db().now(), &mut delta, store::Entries::Keep).await.map_err(err)?;
+    if let Some(f) = frontier {
+        store::set_frontier(txn.txn(), &j.to_string(), service, f).await.map_err(err)?;
+    }
     store::write_delta(txn.txn(), &delta).await.map_err(err)?;
     txn.commit().await?;
     let mut st = gw.state();
@@ -358,7 +549,7 @@ async fn audit(
     seq: u64,
     hash: Vec<u8>,
     keeper: Option<Gateway>,
-) -> Result<(), Stop> {
+) -> Result<u64, Stop> {
     let mut stream = c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.clone(),
@@ -372,9 +563,11 @@ async fn audit(
         .into_inner();
     let mut v = ChainVerifier::new(format!("{j}/{service}"), 0, &GENESIS_HASH);
     let mut read = Vec::new();
+    let mut bytes = 0;
     while v.last_sequence() < seq {
         match stream.message().await {
             Ok(Some(r)) => {
+                bytes += r.encoded_len() as u64;
                 let Some(e) = r.entry else { continue };
                 v.check(&e).map_err(|b| Stop::Integrity(format!("audit: {b}")))?;
                 if keeper.is_some() {
@@ -412,7 +605,7 @@ async fn audit(
         }
         tracing::info!(jurisdiction = %j, service, entries = read.len(), "entries applied before this release are now kept");
     }
-    Ok(())
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -508,7 +701,7 @@ mod tests {
             }
             Err(Stop::Integrity(detail)) => panic!("an alarm for a read cut short: {detail}"),
             Err(_) => panic!("another stop"),
-            Ok(()) => panic!("an audit of 4 entries of 10 passed"),
+            Ok(_) => panic!("an audit of 4 entries of 10 passed"),
         }
         task.abort();
     }

@@ -43,6 +43,17 @@ pub(crate) struct LogState {
     /// Why the node is behind the centre on this log (it holds a prefix of what the centre
     /// received); empty when it is not.
     pub behind: String,
+    /// How the history behind the cursor was last audited, and what that read.
+    pub audit: Option<AuditRead>,
+}
+
+/// How a log was audited and what it read from the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditRead {
+    /// By a signed checkpoint and a consistency proof (else by reading the log from its start).
+    pub by_proof: bool,
+    /// Bytes of the node's answers read (protobuf encodings).
+    pub bytes: u64,
 }
 
 #[derive(Default)]
@@ -64,8 +75,10 @@ pub(crate) struct Inner {
     pub settings: GatewaySettings,
     /// The shared secret, when tokens signed with it are taken.
     pub keys: Option<TokenKeys>,
-    /// How the gateway signs its own calls to nodes.
+    /// How the gateway signs its own calls to nodes (and, holding a certificate, cosigns).
     pub signer: Signer,
+    /// The centre's CA (DER): nodes' checkpoints must be signed by its certificates.
+    pub ca_der: Option<Vec<u8>>,
     pub state: Mutex<State>,
     /// Bumped whenever the store or a freshness changes.
     pub revision: watch::Sender<u64>,
@@ -84,6 +97,7 @@ impl Inner {
         settings: GatewaySettings,
         keys: Option<TokenKeys>,
         signer: Signer,
+        ca_der: Option<Vec<u8>>,
         central: Central,
     ) -> anyhow::Result<Self> {
         let mut state = State::default();
@@ -109,6 +123,7 @@ impl Inner {
             settings,
             keys,
             signer,
+            ca_der,
             state: Mutex::new(state),
             revision: watch::Sender::new(0),
             directory_changed: watch::Sender::new(0),

@@ -266,3 +266,52 @@ pub async fn next_entry(
         }
     }
 }
+
+/// Rewrites the registry log of province `code` on `node`'s database from entry `seq` on, as an
+/// administrator of the node's database could, consistently: the entry's reason is replaced,
+/// every later entry chained again, the head moved and the Merkle tree rebuilt. Nothing the node
+/// itself checks can tell.
+pub async fn rewrite_history(node: &crate::TestNode, code: &str, seq: u64, reason: &str) {
+    use einfo_common::changelog::{LogId, entry_hash, merkle, read_entries, set_head};
+    use einfo_common::db::stmt;
+    use sea_orm::ConnectionTrait;
+    let db = node.db.connect().await;
+    let log = LogId { jurisdiction: crate::province(code), service: "registry" };
+    let mut entries = read_entries(db.conn(), &log, seq - 1, 1_000_000).await.expect("the entries");
+    let mut prev = entries.first().expect("entry seq").prev_hash.clone();
+    for e in &mut entries {
+        if e.sequence == seq {
+            e.reason = reason.into();
+        }
+        e.prev_hash = prev.clone();
+        e.hash = entry_hash(e).to_vec();
+        prev = e.hash.clone();
+        db.conn()
+            .execute_raw(stmt(
+                db.backend(),
+                "UPDATE change_log SET reason = $1, prev_hash = $2, hash = $3 WHERE jurisdiction = $4 AND service = $5 AND seq = $6",
+                [
+                    e.reason.clone().into(),
+                    e.prev_hash.clone().into(),
+                    e.hash.clone().into(),
+                    log.jurisdiction.to_string().into(),
+                    log.service.into(),
+                    (e.sequence as i64).into(),
+                ],
+            ))
+            .await
+            .expect("rewritten");
+    }
+    let last = entries.last().expect("entries");
+    set_head(db.conn(), &log, last.sequence, &last.hash).await.expect("head moved");
+    db.conn()
+        .execute_raw(stmt(
+            db.backend(),
+            "DELETE FROM log_tree WHERE jurisdiction = $1 AND service = $2",
+            [log.jurisdiction.to_string().into(), log.service.into()],
+        ))
+        .await
+        .expect("tree dropped");
+    merkle::build_missing(db.conn()).await.expect("tree rebuilt");
+    db.close().await.expect("closed");
+}

@@ -1,13 +1,14 @@
 //! Integrity alarms of the national gateway, caused by altering a node's change log in its
-//! database: an entry altered behind the gateway's cursor is found by the audit (periodic, or on
-//! reconnection) and freezes that province alone; an entry altered ahead of the cursor stops
+//! database: an entry altered behind the gateway's cursor is found by the periodic audit, a
+//! history rewritten consistently (chain and tree recomputed) by the consistency proof asked on
+//! reconnection, and either freezes that province alone; an entry altered ahead of the cursor stops
 //! replication just before it; clearing the alarm takes a comment, and with `resync` after the
 //! row is restored the national figures are exact again.
 
 use einfo_common::db::stmt;
 use einfo_proto::gateway::v1 as gw;
 use einfo_proto::registry::v1 as pb;
-use einfo_testkit::fixtures::register_in;
+use einfo_testkit::fixtures::{register_in, rewrite_history};
 use einfo_testkit::gateway::{gateway_settings, partial};
 use einfo_testkit::{Backend, TestDb, TestGateway, TestNode, both_backends, eventually, province, site};
 use sea_orm::ConnectionTrait;
@@ -189,15 +190,13 @@ async fn an_entry_altered_ahead_of_the_cursor_stops_replication_just_before_it(b
 
 async fn clearing_an_alarm_takes_a_comment_and_a_resync_after_the_repair_makes_the_figures_exact(backend: Backend) {
     let Some((mut node, g)) = start(backend, 3, 1, 0).await else { return };
-    let original: Vec<u8> = read_column(&node, "01", 2, "state").await;
-    let mut altered = original.clone();
-    let last = altered.len() - 1;
-    altered[last] ^= 0x01;
-    write_column(&node, "01", 2, "state", altered.into()).await;
-    // The audit on reconnection finds it.
+    let original: String = read_column(&node, "01", 2, "reason").await;
+    // The history rewritten from entry 2 on, chain and tree recomputed: the audit on
+    // reconnection finds it, by the consistency proof the node cannot give.
+    rewrite_history(&node, "01", 2, "sửa lén").await;
     node.restart_same_port().await;
     let f = wait_alarm(&g, "01").await;
-    assert!(f.detail.contains("entry 2"), "{}", f.detail);
+    assert!(f.detail.contains("history was rewritten"), "{}", f.detail);
     register(&node, "01", "trong-bao-dong.vn").await;
 
     // A comment is required.
@@ -218,9 +217,9 @@ async fn clearing_an_alarm_takes_a_comment_and_a_resync_after_the_repair_makes_t
         .expect_err("79 is not in alarm");
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);
 
-    // The row restored from a backup, the alarm cleared with a resync: exact again, the site
+    // The history restored from a backup, the alarm cleared with a resync: exact again, the site
     // registered during the alarm included.
-    write_column(&node, "01", 2, "state", original.into()).await;
+    rewrite_history(&node, "01", 2, &original).await;
     let cleared = g
         .directory()
         .clear_alarm(gw::ClearAlarmRequest {

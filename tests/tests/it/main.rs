@@ -21,6 +21,7 @@ mod fixtures;
 mod fuzz_requests;
 mod gateway;
 mod gateway_campaigns;
+mod gateway_checkpoints;
 mod gateway_crash;
 mod gateway_entries;
 mod gateway_federation;
@@ -69,6 +70,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(fuzz_requests::trials());
     trials.extend(gateway::trials());
     trials.extend(gateway_campaigns::trials());
+    trials.extend(gateway_checkpoints::trials());
     trials.extend(gateway_crash::trials());
     trials.extend(gateway_entries::trials());
     trials.extend(gateway_federation::trials());

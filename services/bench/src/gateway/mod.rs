@@ -10,6 +10,8 @@
 //! - `GetNationalSummary` next to a bare echo RPC, at a small and at the full data size;
 //! - `GetLiveSummary` (fan-out to the 63 nodes) next to each node's own `GetStatistics`, once
 //!   over bare loopback and once with a provincial network's round trip emulated;
+//! - the audit of each log's history at a gateway's restart: the node's checkpoint and a
+//!   consistency proof, next to reading the log from its start (what it replaces);
 //! - the gateway's peak memory (`VmHWM`).
 //!
 //! It prints figures; a missed target is information, never a failing exit.
@@ -26,6 +28,7 @@
 //! each direction (none at first, `--network-rtt-ms` for the second fan-out phase), so the
 //! fan-out is measured both as this machine can run it and as a federation would see it.
 
+mod audit;
 mod fanout;
 mod replication;
 mod report;
@@ -199,6 +202,9 @@ async fn bench_on(
             None => format!("sqlite://{}?mode=rwc", tmp.join("raw.db").display()),
         };
         report.raw = Some((entries, raw_insert(&raw_url, &fed, entries).await?));
+
+        eprintln!("· restart audit of the 63 logs: by consistency proof, and by reading them");
+        report.audit = Some(audit::restart_audit(&fed).await?);
 
         eprintln!("· gateway on 63 × {full} sites: full initial replication");
         let url = fresh_store(args, pgs).await?;

@@ -22,6 +22,7 @@ pub(super) struct Report {
     pub(super) memory_kib: Option<(u64, u64)>,
     /// (sites, bytes of the whole national store, bytes of its kept entries) after the run.
     pub(super) disk: Option<(u64, u64, u64)>,
+    pub(super) audit: Option<super::audit::Audit>,
 }
 
 /// One full initial replication.
@@ -78,6 +79,33 @@ pub(super) fn print_report(args: &BenchGatewayArgs, r: &Report) {
     if let (Some(full), Some(raw)) = (r.replication.last(), raw_rate) {
         let ratio = full.entries as f64 / full.time.as_secs_f64() / raw;
         println!("  {}", ratio_line("replication / raw insert", ratio, 0.25, false));
+    }
+
+    if let Some(a) = &r.audit {
+        println!(
+            "\nRestart audit of the history behind the cursor ({} logs of up to {} entries, cursor {} entries short of the head), from the gateway's side:",
+            a.logs,
+            a.entries,
+            super::audit::BEHIND
+        );
+        for (what, w) in
+            [("signed checkpoint + consistency proof", a.proof), ("reading from the start (replaced)     ", a.reread)]
+        {
+            println!(
+                "  {what}: {:>9.1} ms for all, {:>9.3} ms per log; {:>12} bytes per log (largest {})",
+                w.time.as_secs_f64() * 1000.0,
+                w.time.as_secs_f64() * 1000.0 / a.logs.max(1) as f64,
+                w.bytes / a.logs.max(1) as u64,
+                w.max_bytes
+            );
+        }
+        if a.proof.bytes > 0 && !a.proof.time.is_zero() {
+            println!(
+                "  reading ÷ proof: {:.0}× the bytes, {:.0}× the time",
+                a.reread.bytes as f64 / a.proof.bytes as f64,
+                a.reread.time.as_secs_f64() / a.proof.time.as_secs_f64()
+            );
+        }
     }
 
     if let Some((s, sent, dur)) = &r.lag {

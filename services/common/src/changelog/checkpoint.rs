@@ -222,6 +222,19 @@ pub struct Checked {
     pub signer: Option<Identity>,
 }
 
+/// Why a checkpoint was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// The signer's certificate is not one of the CA's valid now (expired, another CA's): a
+    /// matter of configuration.
+    #[error("the signer's certificate: {0}")]
+    Certificate(String),
+    /// The checkpoint is not what it claims: unsigned, signed by another key, for another
+    /// jurisdiction or log, or malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Reads a checkpoint note. With a CA (`ca_der`), the note must be signed by the key of
 /// `certificate`, a certificate of that CA valid at `now` naming the log's jurisdiction; without
 /// one, signatures are not checked (a development federation).
@@ -234,19 +247,19 @@ pub fn check(
     ca_der: Option<&[u8]>,
     now: DateTime<Utc>,
     log: &LogId,
-) -> Result<Checked, String> {
+) -> Result<Checked, CheckError> {
+    let invalid = CheckError::Invalid;
     let (text, signer) = match ca_der {
         Some(ca) => {
             if certificate.is_empty() {
-                return Err("the checkpoint is not signed by a certificate of the centre's CA".into());
+                return Err(invalid("the checkpoint is not signed by a certificate of the centre's CA".into()));
             }
-            let holder =
-                crate::pki::verify(certificate, ca, now).map_err(|e| format!("the signer's certificate: {e}"))?;
+            let holder = crate::pki::verify(certificate, ca, now).map_err(CheckError::Certificate)?;
             if !holder.acts_for(&log.jurisdiction) {
-                return Err(format!("the signer's certificate does not act for {}", log.jurisdiction));
+                return Err(invalid(format!("the signer's certificate does not act for {}", log.jurisdiction)));
             }
-            let n = Note::from_bytes(note.as_bytes()).map_err(|e| format!("not a signed note: {e}"))?;
-            verify_by(&n, &holder, false)?;
+            let n = Note::from_bytes(note.as_bytes()).map_err(|e| invalid(format!("not a signed note: {e}")))?;
+            verify_by(&n, &holder, false).map_err(invalid)?;
             (n.text().to_vec(), Some(holder))
         }
         None => {
@@ -255,9 +268,9 @@ pub fn check(
             (text.into_bytes(), None)
         }
     };
-    let c = Checkpoint::from_bytes(&text).map_err(|e| format!("not a checkpoint: {e}"))?;
+    let c = Checkpoint::from_bytes(&text).map_err(|e| invalid(format!("not a checkpoint: {e}")))?;
     if c.origin() != origin(log) {
-        return Err(format!("a checkpoint of '{}', not of '{}'", c.origin(), origin(log)));
+        return Err(invalid(format!("a checkpoint of '{}', not of '{}'", c.origin(), origin(log))));
     }
     Ok(Checked { origin: c.origin().to_owned(), size: c.size(), root: *c.hash(), signer })
 }
@@ -382,22 +395,35 @@ mod tests {
         let f = fixture();
         let note = f.node.sign(&body(&f.log, 7, super::super::merkle::leaf(b"x"))).unwrap();
         let forged = note.replacen("\n7\n", "\n8\n", 1);
-        assert!(check(&forged, f.node.certificate(), Some(&f.ca), f.now, &f.log).unwrap_err().contains("signature"));
+        assert!(
+            check(&forged, f.node.certificate(), Some(&f.ca), f.now, &f.log)
+                .unwrap_err()
+                .to_string()
+                .contains("signature")
+        );
         // Province 79's node cannot sign for province 01.
         let by_other = f.other.sign(&body(&f.log, 7, super::super::merkle::leaf(b"x"))).unwrap();
         assert!(
-            check(&by_other, f.other.certificate(), Some(&f.ca), f.now, &f.log).unwrap_err().contains("does not act")
+            check(&by_other, f.other.certificate(), Some(&f.ca), f.now, &f.log)
+                .unwrap_err()
+                .to_string()
+                .contains("does not act")
         );
         // Signed by another key than the certificate's.
         assert!(
-            check(&by_other, f.node.certificate(), Some(&f.ca), f.now, &f.log).unwrap_err().contains("no signature")
+            check(&by_other, f.node.certificate(), Some(&f.ca), f.now, &f.log)
+                .unwrap_err()
+                .to_string()
+                .contains("no signature")
         );
         // Unsigned, when the reader trusts a CA.
         let text = body(&f.log, 7, super::super::merkle::leaf(b"x"));
         assert!(check(&text, &[], Some(&f.ca), f.now, &f.log).is_err());
         // Another log's checkpoint.
         let reg79 = LogId { jurisdiction: p("01"), service: "inspection" };
-        assert!(check(&note, f.node.certificate(), Some(&f.ca), f.now, &reg79).unwrap_err().contains("not of"));
+        assert!(
+            check(&note, f.node.certificate(), Some(&f.ca), f.now, &reg79).unwrap_err().to_string().contains("not of")
+        );
         // Without a CA, the text alone is read.
         assert_eq!(check(&text, &[], None, f.now, &f.log).unwrap().size, 7);
         assert_eq!(check(&note, &[], None, f.now, &f.log).unwrap().size, 7);

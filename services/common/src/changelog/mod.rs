@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod merkle;
 mod migration;
+pub mod proof;
 mod service;
 mod store;
 

@@ -320,7 +320,7 @@ impl Api for ChangeLogService {
         let log = self.resolve(&req, &req.get_ref().jurisdiction, &req.get_ref().service)?;
         let r = req.into_inner();
         let now = self.db.now();
-        let c = checkpoint::check(&r.note, &[], None, now, &log).map_err(|e| ApiError::field("note", e))?;
+        let c = checkpoint::check(&r.note, &[], None, now, &log).map_err(|e| ApiError::field("note", e.to_string()))?;
         let (head, _) = head(self.db.conn(), &log).await?;
         if c.size == 0 || c.size > head || merkle::root(self.db.conn(), &log, c.size).await? != c.root {
             return Err(ApiError::field("note", format!("not a checkpoint of {log} at size {}", c.size)).into());

@@ -7,11 +7,16 @@ use prost::Message;
 use sea_orm::{ConnectionTrait, Value};
 
 mod apply;
+mod checkpoints;
 mod directory;
 mod kept;
 mod queries;
 
 pub use apply::{CellKey, Delta, Entries, apply, cursor, cursor_of, cursors, forget, summary_cells, write_delta};
+pub use checkpoints::{
+    Accepted, Evidence, accept, accepted_count, evidence, frontier, frontier_of_kept, keep_evidence, latest,
+    set_frontier,
+};
 pub use directory::{alarms, clear_alarm, directory, raise_alarm, remove_endpoint, set_endpoint};
 pub use kept::{
     KeptEntry, KeptLog, keep, kept_after, kept_count, kept_hash, kept_logs, kept_size, set_aside, verify_kept,
