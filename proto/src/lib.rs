@@ -13,6 +13,12 @@ pub mod methods {
     include!(concat!(env!("OUT_DIR"), "/methods.rs"));
 }
 
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("einfo.auth.v1");
+    }
+}
+
 pub mod log {
     pub mod v1 {
         tonic::include_proto!("einfo.log.v1");

@@ -71,7 +71,7 @@ impl Role {
         out
     }
     fn grpc_names(self) -> Vec<&'static str> {
-        let mut out = vec![CHANGELOG_GRPC];
+        let mut out = vec![CHANGELOG_GRPC, einfo_proto::methods::auth::AUTH_SERVICE];
         if self.registry() {
             out.push(REGISTRY_GRPC);
         }
@@ -293,6 +293,10 @@ pub async fn start(
         .with_signing(auth.signer.note_key().cloned(), auth.certified.as_ref().map(|c| c.ca_der().to_vec()));
     routes.add_service(
         changelog.clone().into_server().max_decoding_message_size(max_message).max_encoding_message_size(max_message),
+    );
+    // The staff of the provinces it hosts sign in here.
+    routes.add_service(
+        einfo_common::accounts::AuthService::new(db.clone(), keys.clone(), hosted.iter().copied()).into_server(),
     );
     let registry = role.registry().then(|| Registry::new(db.clone(), settings.scheme, hosted.clone()));
     if let Some(r) = &registry {

@@ -54,6 +54,13 @@ enum Command {
     /// The centre's certificate authority and the certificates it issues to nodes and the gateway.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Staff accounts on a node's database (its provinces' staff) or the gateway's (central
+    /// staff): add, disable, list.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Sign in: exchange an account's password (read from standard input) for a token, kept in
+    /// the profile file for the commands that follow.
+    Login(LoginArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
     Up(UpArgs),
     /// Ask the national gateway.
@@ -91,6 +98,58 @@ enum National {
     /// Print the national table: sites by province × legal status, with totals and the
     /// provinces missing or stale.
     Summary(NationalArgs),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add an account; its password is read from standard input (one line).
+    Add(UserAddArgs),
+    /// Disable an account: it can no longer sign in (its tokens expire within hours).
+    Disable(UserNameArgs),
+    /// List the accounts.
+    List(DbArgs),
+}
+
+#[derive(Args)]
+struct UserAddArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The account's name: a-z, 0-9, '.', '_', '-'.
+    #[arg(long)]
+    username: String,
+    /// operator, inspector or reporter (a province's staff); central-admin or central-analyst.
+    #[arg(long)]
+    role: String,
+    /// `provinces/2008-01`, or `central`.
+    #[arg(long)]
+    jurisdiction: String,
+}
+
+#[derive(Args)]
+struct UserNameArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The account's name.
+    #[arg(long)]
+    username: String,
+}
+
+#[derive(Args)]
+struct LoginArgs {
+    /// The server that holds the account: the node of its province, or the gateway for central
+    /// staff.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// The account's name.
+    #[arg(long)]
+    username: String,
+    /// The jurisdiction signed in for: `provinces/2008-01`, or `central`.
+    #[arg(long)]
+    jurisdiction: String,
+    /// Where the token is kept (readable by its owner only); default `einfo/profile.json` in the
+    /// user's configuration directory (`$XDG_CONFIG_HOME`, else `~/.config`).
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -377,6 +436,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pki(PkiCommand::Init(a)) => pki_init(a),
         Command::Pki(PkiCommand::Issue(a)) => pki_issue(a),
         Command::Pki(PkiCommand::Revoke(a)) => pki_revoke(a).await,
+        Command::User(c) => user(c).await,
+        Command::Login(a) => login(a).await,
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
@@ -535,6 +596,131 @@ fn local_token(data_dir: &std::path::Path, caller: &Caller) -> anyhow::Result<ei
         TokenKeys::from_secret(secret.trim().as_bytes())?.issue(caller, ttl)?
     };
     einfo_common::auth::BearerToken::new(&signed)
+}
+
+/// One line of standard input, without its line end: a password, never echoed by this program
+/// (pipe it, or type it at a terminal with echo off).
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    Ok(password)
+}
+
+async fn user_db(db: &DbArgs) -> anyhow::Result<einfo_common::db::Database> {
+    use sea_orm_migration::MigratorTrait as _;
+    let s = settings(db)?;
+    let d = einfo_app::node::open_database(&s).await?;
+    einfo_common::changelog::Migrator::up(d.conn(), None).await?;
+    Ok(d)
+}
+
+async fn user(c: UserCommand) -> anyhow::Result<()> {
+    let api = |e: einfo_common::error::ApiError| anyhow::anyhow!("{e}");
+    match c {
+        UserCommand::Add(a) => {
+            let jurisdiction = Jurisdiction::parse(&a.jurisdiction).context("--jurisdiction")?;
+            let role: einfo_common::auth::Role = a.role.parse().map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let password = read_password()?;
+            let db = user_db(&a.db).await?;
+            let added = einfo_common::accounts::add(db.conn(), &a.username, &jurisdiction, role, &password, db.now())
+                .await
+                .map_err(api)?;
+            println!("added {} ({} of {})", added.username, added.role, added.jurisdiction);
+        }
+        UserCommand::Disable(a) => {
+            let db = user_db(&a.db).await?;
+            anyhow::ensure!(
+                einfo_common::accounts::disable(db.conn(), &a.username).await.map_err(api)?,
+                "no account '{}'",
+                a.username
+            );
+            println!("disabled {}", a.username);
+        }
+        UserCommand::List(a) => {
+            let db = user_db(&a).await?;
+            for u in einfo_common::accounts::list(db.conn()).await.map_err(api)? {
+                println!(
+                    "{:<24} {:<16} {:<20} {}{}",
+                    u.username,
+                    u.role.as_str(),
+                    u.jurisdiction.to_string(),
+                    u.created_at.format("%Y-%m-%d"),
+                    if u.disabled { "  disabled" } else { "" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The profile file: `--profile`, else `einfo/profile.json` in the user's configuration
+/// directory.
+fn profile_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(std::env::var_os("HOME").context("no HOME to keep the profile in; give --profile")?)
+            .join(".config"),
+    };
+    Ok(base.join("einfo").join("profile.json"))
+}
+
+async fn login(a: LoginArgs) -> anyhow::Result<()> {
+    use einfo_proto::auth::v1 as authpb;
+    let password = read_password()?;
+    let channel = tonic::transport::Endpoint::from_shared(a.server.clone())?
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach {}", a.server))?;
+    let got = authpb::auth_service_client::AuthServiceClient::new(channel)
+        .login(authpb::LoginRequest { username: a.username.clone(), password, jurisdiction: a.jurisdiction.clone() })
+        .await
+        .map_err(|s| anyhow::anyhow!("not signed in: {}", s.message()))?
+        .into_inner();
+    let until = got.expire_time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).unwrap_or_default();
+    let path = profile_path(a.profile)?;
+    let profile = serde_json::json!({
+        "server": a.server,
+        "username": a.username,
+        "role": got.role,
+        "jurisdiction": got.jurisdiction,
+        "token": got.token,
+        "expire_time": until.to_rfc3339(),
+    });
+    write_private(&path, serde_json::to_string_pretty(&profile)?.as_bytes())?;
+    println!(
+        "signed in as {} ({} of {}) until {}; token kept in {}",
+        a.username,
+        got.role,
+        got.jurisdiction,
+        until.to_rfc3339(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `path` readable by its owner only (replacing what was there).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    Ok(())
 }
 
 async fn proof(a: ProofArgs) -> anyhow::Result<()> {

@@ -377,6 +377,14 @@ impl Signer {
         }
     }
 
+    /// The longest a token it signs may live.
+    pub fn max_lifetime(&self) -> Duration {
+        match self {
+            Signer::Secret(k) => k.max_lifetime,
+            Signer::Holder(h) => h.max_lifetime,
+        }
+    }
+
     /// A token for `caller`, valid for `ttl`.
     ///
     /// # Errors

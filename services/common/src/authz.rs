@@ -6,7 +6,7 @@
 //! a province's roles act for their own province only, central roles read every province and
 //! write none of a province's records (`Caller::authorize_read`, `Caller::authorize_write`).
 
-use einfo_proto::methods::{central, gateway, inspection, log, registry, reporting};
+use einfo_proto::methods::{auth, central, gateway, inspection, log, registry, reporting};
 
 use crate::auth::Role;
 
@@ -112,6 +112,8 @@ pub const POLICY: &[MethodPolicy] = &[
     p(log::change_log_service::GET_LOG_HEAD, LOG_READERS),
     p(log::change_log_service::GET_CHECKPOINT, LOG_READERS),
     p(log::change_log_service::ADD_COSIGNATURE, CENTRE),
+    // Sign-in: public (a password is exchanged for a token).
+    p(auth::auth_service::LOGIN, PUBLIC),
     // The centre: nodes follow its feeds and submit as services; its admins run campaigns.
     p(central::central_service::STREAM_FEED, FEED_READERS),
     p(central::central_service::SUBMIT, SUBMITTERS),
@@ -200,8 +202,13 @@ mod tests {
         }
         for p in POLICY {
             assert!(einfo_proto::methods::ALL.contains(&p.method), "{} is no einfo method", p.method);
-            let public = p.method == central::central_service::GET_PUBLIC_KEY;
-            assert_eq!(p.roles.is_empty(), public, "{}: only the centre's public key needs no token", p.method);
+            let public = [central::central_service::GET_PUBLIC_KEY, auth::auth_service::LOGIN].contains(&p.method);
+            assert_eq!(
+                p.roles.is_empty(),
+                public,
+                "{}: only the centre's public key and sign-in need no token",
+                p.method
+            );
         }
     }
 

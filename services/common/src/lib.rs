@@ -4,6 +4,7 @@
 //! follow from the centre.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod auth;
 pub mod authz;
 pub mod caller_limits;

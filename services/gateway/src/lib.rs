@@ -147,7 +147,13 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let max = limits.settings().max_message_bytes;
-        let names = [NATIONAL_GRPC, DIRECTORY_GRPC, ENTRY_GRPC, einfo_central::SERVICE_NAME];
+        let names = [
+            NATIONAL_GRPC,
+            DIRECTORY_GRPC,
+            ENTRY_GRPC,
+            einfo_central::SERVICE_NAME,
+            einfo_proto::methods::auth::AUTH_SERVICE,
+        ];
         let (readiness, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
         routes.add_service(health);
@@ -171,6 +177,11 @@ impl Gateway {
         );
         routes.add_service(
             grpc::EntryGrpc(self.clone()).into_server().max_decoding_message_size(max).max_encoding_message_size(max),
+        );
+        // Central staff sign in here.
+        routes.add_service(
+            einfo_common::accounts::AuthService::new(self.0.db.clone(), self.0.signer.clone(), [Jurisdiction::Central])
+                .into_server(),
         );
         let routes = server::add_reflection(routes, &names)?.routes();
         // `open` migrated the store before this: the gateway is ready as it starts serving.

@@ -239,9 +239,10 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     if head.sequence < seq {
         return behind_or_forked(gw, j, service, &head, seq).await;
     }
-    // The history behind the cursor, audited by a consistency proof when the node can give one.
+    // The history behind the cursor, audited by a consistency proof when the node can give one
+    // (and the store kept every entry: else the audit reads them, to keep them).
     let proved = match (&frontier, seq) {
-        (Some(f), 1..) => match audit_by_proof(gw, &mut c, endpoint, &log, f).await {
+        (Some(f), 1..) if !backfill => match audit_by_proof(gw, &mut c, endpoint, &log, f).await {
             Ok(proved) => proved,
             Err(stop) => return stop,
         },

@@ -6,6 +6,7 @@
 //! The binary is also the `einfo` command for the tests that run it as a child process: started
 //! with `EINFO_TEST_RUN_AS_CLI` set, it runs `einfo_cli::main` instead of the tests.
 
+mod accounts;
 mod backup;
 mod bad_input;
 mod bad_input_services;
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
         };
     }
     let mut trials = Vec::new();
+    trials.extend(accounts::trials());
     trials.extend(backup::trials());
     trials.extend(bad_input::trials());
     trials.extend(bad_input_services::trials());

@@ -176,7 +176,10 @@ async fn every_method_answers_every_role_as_the_table_says(backend: Backend) {
             .await;
             calls += 1;
             if roles_of(method).expect("declared").is_empty() && token.is_none() {
-                got.unwrap_or_else(|s| panic!("{name} is public: {s:?}"));
+                // Public: the handler judges the body (sign-in refuses one naming no jurisdiction).
+                if let Err(s) = got {
+                    assert_eq!(s.code(), Code::InvalidArgument, "{name} is public: {s:?}");
+                }
                 continue;
             }
             let s = got.expect_err(&format!("{name} with {what}"));

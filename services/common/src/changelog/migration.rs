@@ -11,7 +11,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001ChangeLog), Box::new(M0002MerkleTree)]
+        vec![Box::new(M0001ChangeLog), Box::new(M0002MerkleTree), Box::new(M0003Accounts)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -114,5 +114,35 @@ impl MigrationTrait for M0002MerkleTree {
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the change log is never dropped".into()))
+    }
+}
+
+/// Staff accounts, held by the issuer of their jurisdiction (`crate::accounts`).
+struct M0003Accounts;
+
+impl MigrationName for M0003Accounts {
+    fn name(&self) -> &str {
+        "m0003_accounts"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003Accounts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &["CREATE TABLE accounts (
+                    username TEXT PRIMARY KEY,
+                    jurisdiction TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    password_hash TEXT NOT NULL,
+                    disabled INTEGER NOT NULL,
+                    created_at BIGINT NOT NULL)"],
+        )
+        .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("accounts are never dropped".into()))
     }
 }
