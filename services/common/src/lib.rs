@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod fields;
 pub mod pki;
+pub mod privacy;
 pub mod receipts;
 pub mod reference;
 pub mod server;

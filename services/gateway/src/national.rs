@@ -334,7 +334,11 @@ impl Gateway {
         Ok(pb::SearchSitesResponse {
             sites: sites
                 .into_iter()
-                .map(|(jurisdiction, s)| pb::NationalSite { jurisdiction, site: Some(s) })
+                .map(|(jurisdiction, mut s)| {
+                    // The centre reads a person's data masked (einfo_common::privacy).
+                    einfo_common::privacy::mask_site(&mut s);
+                    pb::NationalSite { jurisdiction, site: Some(s) }
+                })
                 .collect(),
             missing,
         })
@@ -348,6 +352,8 @@ impl Gateway {
         let rows = store::conflicts(self.db().conn(), limit).await?;
         let mut by_domain: BTreeMap<String, Vec<pb::NationalSite>> = BTreeMap::new();
         for (registrable, jurisdiction, site) in rows {
+            let mut site = site;
+            einfo_common::privacy::mask_site(&mut site);
             by_domain.entry(registrable).or_default().push(pb::NationalSite { jurisdiction, site: Some(site) });
         }
         use einfo_proto::registry::v1::LegalStatus;

@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Registry), Box::new(M0002RunningCounts)]
+        vec![Box::new(M0001Registry), Box::new(M0002RunningCounts), Box::new(M0003PersonalDataReads)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -152,5 +152,39 @@ impl MigrationTrait for M0002RunningCounts {
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("registry tables are never dropped".into()))
+    }
+}
+
+/// Who read a person's identification number, address and contact unmasked, what and when
+/// (`einfo_common::privacy`).
+struct M0003PersonalDataReads;
+
+impl MigrationName for M0003PersonalDataReads {
+    fn name(&self) -> &str {
+        "m0003_personal_data_reads"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003PersonalDataReads {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(
+            manager.get_connection(),
+            &[
+                "CREATE TABLE personal_data_reads (
+                    read_at BIGINT NOT NULL,
+                    subject TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    caller_jurisdiction TEXT NOT NULL,
+                    method TEXT NOT NULL,
+                    resource TEXT NOT NULL)",
+                "CREATE INDEX personal_data_reads_resource ON personal_data_reads (resource, read_at)",
+            ],
+        )
+        .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("the access log is never dropped".into()))
     }
 }

@@ -684,3 +684,36 @@ pub async fn event_counts<C: ConnectionTrait>(
         .await?;
     rows.iter().map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index::<i64>(1)? as u64))).collect()
 }
+
+/// Records that `caller` read the personal data of `resources` unmasked through `method` at `at`.
+pub async fn record_personal_data_reads<C: ConnectionTrait>(
+    c: &C,
+    at: chrono::DateTime<chrono::Utc>,
+    caller: &einfo_common::auth::Caller,
+    method: &str,
+    resources: &[&str],
+) -> ApiResult<()> {
+    for part in resources.chunks(100) {
+        let mut sql = String::from(
+            "INSERT INTO personal_data_reads (read_at, subject, role, caller_jurisdiction, method, resource) VALUES ",
+        );
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * 6);
+        for (k, r) in part.iter().enumerate() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            let n = 6 * k;
+            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+            values.extend([
+                einfo_common::db::micros(at).into(),
+                caller.subject.clone().into(),
+                caller.role.as_str().into(),
+                caller.jurisdiction.to_string().into(),
+                method.into(),
+                (*r).into(),
+            ]);
+        }
+        c.execute_raw(stmt(c.get_database_backend(), &sql, values)).await?;
+    }
+    Ok(())
+}

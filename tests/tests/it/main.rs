@@ -34,6 +34,7 @@ mod inspection;
 mod licences;
 mod limits;
 mod node;
+mod privacy;
 mod recover;
 mod reference;
 mod refusals;
@@ -85,6 +86,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(limits::trials());
     trials.extend(node::trials());
     trials.extend(recover::trials());
+    trials.extend(privacy::trials());
     trials.extend(reference::trials());
     trials.extend(reporting::trials());
     trials.extend(roles::trials());

@@ -63,7 +63,30 @@ impl Registry {
     pub async fn get_site(&self, caller: &Caller, req: pb::GetSiteRequest) -> ApiResult<pb::Site> {
         let j = self.resource(&req.name, "name", "sites")?;
         caller.authorize_read(&j)?;
-        store::get_site(self.db.conn(), &req.name).await?.ok_or_else(|| ApiError::not_found(&req.name))
+        let site = store::get_site(self.db.conn(), &req.name).await?.ok_or_else(|| ApiError::not_found(&req.name))?;
+        let mut sites = [site];
+        self.disclose(caller, &j, "GetSite", &mut sites).await?;
+        let [site] = sites;
+        Ok(site)
+    }
+
+    /// Masks the personal data of person-owned `sites` for a caller who may not see it, or
+    /// records that the caller read it (`einfo_common::privacy`).
+    async fn disclose(&self, caller: &Caller, j: &Jurisdiction, method: &str, sites: &mut [pb::Site]) -> ApiResult<()> {
+        if !einfo_common::privacy::sees_personal_data(caller, j) {
+            for s in sites {
+                einfo_common::privacy::mask_site(s);
+            }
+            return Ok(());
+        }
+        let read: Vec<&str> =
+            sites.iter().filter(|s| einfo_common::privacy::holds_personal_data(s)).map(|s| s.name.as_str()).collect();
+        if read.is_empty() {
+            return Ok(());
+        }
+        store::record_personal_data_reads(self.db.conn(), self.db.now(), caller, method, &read).await?;
+        tracing::info!(subject = %caller.subject, role = %caller.role, method, sites = read.len(), "personal data read");
+        Ok(())
     }
 
     /// ListSites.
@@ -106,6 +129,7 @@ impl Registry {
         let after = after.unwrap_or_default();
         let mut sites = store::list_sites(self.db.conn(), &f, &after, size as u64 + 1).await?;
         let next_page_token = next_token(&mut sites, size, &fingerprint, |s| &s.name);
+        self.disclose(caller, &j, "ListSites", &mut sites).await?;
         Ok(pb::ListSitesResponse { sites, next_page_token })
     }
 
