@@ -280,14 +280,18 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     // reading the follow stream*: the calls of every jurisdiction of a node share one
     // connection, whose flow-control window a few unread follow streams fill, so an audit run
     // in place of reading (as it once was) waits for data that cannot come, and a gateway
-    // restarted with a backlog stalled for hours.
+    // restarted with a backlog stalled for hours. It runs as a task of its own: polled only
+    // inside this loop's `select!`, it would sit idle in a write transaction (keeping entries)
+    // whenever the loop waits elsewhere — for a pool connection, say, held by a transaction
+    // waiting on that one's locks.
     let mut next_audit = if seq > 0 && !proved { Some(tokio::time::Instant::now()) } else { periodic() };
-    let mut auditing: Option<futures::future::BoxFuture<'static, Result<u64, Stop>>> = None;
+    let mut auditing: Option<AbortOnDrop<Result<u64, Stop>>> = None;
     loop {
         let first = tokio::select! {
             m = stream.message() => m,
-            r = async { auditing.as_mut().expect("guarded by the condition").await }, if auditing.is_some() => {
+            r = async { (&mut auditing.as_mut().expect("guarded by the condition").0).await }, if auditing.is_some() => {
                 auditing = None;
+                let r = r.unwrap_or_else(|e| Err(Stop::Unreachable(format!("the audit task failed: {e}"))));
                 match r {
                     Ok(bytes) => set(gw, j, service, |l| l.audit = Some(crate::AuditRead { by_proof: false, bytes })),
                     Err(stop) => return stop,
@@ -303,7 +307,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
             }, if auditing.is_none() => {
                 let (upto, hash) = (verifier.last_sequence(), verifier.last_hash().to_vec());
                 let keeper = std::mem::take(&mut backfill).then(|| gw.clone());
-                auditing = Some(Box::pin(audit(c.clone(), j.to_string(), service, upto, hash, keeper)));
+                auditing = Some(AbortOnDrop(tokio::spawn(audit(c.clone(), j.to_string(), service, upto, hash, keeper))));
                 next_audit = None;
                 continue;
             }
@@ -388,6 +392,15 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         if let Some(f) = failure {
             return f;
         }
+    }
+}
+
+/// A task aborted when its handle is dropped (when the replicator stops following).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
