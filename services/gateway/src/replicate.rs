@@ -240,14 +240,16 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         return behind_or_forked(gw, j, service, &head, seq).await;
     }
     // The history behind the cursor, audited by a consistency proof when the node can give one
-    // (and the store kept every entry: else the audit reads them, to keep them).
+    // (and the store kept every entry: else the audit reads them, to keep them). `accepted`: the
+    // size of the last checkpoint accepted on this connection, not accepted (and cosigned) twice.
     let proved = match (&frontier, seq) {
         (Some(f), 1..) if !backfill => match audit_by_proof(gw, &mut c, endpoint, &log, f).await {
-            Ok(proved) => proved,
+            Ok(accepted) => accepted,
             Err(stop) => return stop,
         },
-        _ => false,
+        _ => None,
     };
+    let mut accepted = proved.unwrap_or(0);
     let mut stream = match c
         .stream_changes(StreamChangesRequest {
             jurisdiction: j.to_string(),
@@ -284,7 +286,7 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     // inside this loop's `select!`, it would sit idle in a write transaction (keeping entries)
     // whenever the loop waits elsewhere — for a pool connection, say, held by a transaction
     // waiting on that one's locks.
-    let mut next_audit = if seq > 0 && !proved { Some(tokio::time::Instant::now()) } else { periodic() };
+    let mut next_audit = if seq > 0 && proved.is_none() { Some(tokio::time::Instant::now()) } else { periodic() };
     let mut auditing: Option<AbortOnDrop<Result<u64, Stop>>> = None;
     loop {
         let first = tokio::select! {
@@ -384,10 +386,11 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
                 }
             });
         }
-        if let Some((cp, checked)) = signed
-            && let Err(stop) = accept(gw, endpoint, &log, cp, &checked).await
-        {
-            return stop;
+        if let Some((cp, checked)) = signed.filter(|(_, c)| c.size > accepted) {
+            if let Err(stop) = accept(gw, endpoint, &log, cp, &checked).await {
+                return stop;
+            }
+            accepted = checked.size;
         }
         if let Some(f) = failure {
             return f;
@@ -474,14 +477,15 @@ async fn fork(gw: &Gateway, log: &LogId, cp: &Checkpoint, detail: String) -> Sto
 
 /// Audits the history behind the cursor by the node's signed checkpoint of its head and the
 /// consistency proof from the cursor, against the root of what the gateway applied (`held`).
-/// `Ok(false)`: the node gives no checkpoints (an earlier release); audit it by reading.
+/// Returns the size of the checkpoint accepted; `Ok(None)`: the node gives no checkpoints (an
+/// earlier release), audit it by reading.
 async fn audit_by_proof(
     gw: &Gateway,
     c: &mut Client,
     endpoint: &str,
     log: &LogId,
     held: &Frontier,
-) -> Result<bool, Stop> {
+) -> Result<Option<u64>, Stop> {
     let seq = held.size();
     let asked = c.get_checkpoint(GetCheckpointRequest {
         jurisdiction: log.jurisdiction.to_string(),
@@ -492,7 +496,7 @@ async fn audit_by_proof(
     let r = match tokio::time::timeout(Duration::from_secs(10), asked).await {
         Ok(Ok(r)) => r.into_inner(),
         Ok(Err(s)) if s.code() == Code::Unimplemented && einfo_common::error::reason_of(&s).is_none() => {
-            return Ok(false);
+            return Ok(None);
         }
         Ok(Err(s)) => return Err(classify(&s)),
         Err(_) => return Err(Stop::Unreachable("GetCheckpoint timed out".into())),
@@ -517,7 +521,7 @@ async fn audit_by_proof(
     }
     accept(gw, endpoint, log, cp, &checked).await?;
     set(gw, &log.jurisdiction, log.service, |l| l.audit = Some(crate::AuditRead { by_proof: true, bytes }));
-    Ok(true)
+    Ok(Some(checked.size))
 }
 
 /// Applies a verified batch with its cursor in one transaction, then mirrors the summary

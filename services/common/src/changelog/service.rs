@@ -194,9 +194,9 @@ impl Api for ChangeLogService {
             let mut signed = 0;
             let mut signed_at: Option<tokio::time::Instant> = None;
             loop {
-                // Room for a whole page and a checkpoint before reading it. A follow stream whose reader takes
-                // nothing for the idle timeout while entries wait is ended; a quiet log's stream,
-                // whose reader waits for the next entry, is not.
+                // Room for a whole page and a checkpoint before reading it. A follow stream whose
+                // reader takes nothing for the idle timeout while entries wait is ended; a quiet
+                // log's stream, whose reader waits for the next entry, is not.
                 let waiting_since = db.now();
                 let stalled = || follow && db.now() - waiting_since >= idle_timeout;
                 let mut permits = loop {
