@@ -14,6 +14,8 @@ use crate::node;
 pub struct RunningGateway {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address serving only its health in plaintext (`health_listen`), when set.
+    pub health_addr: Option<SocketAddr>,
     /// The gateway.
     pub gateway: Gateway,
     /// The centre's public key (receipts), hex.
@@ -63,6 +65,8 @@ pub async fn start_with_clock(
     let ca_der = certified.as_ref().map(|c| c.ca_der().to_vec());
     let gateway = Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, ca_der, signer).await?;
     let addr = listener.local_addr()?;
+    let health_listener = einfo_common::server::bind_health(settings.health_listen).await?;
+    let health_addr = health_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
     let (stop, mut stopped) = watch::channel(false);
     let shutdown = async move {
         tokio::select! {
@@ -75,12 +79,12 @@ pub async fn start_with_clock(
     let task = tokio::spawn(async move {
         // Held while the gateway runs.
         let _store_lock = store_lock;
-        let r = served.serve(listener, limits, certified, shutdown).await;
+        let r = served.serve(listener, limits, certified, health_listener, shutdown).await;
         db.close().await?;
         r
     });
     tracing::info!(%addr, "gateway listening");
-    Ok(RunningGateway { addr, gateway, public_key_hex, stop, task })
+    Ok(RunningGateway { addr, health_addr, gateway, public_key_hex, stop, task })
 }
 
 /// `einfo gateway rebuild`: the national projections rebuilt from the entries the gateway kept

@@ -134,6 +134,8 @@ impl Background {
 pub struct Node {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address serving only its health in plaintext (`health_listen`), when set.
+    pub health_addr: Option<SocketAddr>,
     /// The shared secret its tokens are checked with, when it takes such tokens.
     pub keys: Option<TokenKeys>,
     /// The jurisdictions it hosts.
@@ -287,7 +289,7 @@ pub async fn start(
     let (readiness, health_service) = server::health(&names).await;
     let services = role.services();
     let mut routes = tonic::service::Routes::builder();
-    routes.add_service(health_service);
+    routes.add_service(health_service.clone());
     let changelog = ChangeLogService::new(db.clone(), hosted.clone(), &services)
         .with_idle_timeout(Duration::from_millis(settings.limits.stream_idle_timeout_ms))
         .with_signing(auth.signer.note_key().cloned(), auth.certified.as_ref().map(|c| c.ca_der().to_vec()));
@@ -402,6 +404,14 @@ pub async fn start(
         }
         changelog.stop_streams();
     };
+    let health_listener = server::bind_health(settings.health_listen).await?;
+    let health_addr = health_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;
+    if let Some(l) = health_listener {
+        let mut stopped = stop.subscribe();
+        tokio::spawn(server::serve_health(l, health_service.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
     let served = tokio::spawn(server::serve_with_limits(
         listener,
         routes,
@@ -489,7 +499,7 @@ pub async fn start(
         db.close().await?;
         result
     });
-    Ok(Node { addr, keys: auth.keys, hosted, background, changelog: changelog_handle, stop, task })
+    Ok(Node { addr, health_addr, keys: auth.keys, hosted, background, changelog: changelog_handle, stop, task })
 }
 
 /// A database URL without its password, for messages.

@@ -235,6 +235,9 @@ struct GatewayArgs {
     /// Directory file (TOML `[endpoints]`: jurisdiction = endpoint).
     #[arg(long)]
     directory: Option<PathBuf>,
+    /// A second address serving only `grpc.health.v1`, in plaintext and without tokens.
+    #[arg(long)]
+    health_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -298,6 +301,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// A second address serving only `grpc.health.v1`, in plaintext and without tokens (for
+    /// Kubernetes' gRPC probes and container health checks).
+    #[arg(long)]
+    health_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -452,6 +459,9 @@ async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
     a.hosted.apply(&mut s);
     if let Some(l) = a.listen {
         s.listen = l;
+    }
+    if a.health_listen.is_some() {
+        s.health_listen = a.health_listen;
     }
     let name = match role {
         Role::Node => "einfo-node",
@@ -933,6 +943,9 @@ async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = a.directory {
         s.gateway.directory_file = Some(d);
+    }
+    if a.health_listen.is_some() {
+        s.health_listen = a.health_listen;
     }
     let _telemetry = telemetry::init("einfo-gateway", &s.telemetry)?;
     let listener =

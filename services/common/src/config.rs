@@ -23,6 +23,9 @@ pub struct Settings {
     pub provinces: Vec<String>,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// A second address serving only `grpc.health.v1`, in plaintext and without tokens, for
+    /// Kubernetes' gRPC probes and container health checks; unset: none.
+    pub health_listen: Option<SocketAddr>,
     /// Directory for the embedded SQLite database and the generated token secret.
     pub data_dir: PathBuf,
     /// `postgres://…` for PostgreSQL; unset for SQLite under `data_dir`.
@@ -51,6 +54,7 @@ impl Default for Settings {
             scheme: Scheme::P63,
             provinces: Vec::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            health_listen: None,
             data_dir: PathBuf::from(".einfo"),
             database_url: None,
             database_pool_size: 32,

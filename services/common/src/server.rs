@@ -97,6 +97,38 @@ pub async fn health(service_names: &[&str]) -> (Readiness, HealthServer<impl Hea
     (Readiness { reporter, names, ready: Arc::new(AtomicBool::new(false)) }, service)
 }
 
+/// Serves `grpc.health.v1` alone, in plaintext and without tokens, on `listener` until `shutdown`
+/// resolves: the address (`health_listen`) that Kubernetes' gRPC probes and container health
+/// checks use, whatever the main address asks of its callers. It answers what the main server's
+/// `health` answers (the same reporter).
+///
+/// # Errors
+/// The server failed.
+pub async fn serve_health<H: Health>(
+    listener: tokio::net::TcpListener,
+    health: HealthServer<H>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let local_addr = listener.local_addr()?;
+    tracing::info!(%local_addr, "health listening (plaintext)");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder().add_service(health).serve_with_incoming_shutdown(incoming, shutdown).await?;
+    Ok(())
+}
+
+/// Binds `health_listen`, when set.
+///
+/// # Errors
+/// The address cannot be bound.
+pub async fn bind_health(addr: Option<std::net::SocketAddr>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = addr else { return Ok(None) };
+    Ok(Some(
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind health_listen {addr}: {e}"))?,
+    ))
+}
+
 async fn set_all(reporter: &HealthReporter, service_names: &[&str], status: ServingStatus) {
     reporter.set_service_status("", status).await;
     for name in service_names {

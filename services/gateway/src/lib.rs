@@ -137,13 +137,15 @@ impl Gateway {
     }
 
     /// Serves the gateway on `listener` (national queries, directory, the centre, health and
-    /// reflection) until `shutdown` resolves, replicating meanwhile; each caller within `limits`,
+    /// reflection) until `shutdown` resolves, replicating meanwhile, and its health alone in
+    /// plaintext on `health_listener` when given; each caller within `limits`,
     /// each message within `max_message_bytes` (docs/contracts.md, "Limits").
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         limits: einfo_common::caller_limits::CallerLimits,
         certified: Option<einfo_common::auth::CertVerifier>,
+        health_listener: Option<tokio::net::TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let max = limits.settings().max_message_bytes;
@@ -156,7 +158,13 @@ impl Gateway {
         ];
         let (readiness, health) = server::health(&names).await;
         let mut routes = tonic::service::Routes::builder();
-        routes.add_service(health);
+        routes.add_service(health.clone());
+        let (health_stop, mut health_stopped) = watch::channel(false);
+        if let Some(l) = health_listener {
+            tokio::spawn(server::serve_health(l, health, async move {
+                let _ = health_stopped.wait_for(|s| *s).await;
+            }));
+        }
         routes.add_service(
             einfo_central::CentralGrpc(self.0.central.clone())
                 .into_server()
@@ -199,6 +207,7 @@ impl Gateway {
             async move {
                 shutdown.await;
                 stopper.stop();
+                let _ = health_stop.send(true);
             },
         )
         .await

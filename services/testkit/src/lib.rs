@@ -365,6 +365,12 @@ impl TestNode {
     }
 
     /// Stops the node (the database stays until the test ends).
+    /// The address serving only its health in plaintext (`health_listen`), when set.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.node.as_ref().and_then(|n| n.health_addr)
+    }
+
+    /// Stops the node.
     pub async fn stop(&mut self) {
         if let Some(n) = self.node.take() {
             n.stop().await.expect("node stopped cleanly");

@@ -498,9 +498,36 @@ async fn a_directory_change_is_followed_at_once_and_only_an_admin_may_make_one(b
     assert_eq!(e.code(), Code::NotFound);
 }
 
+/// The gateway answers health alone, in plaintext and without a token, on `health_listen`.
+async fn the_gateway_answers_health_probes_on_an_address_of_their_own() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let Some(db) = einfo_testkit::TestDb::new(einfo_testkit::Backend::Sqlite).await else { return };
+    let mut s = einfo_testkit::gateway::gateway_settings(&db);
+    s.health_listen = Some("127.0.0.1:0".parse().expect("an address"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let g = einfo_app::gateway::start_with_clock(&s, listener, einfo_common::clock::system()).await.expect("a gateway");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", g.health_addr.expect("a health address")))
+            .expect("url")
+            .connect_lazy();
+    let mut probe = einfo_testkit::tonic_health_client(channel.clone());
+    for name in ["", einfo_gateway::NATIONAL_GRPC] {
+        let r = probe.check(HealthCheckRequest { service: name.into() }).await.expect("health").into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "'{name}'");
+    }
+    let other = gw::national_service_client::NationalServiceClient::new(channel)
+        .get_replication_status(gw::GetReplicationStatusRequest {})
+        .await
+        .expect_err("only health there");
+    assert_eq!(other.code(), Code::Unimplemented, "{other:?}");
+    g.stop().await.expect("stopped");
+}
+
 both_backends!(
     search_finds_sites_by_unaccented_name_by_registrable_or_exact_domain_and_by_any_written_tax_code,
     conflicts_name_domains_held_in_several_provinces_and_sites_unlicensed_here_but_licensed_there,
     a_fan_out_answers_within_its_deadline_naming_the_slow_province_and_listing_the_others,
-    a_directory_change_is_followed_at_once_and_only_an_admin_may_make_one,
+    a_directory_change_is_followed_at_once_and_only_an_admin_may_make_one;
+    plain: the_gateway_answers_health_probes_on_an_address_of_their_own
 );

@@ -28,15 +28,24 @@ fn list(code: &str) -> pb::ListSitesRequest {
 
 async fn health_is_not_serving_until_migrations_ran_and_serving_after(backend: Backend) {
     let Some(db) = TestDb::new(backend).await else { return };
-    let s = settings(&db, &["01"]);
+    let mut s = settings(&db, &["01"]);
+    // Health also on a plaintext address of its own (`health_listen`), for probes.
+    s.health_listen = Some("127.0.0.1:0".parse().expect("an address"));
     let (gate, held) = tokio::sync::oneshot::channel();
     let node = TestNode::start_on(db, s, Options { migration_gate: Some(held), ..Options::default() }).await;
 
     let mut health = tonic_health_client(node.channel().await);
+    let probe_channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", node.health_addr().expect("a health address")))
+            .expect("url")
+            .connect_lazy();
+    let mut probe = tonic_health_client(probe_channel.clone());
     let status = |name: &str| HealthCheckRequest { service: name.into() };
     for name in ["", REGISTRY_GRPC, CHANGELOG_GRPC] {
         let r = health.check(status(name)).await.expect("health answers before migrations").into_inner();
         assert_eq!(r.status, ServingStatus::NotServing as i32, "'{name}' before migrations");
+        let r = probe.check(status(name)).await.expect("the probe address answers too").into_inner();
+        assert_eq!(r.status, ServingStatus::NotServing as i32, "'{name}' before migrations, probe address");
     }
     // No service answers before its migrations: the gateway's first call used to meet
     // `INTERNAL: no such table: log_heads`; it is now told to come back.
@@ -60,7 +69,15 @@ async fn health_is_not_serving_until_migrations_ran_and_serving_after(backend: B
     for name in ["", REGISTRY_GRPC, CHANGELOG_GRPC] {
         let r = health.check(status(name)).await.expect("health answers after migrations").into_inner();
         assert_eq!(r.status, ServingStatus::Serving as i32, "'{name}' after migrations");
+        let r = probe.check(status(name)).await.expect("the probe address answers").into_inner();
+        assert_eq!(r.status, ServingStatus::Serving as i32, "'{name}' after migrations, probe address");
     }
+    // The probe address serves health alone: no token, no other service.
+    let other = pb::registry_service_client::RegistryServiceClient::new(probe_channel)
+        .list_sites(list("01"))
+        .await
+        .expect_err("only health there");
+    assert_eq!(other.code(), Code::Unimplemented, "{other:?}");
     // Serving means the registry works.
     let mut c = node.registry("01").await;
     register(&mut c, "01", "Trang sau di trú", "saumigration.vn").await;
