@@ -321,14 +321,6 @@ pub fn check_cosignature(
     Ok((holder, at))
 }
 
-/// The checkpoint text of a note (signed or not).
-pub fn text_of(note: &str) -> &str {
-    match note.split_once("\n\n") {
-        Some((t, _)) => &note[..t.len() + 1],
-        None => note,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,7 +366,6 @@ mod tests {
         let c = check(&note, f.node.certificate(), Some(&f.ca), f.now, &f.log).unwrap();
         assert_eq!((c.size, c.root), (7, root));
         assert_eq!(c.signer.unwrap().name, "node-1");
-        assert_eq!(text_of(&note), text);
 
         let at = f.now + chrono::Duration::seconds(42);
         let cosigned = f.gateway.cosign(&note, at).unwrap();

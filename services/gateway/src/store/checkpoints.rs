@@ -127,17 +127,6 @@ pub async fn latest<C: ConnectionTrait>(c: &C, j: &str, service: &str) -> ApiRes
     .transpose()
 }
 
-/// How many checkpoints of a log the centre accepted.
-pub async fn accepted_count<C: ConnectionTrait>(c: &C, j: &str, service: &str) -> ApiResult<u64> {
-    let n = super::count(
-        c,
-        "SELECT COUNT(*) FROM gw_checkpoints WHERE jurisdiction = $1 AND service = $2",
-        vec![j.into(), service.into()],
-    )
-    .await?;
-    Ok(n as u64)
-}
-
 /// Evidence of a node's checkpoint that disagrees with what the centre holds.
 #[derive(Clone, Debug)]
 pub struct Evidence {

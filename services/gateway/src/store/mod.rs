@@ -14,8 +14,7 @@ mod queries;
 
 pub use apply::{CellKey, Delta, Entries, apply, cursor, cursor_of, cursors, forget, summary_cells, write_delta};
 pub use checkpoints::{
-    Accepted, Evidence, accept, accepted_count, evidence, frontier, frontier_of_kept, keep_evidence, latest,
-    set_frontier,
+    Accepted, Evidence, accept, evidence, frontier, frontier_of_kept, keep_evidence, latest, set_frontier,
 };
 pub use directory::{alarms, clear_alarm, directory, raise_alarm, remove_endpoint, set_endpoint};
 pub use kept::{
