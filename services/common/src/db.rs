@@ -183,6 +183,42 @@ pub fn stmt(backend: DbBackend, sql: &str, values: impl IntoIterator<Item = Valu
     Statement::from_sql_and_values(backend, adapt(backend, sql), values)
 }
 
+/// Rows per multi-row statement (multi-row `INSERT`s cut with [`chunks`] and built by
+/// [`insert_sql`]), largest first: a batch is cut greedily into these sizes, so
+/// that only a few distinct statements are ever prepared (and stay in the statement cache).
+pub const CHUNKS: [usize; 4] = [128, 16, 4, 1];
+
+/// Cuts `n` rows into consecutive ranges of the sizes of [`CHUNKS`].
+pub fn chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for size in CHUNKS {
+        while n - at >= size {
+            out.push(at..at + size);
+            at += size;
+        }
+    }
+    out
+}
+
+/// `INSERT INTO {table} ({columns}) VALUES (…), (…)` for `rows` rows, then `tail`.
+pub fn insert_sql(table: &str, columns: &[&str], rows: usize, tail: &str) -> String {
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for k in 0..columns.len() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * columns.len() + k + 1));
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
 /// Rewrites placeholders and types of `sql` for `backend`.
 pub fn adapt(backend: DbBackend, sql: &str) -> String {
     match backend {
@@ -229,6 +265,29 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_once_in_order_with_few_distinct_sizes() {
+        for n in 0..600 {
+            let cs = chunks(n);
+            let mut at = 0;
+            for c in &cs {
+                assert_eq!(c.start, at);
+                assert!(CHUNKS.contains(&c.len()));
+                at = c.end;
+            }
+            assert_eq!(at, n);
+        }
+        assert_eq!(chunks(1000).len(), 7 + 6 + 2);
+    }
+
+    #[test]
+    fn a_multi_row_insert_numbers_its_placeholders_row_by_row() {
+        assert_eq!(
+            insert_sql("t", &["a", "b"], 2, "ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+    }
 
     #[test]
     fn placeholders_are_adapted_for_sqlite() {

@@ -80,7 +80,8 @@ impl Gateway {
 
     /// How the history of a log behind the cursor was last audited, if it was since the start.
     pub fn audit_read(&self, j: &Jurisdiction, service: &str) -> Option<AuditRead> {
-        self.state().logs.iter().find(|((lj, ls), _)| lj == j && *ls == service).and_then(|(_, l)| l.audit)
+        let service = SERVICES.iter().find(|s| **s == service)?;
+        self.state().logs.get(&(*j, *service)).and_then(|l| l.audit)
     }
 
     /// The centre served by this gateway.

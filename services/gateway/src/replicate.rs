@@ -204,11 +204,11 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         Ok(c) => c,
         Err(s) => return s,
     };
-    let (seq, hash) = match store::cursor(gw.db().conn(), j, service).await {
-        Ok(c) => c.unwrap_or((0, GENESIS_HASH.to_vec())),
+    let jn = j.to_string();
+    let (seq, hash, kept_frontier) = match store::cursor_and_frontier(gw.db().conn(), &jn, service).await {
+        Ok(c) => c,
         Err(e) => return Stop::Unreachable(format!("national store: {e}")),
     };
-    let jn = j.to_string();
     let log = LogId { jurisdiction: *j, service };
     // A store of 0.1 applied entries without keeping them: the first audit keeps what it reads.
     let mut backfill = match store::kept_count(gw.db().conn(), &jn, service, seq).await {
@@ -217,14 +217,13 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
     };
     // The tree's edge of what was applied; a store of an earlier release computes it once from
     // the entries it kept.
-    let mut frontier = match store::frontier(gw.db().conn(), &jn, service).await {
-        Ok(Some(f)) => Some(f),
-        Ok(None) if !backfill => match store::frontier_of_kept(gw.db().conn(), &jn, service, seq).await {
+    let mut frontier = match kept_frontier {
+        Some(f) => Some(f),
+        None if !backfill => match store::frontier_of_kept(gw.db().conn(), &jn, service, seq).await {
             Ok(f) => f,
             Err(e) => return Stop::Unreachable(format!("national store: {e}")),
         },
-        Ok(None) => None,
-        Err(e) => return Stop::Unreachable(format!("national store: {e}")),
+        None => None,
     };
     let head = match tokio::time::timeout(
         Duration::from_secs(10),

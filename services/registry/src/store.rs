@@ -693,19 +693,14 @@ pub async fn record_personal_data_reads<C: ConnectionTrait>(
     method: &str,
     resources: &[&str],
 ) -> ApiResult<()> {
-    for part in resources.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO personal_data_reads (read_at, subject, role, caller_jurisdiction, method, resource) VALUES ",
-        );
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * 6);
-        for (k, r) in part.iter().enumerate() {
-            if k > 0 {
-                sql.push_str(", ");
-            }
-            let n = 6 * k;
-            sql.push_str(&format!("(${}, ${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 6));
+    const COLUMNS: [&str; 6] = ["read_at", "subject", "role", "caller_jurisdiction", "method", "resource"];
+    for range in einfo_common::db::chunks(resources.len()) {
+        let part = &resources[range];
+        let sql = einfo_common::db::insert_sql("personal_data_reads", &COLUMNS, part.len(), "");
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(part.len() * COLUMNS.len());
+        for r in part {
             values.extend([
-                einfo_common::db::micros(at).into(),
+                micros(at).into(),
                 caller.subject.clone().into(),
                 caller.role.as_str().into(),
                 caller.jurisdiction.to_string().into(),

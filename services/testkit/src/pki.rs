@@ -34,8 +34,14 @@ impl TestPki {
 
     /// Makes `s` sign with the certificate of `name` and trust the CA, with no shared secret.
     pub fn holder(&self, s: &mut Settings, name: &str) {
-        let (cert, key) = pki::paths(&self.dir, name);
         s.auth.secret = None;
+        self.signs_with(s, name);
+    }
+
+    /// Makes `s` sign with the certificate of `name` and trust the CA, keeping its shared secret
+    /// (the test's tokens still use it).
+    pub fn signs_with(&self, s: &mut Settings, name: &str) {
+        let (cert, key) = pki::paths(&self.dir, name);
         s.auth.ca_file = Some(pki::paths(&self.dir, "ca").0);
         s.auth.cert_file = Some(cert);
         s.auth.key_file = Some(key);

@@ -184,10 +184,8 @@ async fn a_node_with_a_certificate_signs_its_checkpoints_and_keeps_only_the_cent
     let pki =
         TestPki::new(db.dir.join("pki"), &[("node-1", vec![province("01")]), ("gateway", vec![Jurisdiction::Central])]);
     let mut s = einfo_testkit::settings(&db, &["01"]);
-    let secret = s.auth.secret.clone();
-    pki.holder(&mut s, "node-1");
     // The test's tokens still use the shared secret; the node signs with its certificate.
-    s.auth.secret = secret;
+    pki.signs_with(&mut s, "node-1");
     let mut node = TestNode::start_on(db, s, Default::default()).await;
     register_sites(&node, 3).await;
     let mut c = node.changelog().await;

@@ -29,17 +29,13 @@ async fn certified(sites: usize) -> Option<(TestPki, TestNode, TestGateway)> {
         &[("node-1", vec![province("01")]), ("gateway", vec![Jurisdiction::Central])],
     );
     let mut s = einfo_testkit::settings(&node_db, &["01"]);
-    let secret = s.auth.secret.clone();
-    pki.holder(&mut s, "node-1");
-    s.auth.secret = secret;
+    pki.signs_with(&mut s, "node-1");
     let node = TestNode::start_on(node_db, s, Default::default()).await;
     for i in 0..sites {
         register_in(&node, "01", site(&format!("Trang {i}"), &[&format!("chung-thuc{i}.vn")])).await;
     }
     let mut gs = gateway_settings(&gateway_db);
-    let secret = gs.auth.secret.clone();
-    pki.holder(&mut gs, "gateway");
-    gs.auth.secret = secret;
+    pki.signs_with(&mut gs, "gateway");
     let g = TestGateway::start_with(gateway_db, gs, &[(province("01"), format!("http://{}", node.addr))]).await;
     g.wait_caught_up_on(&node, &["01"]).await;
     Some((pki, node, g))

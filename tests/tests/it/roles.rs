@@ -14,6 +14,7 @@ use einfo_common::authz::{POLICY, TOKEN_ROLES, roles_of};
 use einfo_common::error::{Reason, reason_of};
 use einfo_domain::Jurisdiction;
 use einfo_testkit::gateway::gateway_settings;
+use einfo_testkit::pki::TestPki;
 use einfo_testkit::{Backend, TestDb, TestGateway, TestNode, both_backends, province};
 use tonic::Code;
 
@@ -200,25 +201,11 @@ async fn every_method_answers_every_role_as_the_table_says(backend: Backend) {
 /// checks the role per method, and refuses a holder of another CA; a node that trusts no CA
 /// refuses such tokens, saying so.
 async fn a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces() {
-    use einfo_common::pki;
     let Some(db) = TestDb::new(Backend::Sqlite).await else { return };
     let dir = db.dir.join("pki");
     let other_dir = db.dir.join("other-pki");
-    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
     for d in [&dir, &other_dir] {
-        let ca = pki::init_ca("einfo centre CA", now - chrono::Duration::hours(1), 30).expect("a CA");
-        pki::write(d, "ca", &ca).expect("written");
-        let held = pki::issue(
-            &ca.cert_pem,
-            &ca.key_pem,
-            "so-01",
-            &[province("01")],
-            &[],
-            now - chrono::Duration::hours(1),
-            30,
-        )
-        .expect("a holder");
-        pki::write(d, "so-01", &held).expect("written");
+        TestPki::new(d.clone(), &[("so-01", vec![province("01")])]);
     }
     let mut s = einfo_testkit::settings(&db, &["01", "79"]);
     s.auth.ca_file = Some(dir.join("ca.pem"));
@@ -294,28 +281,15 @@ async fn a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces(
 /// analyst, the node following the centre's feed as a service of 01), take the tokens of the CA's
 /// holders, and refuse a shared-secret token.
 async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre() {
-    use einfo_common::pki;
     use einfo_proto::central::v1 as central;
     use einfo_proto::gateway::v1 as gw;
     use einfo_proto::reporting::v1 as rep;
     let Some(node_db) = TestDb::new(Backend::Sqlite).await else { return };
     let Some(gateway_db) = TestDb::new(Backend::Sqlite).await else { return };
-    let dir = node_db.dir.join("pki");
-    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
-    let since = now - chrono::Duration::hours(1);
-    let ca = pki::init_ca("einfo centre CA", since, 30).expect("a CA");
-    pki::write(&dir, "ca", &ca).expect("written");
-    for (name, acts_for) in [("node-1", vec![province("01")]), ("gateway", vec![Jurisdiction::Central])] {
-        let held = pki::issue(&ca.cert_pem, &ca.key_pem, name, &acts_for, &[], since, 30).expect("a holder");
-        pki::write(&dir, name, &held).expect("written");
-    }
-    let holder = |s: &mut einfo_common::config::Settings, name: &str| {
-        s.auth.secret = None;
-        s.auth.ca_file = Some(dir.join("ca.pem"));
-        s.auth.cert_file = Some(dir.join(format!("{name}.pem")));
-        s.auth.key_file = Some(dir.join(format!("{name}.key")));
-    };
-    let issuer = |name: &str| einfo_common::auth::CertIssuer::from_dir(&dir, name, now).expect("an issuer");
+    let pki = TestPki::new(
+        node_db.dir.join("pki"),
+        &[("node-1", vec![province("01")]), ("gateway", vec![Jurisdiction::Central])],
+    );
     let token = |issuer: &einfo_common::auth::CertIssuer, role: Role, j: Jurisdiction| {
         let t = issuer.issue(&Caller { subject: format!("t-{role}"), role, jurisdiction: j }, Duration::from_secs(600));
         einfo_common::auth::BearerToken::new(&t.expect("a token")).expect("bearer")
@@ -324,7 +298,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     let node_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let node_addr = node_listener.local_addr().expect("addr");
     let mut gs = gateway_settings(&gateway_db);
-    holder(&mut gs, "gateway");
+    pki.holder(&mut gs, "gateway");
     let file = gateway_db.dir.join("directory.toml");
     std::fs::write(&file, einfo_gateway::directory::render(&[(province("01"), format!("http://{node_addr}"))]))
         .expect("directory");
@@ -336,7 +310,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     let gateway_url = format!("http://{}", gateway.addr);
 
     let mut ns = einfo_testkit::settings(&node_db, &["01"]);
-    holder(&mut ns, "node-1");
+    pki.holder(&mut ns, "node-1");
     ns.reporting.centre_endpoint = Some(gateway_url.clone());
     ns.reporting.feed_interval_ms = 100;
     let node = einfo_app::node::start(&ns, einfo_app::node::Role::Node, node_listener, Default::default())
@@ -346,7 +320,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     einfo_testkit::wait_serving_at(&node_url, "node").await;
     let node_channel = tonic::transport::Endpoint::from_shared(node_url).expect("url").connect_lazy();
     let gateway_channel = tonic::transport::Endpoint::from_shared(gateway_url).expect("url").connect_lazy();
-    let (node_issuer, centre_issuer) = (issuer("node-1"), issuer("gateway"));
+    let (node_issuer, centre_issuer) = (pki.issuer("node-1"), pki.issuer("gateway"));
 
     // A site registered with the node's own token reaches the gateway, which replicates as itself.
     let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
@@ -428,7 +402,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     // node as soon as the feed brings the list.
     let out = einfo_testkit::process::einfo()
         .args(["pki", "revoke", "--name", "node-1", "--publish", &format!("http://{}", gateway.addr), "--dir"])
-        .arg(&dir)
+        .arg(&pki.dir)
         .output()
         .await
         .expect("run einfo pki revoke");

@@ -141,14 +141,12 @@ pub async fn extend<C: ConnectionTrait>(c: &C, log: &LogId, first_seq: u64, entr
 }
 
 async fn insert<C: ConnectionTrait>(c: &C, log: &LogId, rows: &[(u64, Hash)]) -> ApiResult<()> {
-    for part in rows.chunks(200) {
-        let mut sql = String::from("INSERT INTO log_tree (jurisdiction, service, idx, hash) VALUES ");
-        let mut values: Vec<Value> = Vec::with_capacity(part.len() * 4);
-        for (k, (idx, h)) in part.iter().enumerate() {
-            if k > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, ${}, ${}, ${})", 4 * k + 1, 4 * k + 2, 4 * k + 3, 4 * k + 4));
+    const COLUMNS: [&str; 4] = ["jurisdiction", "service", "idx", "hash"];
+    for range in crate::db::chunks(rows.len()) {
+        let part = &rows[range];
+        let sql = crate::db::insert_sql("log_tree", &COLUMNS, part.len(), "");
+        let mut values: Vec<Value> = Vec::with_capacity(part.len() * COLUMNS.len());
+        for (idx, h) in part {
             values.extend([
                 log.jurisdiction.to_string().into(),
                 log.service.into(),

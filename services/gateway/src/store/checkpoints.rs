@@ -2,6 +2,7 @@
 //! (beside the cursor), the nodes' checkpoints it accepted, and the evidence it kept when a node's
 //! checkpoint disagreed with what it holds.
 
+use einfo_common::changelog::GENESIS_HASH;
 use einfo_common::changelog::merkle::Frontier;
 use einfo_common::db::{micros, stmt};
 use einfo_common::error::{ApiError, ApiResult};
@@ -9,21 +10,29 @@ use sea_orm::ConnectionTrait;
 
 use super::b;
 
-/// The tree's right edge of the entries applied of a log, when it was kept for exactly the
-/// cursor's sequence (a store of an earlier release kept none).
-pub async fn frontier<C: ConnectionTrait>(c: &C, j: &str, service: &str) -> ApiResult<Option<Frontier>> {
+/// The cursor of a log (sequence, hash; (0, genesis) when none) and the tree's right edge of the
+/// entries applied, when it was kept for exactly that sequence (a store of an earlier release kept
+/// none): one read of the cursor's row.
+pub async fn cursor_and_frontier<C: ConnectionTrait>(
+    c: &C,
+    j: &str,
+    service: &str,
+) -> ApiResult<(u64, Vec<u8>, Option<Frontier>)> {
     let row = c
         .query_one_raw(stmt(
             b(c),
-            "SELECT seq, frontier FROM gw_cursors WHERE jurisdiction = $1 AND service = $2",
+            "SELECT seq, hash, frontier FROM gw_cursors WHERE jurisdiction = $1 AND service = $2",
             [j.into(), service.into()],
         ))
         .await?;
-    let Some(row) = row else { return Ok(Some(Frontier::default())) };
+    let Some(row) = row else { return Ok((0, GENESIS_HASH.to_vec(), Some(Frontier::default()))) };
     let seq = row.try_get_by_index::<i64>(0)? as u64;
-    let Some(bytes) = row.try_get_by_index::<Option<Vec<u8>>>(1)? else { return Ok(None) };
-    let f = Frontier::from_bytes(&bytes).map_err(ApiError::internal)?;
-    Ok((f.size() == seq).then_some(f))
+    let hash = row.try_get_by_index(1)?;
+    let frontier = match row.try_get_by_index::<Option<Vec<u8>>>(2)? {
+        Some(bytes) => Some(Frontier::from_bytes(&bytes).map_err(ApiError::internal)?).filter(|f| f.size() == seq),
+        None => None,
+    };
+    Ok((seq, hash, frontier))
 }
 
 /// Stores the right edge beside the cursor (which [`super::apply`] moved in the same
