@@ -62,10 +62,23 @@ pub fn ensure_pki(data_dir: &Path, groups: &[Vec<String>]) -> anyhow::Result<Pat
         let acts_for = group.iter().map(|c| Jurisdiction::province(Scheme::P63, c)).collect::<Result<_, _>>()?;
         holders.push((node_name(i), acts_for));
     }
+    // The federation listens on 127.0.0.1, and a node's services call each other there.
+    let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
     for (name, acts_for) in holders {
-        if !pki::paths(&dir, &name).0.exists() {
-            let dns = ["localhost".to_owned()];
-            pki::write(&dir, &name, &pki::issue(&ca.0, &ca.1, &name, &acts_for, &dns, now, 365)?)?;
+        let (cert, key) = pki::paths(&dir, &name);
+        let valid_here = std::fs::read_to_string(&cert)
+            .ok()
+            .and_then(|pem| pki::der_of(&pem).ok())
+            .and_then(|der| pki::addresses(&der).ok())
+            .is_some_and(|a| names.iter().all(|n| a.contains(n)));
+        if cert.exists() && !valid_here {
+            // Issued before the federation spoke TLS (for `localhost` only): issued again.
+            tracing::info!(holder = %name, "certificate reissued for 127.0.0.1");
+            std::fs::remove_file(&cert)?;
+            let _ = std::fs::remove_file(&key);
+        }
+        if !cert.exists() {
+            pki::write(&dir, &name, &pki::issue(&ca.0, &ca.1, &name, &acts_for, &names, now, 365)?)?;
         }
     }
     Ok(dir)
@@ -97,7 +110,7 @@ impl Federation {
         let mut entries = Vec::new();
         for (i, group) in groups.iter().enumerate() {
             for code in group {
-                entries.push((Jurisdiction::province(Scheme::P63, code)?, format!("http://{}", node_addr(i))));
+                entries.push((Jurisdiction::province(Scheme::P63, code)?, format!("https://{}", node_addr(i))));
             }
         }
         let directory_file = layout.data_dir.join("directory.toml");
@@ -121,7 +134,7 @@ impl Federation {
                 ..Default::default()
             };
             holder(&mut s, &pki, &node_name(i));
-            s.reporting.centre_endpoint = Some(format!("http://{gateway_addr}"));
+            s.reporting.centre_endpoint = Some(format!("https://{gateway_addr}"));
             s.reporting.centre_public_key_hex = Some(public_key.clone());
             let listener = tokio::net::TcpListener::bind(s.listen)
                 .await

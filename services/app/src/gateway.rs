@@ -57,13 +57,15 @@ pub async fn start_with_clock(
     let limits = einfo_common::caller_limits::CallerLimits::new(settings.limits.clone(), clock.clone());
     let auth = settings.token_auth(clock.clone())?;
     let certified = auth.certified.clone();
+    let transport = settings.transport(clock.clone())?;
     let db = node::open_database(settings).await?.with_clock(clock);
     let key_file = settings.gateway.signing_key_file.clone().unwrap_or_else(|| settings.data_dir.join("centre.key"));
     let signer = einfo_central::load_or_create_signer(&key_file)
         .with_context(|| format!("receipt signing key {}", key_file.display()))?;
     let public_key_hex = signer.public_key().iter().map(|b| format!("{b:02x}")).collect();
     let ca_der = certified.as_ref().map(|c| c.ca_der().to_vec());
-    let gateway = Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, ca_der, signer).await?;
+    let gateway =
+        Gateway::open(db, settings.gateway.clone(), auth.keys, auth.signer, ca_der, transport, signer).await?;
     let addr = listener.local_addr()?;
     let health_listener = einfo_common::server::bind_health(settings.health_listen).await?;
     let health_addr = health_listener.as_ref().map(tokio::net::TcpListener::local_addr).transpose()?;

@@ -144,6 +144,9 @@ pub struct Node {
     pub background: Background,
     /// Its change-log service (how many streams it serves).
     pub changelog: ChangeLogService,
+    /// How it talks to its peers (its TLS identity, which [`einfo_common::tls::Tls::reload`]
+    /// re-reads).
+    pub transport: einfo_common::tls::Transport,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -280,7 +283,8 @@ pub async fn start(
     }
     let clock = clock.unwrap_or_else(einfo_common::clock::system);
     let limits = CallerLimits::new(settings.limits.clone(), clock.clone());
-    let auth = settings.token_auth(clock)?;
+    let auth = settings.token_auth(clock.clone())?;
+    let transport = settings.transport(clock)?;
     let max_message = settings.limits.max_message_bytes;
     let keys = auth.signer.clone();
     let addr = listener.local_addr()?;
@@ -310,10 +314,15 @@ pub async fn start(
         );
     }
     let inspection = if role.inspection() {
-        let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| format!("http://{addr}"));
-        let link =
-            RegistryLink::new(&endpoint, keys.clone(), Duration::from_millis(settings.inspection.registry_timeout_ms))
-                .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
+        let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| own_url(&transport, addr));
+        let link = RegistryLink::new(
+            &transport,
+            &endpoint,
+            &hosted,
+            keys.clone(),
+            Duration::from_millis(settings.inspection.registry_timeout_ms),
+        )
+        .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
         let catalogue = match &settings.inspection.catalogue_file {
             None => einfo_inspection::catalogue::Catalogue::bundled(),
             Some(f) => {
@@ -336,10 +345,12 @@ pub async fn start(
         None
     };
     let reporting = if role.reporting() {
-        let own = format!("http://{addr}");
+        let own = own_url(&transport, addr);
         let rs = &settings.reporting;
         let timeout = Duration::from_millis(rs.call_timeout_ms);
         let stats = StatisticsLinks::new(
+            &transport,
+            &hosted,
             rs.registry_endpoint.as_deref().unwrap_or(&own),
             rs.inspection_endpoint.as_deref().unwrap_or(&own),
             keys.clone(),
@@ -354,7 +365,7 @@ pub async fn start(
                 None
             }
             Some(e) => Some(
-                CentreLink::new(e, rs.centre_public_key()?, keys.clone(), timeout)
+                CentreLink::new(&transport, e, rs.centre_public_key()?, keys.clone(), timeout)
                     .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
             ),
         };
@@ -391,7 +402,8 @@ pub async fn start(
     let centre_feed = match &settings.reporting.centre_endpoint {
         None => None,
         Some(e) => Some(
-            CentreFeed::new(e, keys.clone(), hosted[0]).with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
+            CentreFeed::new(&transport, e, keys.clone(), hosted[0])
+                .with_context(|| format!("reporting.centre_endpoint '{e}'"))?,
         ),
     };
 
@@ -414,6 +426,7 @@ pub async fn start(
     }
     let served = tokio::spawn(server::serve_with_limits(
         listener,
+        transport.clone(),
         routes,
         Authenticator::from_parts(auth.keys.clone(), auth.certified.clone())
             .with_revocations(revoked.clone())
@@ -499,7 +512,25 @@ pub async fn start(
         db.close().await?;
         result
     });
-    Ok(Node { addr, health_addr, keys: auth.keys, hosted, background, changelog: changelog_handle, stop, task })
+    Ok(Node {
+        addr,
+        health_addr,
+        keys: auth.keys,
+        hosted,
+        background,
+        changelog: changelog_handle,
+        transport,
+        stop,
+        task,
+    })
+}
+
+/// The URL of a node's own address, for its services to call each other: over TLS its
+/// certificate must name the address (`einfo pki issue --dns 127.0.0.1`); an unspecified address
+/// (`0.0.0.0`) is called on the loopback.
+fn own_url(transport: &einfo_common::tls::Transport, addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() { std::net::Ipv4Addr::LOCALHOST.into() } else { addr.ip() };
+    format!("{}://{}", transport.scheme(), SocketAddr::new(ip, addr.port()))
 }
 
 /// A database URL without its password, for messages.

@@ -124,10 +124,14 @@ pub async fn recover(settings: &Settings, source: &Source) -> anyhow::Result<Vec
     let hosted = node::hosted(settings)?;
     let db = node::open_database(settings).await?;
     node::migrate(&db, node::Role::Node).await?;
-    let channel = tonic::transport::Endpoint::from_shared(source.gateway.clone())
+    // The node's own identity reaches the gateway, whose certificate must act for the centre.
+    let transport = settings.transport(einfo_common::clock::system())?;
+    let endpoint = transport
+        .endpoint(&source.gateway)
         .with_context(|| format!("gateway endpoint '{}'", source.gateway))?
-        .connect_timeout(Duration::from_secs(10))
-        .connect()
+        .connect_timeout(Duration::from_secs(10));
+    let channel = transport
+        .connect(&endpoint, &[einfo_domain::Jurisdiction::Central])
         .await
         .with_context(|| format!("cannot reach the gateway at {}", source.gateway))?;
     // Without a token given, one is signed per province as the node signs its own calls.

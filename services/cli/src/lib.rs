@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tonic::transport::Channel;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use einfo_app::node::{self, Role};
@@ -138,7 +140,7 @@ struct UserNameArgs {
 struct LoginArgs {
     /// The server that holds the account: the node of its province, or the gateway for central
     /// staff.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, default_value = "https://127.0.0.1:50051")]
     server: String,
     /// The account's name.
     #[arg(long)]
@@ -150,6 +152,10 @@ struct LoginArgs {
     /// user's configuration directory (`$XDG_CONFIG_HOME`, else `~/.config`).
     #[arg(long)]
     profile: Option<PathBuf>,
+    /// For an https:// server: the `einfo pki` directory holding the CA's certificate (`ca.pem`)
+    /// and a certificate acting for the jurisdiction, presented to the server.
+    #[arg(long, default_value = ".einfo/up/pki")]
+    pki_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -174,7 +180,8 @@ struct PkiRevokeArgs {
     /// The holder whose certificate is revoked.
     #[arg(long)]
     name: String,
-    /// The gateway (the centre) to publish the list to: http://host:port.
+    /// The gateway (the centre) to publish the list to: https://host:port (the centre's
+    /// certificate in `--dir` is presented to it).
     #[arg(long)]
     publish: Option<String>,
 }
@@ -238,12 +245,15 @@ struct GatewayArgs {
     /// A second address serving only `grpc.health.v1`, in plaintext and without tokens.
     #[arg(long)]
     health_listen: Option<SocketAddr>,
+    /// Plaintext, without TLS (`tls.insecure`): for a machine of one's own only.
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Args)]
 struct NationalArgs {
     /// The gateway's endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    #[arg(long, default_value = "https://127.0.0.1:50051")]
     gateway: String,
     /// `einfo up`'s data directory: its `pki` (the gateway's key signs), or a `token-secret`.
     #[arg(long, default_value = ".einfo/up")]
@@ -305,6 +315,11 @@ struct ServeArgs {
     /// Kubernetes' gRPC probes and container health checks).
     #[arg(long)]
     health_listen: Option<SocketAddr>,
+    /// Plaintext, without TLS (`tls.insecure`): for a machine of one's own only. Without it the
+    /// server needs a certificate of the centre's CA (`auth.cert_file`, `auth.key_file`,
+    /// `auth.ca_file`).
+    #[arg(long)]
+    insecure: bool,
 }
 
 #[derive(Args)]
@@ -333,7 +348,8 @@ struct RecoverArgs {
     /// The provinces the node hosts (as it is served).
     #[command(flatten)]
     hosted: HostedArgs,
-    /// The national gateway's endpoint: http://host:port.
+    /// The national gateway's endpoint: https://host:port (the node's certificate is presented),
+    /// or http://host:port when every process runs with --insecure.
     #[arg(long)]
     from_gateway: Option<String>,
     /// A token the gateway accepts for the province (default: one signed with the node's secret).
@@ -463,6 +479,7 @@ async fn serve(a: ServeArgs, role: Role) -> anyhow::Result<()> {
     if a.health_listen.is_some() {
         s.health_listen = a.health_listen;
     }
+    s.tls.insecure |= a.insecure;
     let name = match role {
         Role::Node => "einfo-node",
         Role::Registry => "einfo-registry",
@@ -608,6 +625,26 @@ fn local_token(data_dir: &std::path::Path, caller: &Caller) -> anyhow::Result<ei
     einfo_common::auth::BearerToken::new(&signed)
 }
 
+/// A channel to `url` for a command: plaintext for `http://`; for `https://`, mutual TLS with the
+/// certificate in `pki` (an `einfo pki` directory: the CA's `ca.pem` and holders' certificates)
+/// that acts for `acting_for`.
+async fn connect(url: &str, pki: &std::path::Path, acting_for: &Jurisdiction) -> anyhow::Result<Channel> {
+    use einfo_common::tls::{Tls, TlsFiles, Transport};
+    let transport = if url.starts_with("https://") {
+        let now = now();
+        let holder = einfo_common::pki::holder_for(pki, acting_for, now)
+            .with_context(|| format!("the certificates in {} (--pki-dir)", pki.display()))?
+            .with_context(|| format!("no certificate in {} acts for {acting_for}", pki.display()))?;
+        let (cert, key) = einfo_common::pki::paths(pki, &holder);
+        let files = TlsFiles { ca: einfo_common::pki::paths(pki, "ca").0, cert, key };
+        Transport::Tls(Tls::load(files, einfo_common::clock::system())?)
+    } else {
+        Transport::Insecure
+    };
+    let endpoint = transport.endpoint(url)?.connect_timeout(Duration::from_secs(10));
+    transport.connect(&endpoint, &[]).await.with_context(|| format!("cannot reach {url}"))
+}
+
 /// One line of standard input, without its line end: a password, never echoed by this program
 /// (pipe it, or type it at a terminal with echo off).
 fn read_password() -> anyhow::Result<String> {
@@ -682,10 +719,8 @@ fn profile_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 async fn login(a: LoginArgs) -> anyhow::Result<()> {
     use einfo_proto::auth::v1 as authpb;
     let password = read_password()?;
-    let channel = tonic::transport::Endpoint::from_shared(a.server.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach {}", a.server))?;
+    let acting_for = Jurisdiction::parse(&a.jurisdiction).context("--jurisdiction")?;
+    let channel = connect(&a.server, &a.pki_dir, &acting_for).await?;
     let got = authpb::auth_service_client::AuthServiceClient::new(channel)
         .login(authpb::LoginRequest { username: a.username.clone(), password, jurisdiction: a.jurisdiction.clone() })
         .await
@@ -738,10 +773,7 @@ async fn proof(a: ProofArgs) -> anyhow::Result<()> {
     let jurisdiction = Jurisdiction::parse(&a.jurisdiction).context("--jurisdiction")?;
     let caller = Caller { subject: "cli".into(), role: einfo_common::auth::Role::Operator, jurisdiction };
     let token = local_token(&a.data_dir, &caller)?;
-    let channel = tonic::transport::Endpoint::from_shared(a.node.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the node at {}", a.node))?;
+    let channel = connect(&a.node, &a.data_dir.join("pki"), &caller.jurisdiction).await?;
     let mut c = logpb::change_log_service_client::ChangeLogServiceClient::with_interceptor(channel, token);
     let got = c
         .get_checkpoint(logpb::GetCheckpointRequest {
@@ -859,10 +891,7 @@ async fn pki_revoke(a: PkiRevokeArgs) -> anyhow::Result<()> {
         jurisdiction: Jurisdiction::Central,
     };
     let token = einfo_common::auth::BearerToken::new(&issuer.issue(&admin, Duration::from_secs(300))?)?;
-    let channel = tonic::transport::Endpoint::from_shared(gateway.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the gateway at {gateway}"))?;
+    let channel = connect(&gateway, &a.dir, &Jurisdiction::Central).await?;
     let item = central::central_service_client::CentralServiceClient::with_interceptor(channel, token)
         .publish_reference_data(central::PublishReferenceDataRequest {
             kind: "revoked-certificates".into(),
@@ -918,7 +947,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         println!("node {i:02}  {}  provinces {}", n.addr, group.join(","));
     }
     println!("\n{} nodes host the 63 provinces; the gateway replicates them. Try:", federation.nodes.len());
-    println!("  einfo national summary --gateway http://{gateway_addr} --data-dir {}", a.data_dir.display());
+    println!("  einfo national summary --gateway https://{gateway_addr} --data-dir {}", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
     // Ctrl-C or SIGTERM stops it early even with --seconds: the nodes and the gateway stop on
@@ -947,6 +976,7 @@ async fn serve_gateway(a: GatewayArgs) -> anyhow::Result<()> {
     if a.health_listen.is_some() {
         s.health_listen = a.health_listen;
     }
+    s.tls.insecure |= a.insecure;
     let _telemetry = telemetry::init("einfo-gateway", &s.telemetry)?;
     let listener =
         tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("cannot listen on {}", s.listen))?;
@@ -974,10 +1004,7 @@ async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
         34 => gw::Grouping::Provinces34,
         g => anyhow::bail!("--grouping: {g} is neither 63 nor 34"),
     };
-    let channel = tonic::transport::Endpoint::from_shared(a.gateway.clone())?
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the gateway at {}", a.gateway))?;
+    let channel = connect(&a.gateway, &a.data_dir.join("pki"), &Jurisdiction::Central).await?;
     let mut client = gw::national_service_client::NationalServiceClient::with_interceptor(channel, token);
     let summary = client
         .get_national_summary(gw::GetNationalSummaryRequest {

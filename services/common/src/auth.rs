@@ -620,6 +620,23 @@ impl tonic::service::Interceptor for Authenticator {
         let method = crate::server::RpcPath::of(&req).map(str::to_owned);
         let roles = method.as_deref().and_then(crate::authz::roles_of);
         let unauthenticated = |why: String| -> tonic::Status { ApiError::new(Reason::Unauthenticated, why).into() };
+        // Over mutual TLS, the certificate of the connection: refused when revoked, and bounding
+        // the jurisdiction a token may act for below.
+        let connection = match req.peer_certs() {
+            None => None,
+            Some(certs) => {
+                let leaf = certs.first().ok_or_else(|| unauthenticated("the connection has no certificate".into()))?;
+                let id = crate::pki::named(leaf)
+                    .map_err(|e| unauthenticated(format!("the connection's certificate {e}")))?;
+                if self.revoked_certificates.get().contains(&id.serial) {
+                    return Err(unauthenticated(format!(
+                        "the certificate {} of {} was revoked by the centre",
+                        id.serial, id.name
+                    )));
+                }
+                Some(id)
+            }
+        };
         let Some(value) = req.metadata().get("authorization") else {
             return match (&method, roles) {
                 (Some(m), Some(roles)) if !roles.is_empty() => {
@@ -635,6 +652,23 @@ impl tonic::service::Interceptor for Authenticator {
         let (caller, jti) = self.verify(token).map_err(unauthenticated)?;
         if self.revoked.get().contains(&jti) {
             return Err(unauthenticated(format!("token {jti} was revoked by the centre")));
+        }
+        if let Some(id) = &connection
+            && !id.acts_for(&Jurisdiction::Central)
+            && !id.acts_for(&caller.jurisdiction)
+        {
+            let names: Vec<String> = id.acts_for.iter().map(ToString::to_string).collect();
+            return Err(ApiError::new(
+                Reason::NotYourJurisdiction,
+                format!(
+                    "the token acts for {}, and this connection's certificate ({}, serial {}) acts only for {}",
+                    caller.jurisdiction,
+                    id.name,
+                    id.serial,
+                    names.join(", ")
+                ),
+            )
+            .into());
         }
         if let (Some(m), Some(roles)) = (&method, roles)
             && !roles.is_empty()

@@ -34,8 +34,10 @@ pub struct Settings {
     pub database_pool_size: u32,
     /// Logging and tracing.
     pub telemetry: TelemetrySettings,
-    /// Bearer tokens.
+    /// Bearer tokens, and the certificate that is also this process's TLS identity.
     pub auth: AuthSettings,
+    /// Transport security.
+    pub tls: TlsSettings,
     /// Registry service.
     pub registry: RegistrySettings,
     /// Inspection service.
@@ -60,12 +62,31 @@ impl Default for Settings {
             database_pool_size: 32,
             telemetry: TelemetrySettings::default(),
             auth: AuthSettings::default(),
+            tls: TlsSettings::default(),
             registry: RegistrySettings::default(),
             inspection: InspectionSettings::default(),
             reporting: ReportingSettings::default(),
             gateway: GatewaySettings::default(),
             limits: LimitsSettings::default(),
         }
+    }
+}
+
+/// Transport security ([`Settings::transport`]): mutual TLS with the certificate of `auth`
+/// (`cert_file`, `key_file`, `ca_file`) unless `insecure`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// Plaintext, without certificates (`--insecure`): for a machine of one's own only. A server
+    /// started so says it in a warning.
+    pub insecure: bool,
+    /// How often the certificate, key and CA files are re-read (also on `SIGHUP`), in seconds.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self { insecure: false, reload_interval_secs: 60 }
     }
 }
 
@@ -377,6 +398,30 @@ impl Settings {
             (None, None) => anyhow::bail!("no token secret and no certificate to sign with"),
         };
         Ok(TokenAuth { keys, signer, certified: self.auth.cert_verifier(clock)? })
+    }
+
+    /// The transport: mutual TLS with the certificate of `auth`, plaintext when `tls.insecure`.
+    ///
+    /// # Errors
+    /// Not insecure and no certificate, key and CA configured, or files that do not make a valid
+    /// identity of the CA.
+    pub fn transport(&self, clock: crate::clock::SharedClock) -> anyhow::Result<crate::tls::Transport> {
+        if self.tls.insecure {
+            return Ok(crate::tls::Transport::Insecure);
+        }
+        match (&self.auth.ca_file, &self.auth.cert_file, &self.auth.key_file) {
+            (Some(ca), Some(cert), Some(key)) => Ok(crate::tls::Transport::Tls(
+                crate::tls::Tls::load(
+                    crate::tls::TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() },
+                    clock,
+                )?
+                .with_reload_every(std::time::Duration::from_secs(self.tls.reload_interval_secs)),
+            )),
+            _ => anyhow::bail!(
+                "no TLS identity: set auth.cert_file, auth.key_file and auth.ca_file (EINFO_AUTH__CERT_FILE, …; \
+                 `einfo pki issue` makes them), or run with --insecure (tls.insecure) for plaintext"
+            ),
+        }
     }
 
     /// Reads the token secret: `auth.secret`, else `auth.secret_file`, else `token-secret` in

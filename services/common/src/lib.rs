@@ -20,6 +20,7 @@ pub mod receipts;
 pub mod reference;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 
 pub use auth::{Caller, Role};

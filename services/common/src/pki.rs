@@ -71,7 +71,9 @@ fn time(t: DateTime<Utc>) -> anyhow::Result<time::OffsetDateTime> {
 fn serial() -> anyhow::Result<(SerialNumber, String)> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a serial number: {e}"))?;
-    bytes[0] &= 0x7f; // a positive INTEGER
+    // A positive INTEGER whose first byte is not zero: DER would drop a leading zero byte, and the
+    // serial read back from the certificate would differ from the one returned here.
+    bytes[0] = (bytes[0] & 0x7f).max(1);
     Ok((SerialNumber::from_slice(&bytes), hex::encode(bytes)))
 }
 
@@ -173,6 +175,20 @@ pub fn verify(cert_der: &[u8], ca_der: &[u8], now: DateTime<Utc>) -> Result<Iden
     if cert.is_ca() {
         return Err("a CA certificate does not act for a jurisdiction".into());
     }
+    identity(&cert)
+}
+
+/// Who the certificate `cert_der` names, read without checking who issued it: for a certificate
+/// the TLS handshake has already verified against the CA.
+///
+/// # Errors
+/// A certificate that does not parse or names no jurisdiction (or one that does not parse).
+pub fn named(cert_der: &[u8]) -> Result<Identity, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| format!("not a certificate: {e}"))?;
+    identity(&cert)
+}
+
+fn identity(cert: &x509_parser::certificate::X509Certificate<'_>) -> Result<Identity, String> {
     let name = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or_default().to_owned();
     let mut acts_for = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -195,6 +211,30 @@ pub fn verify(cert_der: &[u8], ca_der: &[u8], now: DateTime<Utc>) -> Result<Iden
         not_after,
         public_key: cert.public_key().subject_public_key.data.to_vec(),
     })
+}
+
+/// The DNS names and IP addresses a certificate is valid for (its TLS names), as text.
+///
+/// # Errors
+/// A certificate that does not parse.
+pub fn addresses(cert_der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).map_err(|e| format!("not a certificate: {e}"))?;
+    let mut out = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for g in &san.value.general_names {
+            match g {
+                GeneralName::DNSName(d) => out.push((*d).to_owned()),
+                GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => out.push(std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap_or_default()).to_string()),
+                    16 => out.push(std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap_or_default()).to_string()),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The serial number of a certificate, hex (as [`Issued::serial`] and [`Identity::serial`]).
@@ -304,6 +344,18 @@ mod tests {
         let gateway = issue(&ca.cert_pem, &ca.key_pem, "gateway", &[Jurisdiction::Central], &[], now, 365).unwrap();
         let id = verify(&der_of(&gateway.cert_pem).unwrap(), &der_of(&ca.cert_pem).unwrap(), now).unwrap();
         assert_eq!(id.acts_for, vec![Jurisdiction::Central]);
+    }
+
+    #[test]
+    fn the_serial_returned_is_the_serial_in_the_certificate() {
+        // One serial in 128 drew a first byte of zero, which DER drops: the serial returned
+        // then differed from the certificate's (and from what `einfo pki revoke` lists).
+        let now = at("2026-12-03T00:00:00Z");
+        let ca = init_ca("einfo centre", now, 3650).unwrap();
+        for _ in 0..600 {
+            let node = issue(&ca.cert_pem, &ca.key_pem, "node-1", &[p("01")], &[], now, 1).unwrap();
+            assert_eq!(serial_of(&der_of(&node.cert_pem).unwrap()).unwrap(), node.serial);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use pb::central_service_client::CentralServiceClient;
 use sea_orm::ConnectionTrait;
 use sea_orm_migration::prelude::*;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::auth::{BearerToken, Caller, Role, Signer};
 use crate::db::{Database, execute_ddl, micros, stmt};
@@ -317,11 +317,15 @@ pub struct CentreFeed {
 
 impl CentreFeed {
     /// A link to the centre at `endpoint`, acting for `jurisdiction`.
-    pub fn new(endpoint: &str, keys: impl Into<Signer>, jurisdiction: Jurisdiction) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .tcp_nodelay(true)
-            .connect_lazy();
+    pub fn new(
+        transport: &crate::tls::Transport,
+        endpoint: &str,
+        keys: impl Into<Signer>,
+        jurisdiction: Jurisdiction,
+    ) -> anyhow::Result<Self> {
+        let channel = transport.channel(endpoint, &[Jurisdiction::Central], |e| {
+            e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true)
+        })?;
         Ok(Self {
             channel,
             keys: keys.into(),

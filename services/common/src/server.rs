@@ -208,11 +208,16 @@ where
     I: Interceptor + Clone + Send + Sync + 'static,
 {
     let limits = CallerLimits::new(LimitsSettings::default(), crate::clock::system());
-    serve_with_drain_timeout(listener, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
+    let transport = crate::tls::Transport::Insecure;
+    serve_with_drain_timeout(listener, transport, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, then lets in-flight calls finish for
-/// at most [`DRAIN_TIMEOUT`].
+/// Serves `routes` on `listener` over `transport` until `shutdown` resolves, then lets in-flight
+/// calls finish for at most [`DRAIN_TIMEOUT`].
+///
+/// Over TLS every connection is mutual TLS 1.3 with a certificate of the centre's CA, the
+/// certificate files re-read while it serves ([`crate::tls`]); plaintext (`--insecure`) is said
+/// in a warning at start.
 ///
 /// Every request gets, outermost first: a `grpc.request` span parented on the caller's trace
 /// ([`TraceContextLayer`]), its [`RpcPath`] in the extensions, `interceptor` — except health
@@ -225,6 +230,7 @@ where
 /// A transport failure of the server itself; failed connections are only logged.
 pub async fn serve_with_limits<I>(
     listener: tokio::net::TcpListener,
+    transport: crate::tls::Transport,
     routes: Routes,
     interceptor: I,
     readiness: Readiness,
@@ -234,11 +240,13 @@ pub async fn serve_with_limits<I>(
 where
     I: Interceptor + Clone + Send + Sync + 'static,
 {
-    serve_with_drain_timeout(listener, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
+    serve_with_drain_timeout(listener, transport, routes, interceptor, readiness, limits, shutdown, DRAIN_TIMEOUT).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve_with_drain_timeout<I>(
     listener: tokio::net::TcpListener,
+    transport: crate::tls::Transport,
     routes: Routes,
     interceptor: I,
     readiness: Readiness,
@@ -259,7 +267,7 @@ where
         let _ = stopping_tx.send(());
     };
 
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .layer(TraceContextLayer)
@@ -270,10 +278,23 @@ where
         }))
         .layer(InterceptorLayer::new(ExceptUnauthenticated(UntilReady { readiness, inner: interceptor })))
         .layer(CallerLimitsLayer::new(limits))
-        .add_routes(routes)
-        .serve_with_incoming_shutdown(incoming, signal);
-
-    tracing::info!(%local_addr, "gRPC server listening");
+        .add_routes(routes);
+    type Served = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+    let (server, _watch): (Served, _) = match &transport {
+        crate::tls::Transport::Tls(tls) => {
+            let id = tls.identity();
+            tracing::info!(%local_addr, certificate = %id.name, serial = %id.serial, "gRPC server listening, mutual TLS");
+            let watch = AbortOnDrop(tls.watch());
+            (Box::pin(router.serve_with_incoming_shutdown(tls.accept(incoming), signal)), Some(watch))
+        }
+        crate::tls::Transport::Insecure => {
+            tracing::warn!(
+                %local_addr,
+                "gRPC server listening in PLAINTEXT (--insecure): no TLS, peers are not authenticated by certificate"
+            );
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, signal)), None)
+        }
+    };
     let drain_deadline = async {
         if stopping_rx.await.is_ok() {
             tokio::time::sleep(drain_timeout).await;
@@ -290,6 +311,15 @@ where
     }
     tracing::info!(%local_addr, "gRPC server stopped");
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Answers `UNAVAILABLE` (`NOT_READY`, with a retry delay) until the server is ready, then runs
@@ -342,6 +372,7 @@ mod tests {
         let drain_timeout = Duration::from_millis(300);
         let server = tokio::spawn(serve_with_drain_timeout(
             listener,
+            crate::tls::Transport::Insecure,
             Routes::new(health_service),
             Ok::<tonic::Request<()>, tonic::Status>,
             readiness,

@@ -80,6 +80,8 @@ impl Gateway {
         let j = province(&entry.jurisdiction, "entry.jurisdiction")?;
         let endpoint = entry.endpoint.trim().to_owned();
         check_endpoint(&endpoint).map_err(|e| ApiError::field("entry.endpoint", e))?;
+        // https:// under mutual TLS, http:// only when the gateway runs --insecure.
+        self.0.transport.endpoint(&endpoint).map_err(|e| ApiError::field("entry.endpoint", format!("{e:#}")))?;
         store::set_endpoint(self.db().conn(), &j, &endpoint).await?;
         self.state().directory.insert(j, endpoint.clone());
         self.0.directory_changed.send_modify(|v| *v += 1);

@@ -106,7 +106,7 @@ impl Gateway {
                     Ok(t) => t.clone(),
                     Err(e) => return Err(failure(&j, &endpoint, tonic::Code::Internal, e.to_string())),
                 };
-                let channel = match self.channel(&endpoint) {
+                let channel = match self.channel(&endpoint, &j) {
                     Ok(c) => c,
                     Err(e) => return Err(failure(&j, &endpoint, tonic::Code::InvalidArgument, e.to_string())),
                 };

@@ -65,9 +65,13 @@ impl Gateway {
         keys: Option<TokenKeys>,
         calls: einfo_common::auth::Signer,
         ca_der: Option<Vec<u8>>,
+        transport: einfo_common::tls::Transport,
         signer: einfo_common::receipts::ReceiptSigner,
     ) -> anyhow::Result<Self> {
         let file = settings.directory_file.as_deref().map(directory::load_file).transpose()?;
+        for (j, endpoint) in file.iter().flatten() {
+            transport.endpoint(endpoint).map_err(|e| anyhow::anyhow!("directory file, endpoint of {j}: {e:#}"))?;
+        }
         let central = Central::open(db.clone(), signer).await?;
         Migrator::up(db.conn(), None).await?;
         if let Some(entries) = file {
@@ -75,7 +79,7 @@ impl Gateway {
                 store::set_endpoint(db.conn(), &j, &endpoint).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
-        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, calls, ca_der, central).await?)))
+        Ok(Gateway(Arc::new(Inner::load(db, settings, keys, calls, ca_der, transport, central).await?)))
     }
 
     /// How the history of a log behind the cursor was last audited, if it was since the start.
@@ -199,6 +203,7 @@ impl Gateway {
         let stopper = self.clone();
         server::serve_with_limits(
             listener,
+            self.0.transport.clone(),
             routes,
             Authenticator::from_parts(self.0.keys.clone(), certified)
                 .with_revocations(self.0.central.revocations())

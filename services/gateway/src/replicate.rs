@@ -193,14 +193,14 @@ async fn behind_or_forked(
     }
 }
 
-fn client(gw: &Gateway, endpoint: &str) -> Result<Client, Stop> {
-    let channel = gw.channel(endpoint).map_err(|e| Stop::Unreachable(e.to_string()))?;
+fn client(gw: &Gateway, endpoint: &str, j: &Jurisdiction) -> Result<Client, Stop> {
+    let channel = gw.channel(endpoint, j).map_err(|e| Stop::Unreachable(e.to_string()))?;
     let token = gw.token().map_err(|e| Stop::Unreachable(e.to_string()))?;
     Ok(ChangeLogServiceClient::with_interceptor(channel, token).max_decoding_message_size(64 * 1024 * 1024))
 }
 
 async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint: &str) -> Stop {
-    let mut c = match client(gw, endpoint) {
+    let mut c = match client(gw, endpoint, j) {
         Ok(c) => c,
         Err(s) => return s,
     };
@@ -439,7 +439,7 @@ async fn accept(gw: &Gateway, endpoint: &str, log: &LogId, cp: Checkpoint, check
         .map_err(|e| Stop::Unreachable(format!("national store: {e}")))?;
     if let Some(certificate) = cosigned {
         // A client of its own: its token is fresh, whatever the age of the stream's.
-        let Ok(mut c) = client(gw, endpoint) else { return Ok(()) };
+        let Ok(mut c) = client(gw, endpoint, &log.jurisdiction) else { return Ok(()) };
         let request =
             AddCosignatureRequest { jurisdiction: j, service: log.service.into(), note: kept.note, certificate };
         let log = log.to_string();

@@ -12,6 +12,7 @@ use einfo_central::Central;
 use einfo_common::auth::{BearerToken, Caller, Role, Signer, TokenKeys};
 use einfo_common::config::GatewaySettings;
 use einfo_common::db::Database;
+use einfo_common::tls::Transport;
 use einfo_domain::Jurisdiction;
 use einfo_proto::gateway::v1 as pb;
 use tokio::sync::watch;
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     pub signer: Signer,
     /// The centre's CA (DER): nodes' checkpoints must be signed by its certificates.
     pub ca_der: Option<Vec<u8>>,
+    /// Mutual TLS with the nodes, or plaintext.
+    pub transport: Transport,
     pub state: Mutex<State>,
     /// Bumped whenever the store or a freshness changes.
     pub revision: watch::Sender<u64>,
@@ -86,7 +89,8 @@ pub(crate) struct Inner {
     pub directory_changed: watch::Sender<u64>,
     pub stopping: watch::Sender<bool>,
     pub central: Central,
-    pub channels: Mutex<HashMap<String, tonic::transport::Channel>>,
+    /// By endpoint and the province the node there must prove it acts for.
+    pub channels: Mutex<HashMap<(String, Jurisdiction), tonic::transport::Channel>>,
 }
 
 impl Inner {
@@ -98,6 +102,7 @@ impl Inner {
         keys: Option<TokenKeys>,
         signer: Signer,
         ca_der: Option<Vec<u8>>,
+        transport: Transport,
         central: Central,
     ) -> anyhow::Result<Self> {
         let mut state = State::default();
@@ -124,6 +129,7 @@ impl Inner {
             keys,
             signer,
             ca_der,
+            transport,
             state: Mutex::new(state),
             revision: watch::Sender::new(0),
             directory_changed: watch::Sender::new(0),
@@ -150,13 +156,18 @@ impl Gateway {
         BearerToken::new(&self.0.signer.issue(&caller, Duration::from_secs(3600))?)
     }
 
-    /// A channel to `endpoint`, shared by every call to it (HTTP/2 multiplexes them).
-    pub(crate) fn channel(&self, endpoint: &str) -> anyhow::Result<tonic::transport::Channel> {
+    /// A channel to `endpoint` for the province `j`, shared by every call for it (HTTP/2
+    /// multiplexes them); over TLS the node's certificate must act for `j`.
+    pub(crate) fn channel(&self, endpoint: &str, j: &Jurisdiction) -> anyhow::Result<tonic::transport::Channel> {
         let mut channels = lock(&self.0.channels);
-        if let Some(c) = channels.get(endpoint) {
+        let key = (endpoint.to_owned(), *j);
+        if let Some(c) = channels.get(&key) {
             return Ok(c.clone());
         }
-        let c = tonic::transport::Endpoint::from_shared(endpoint.to_owned())?
+        let e = self
+            .0
+            .transport
+            .endpoint(endpoint)?
             .connect_timeout(Duration::from_secs(2))
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
@@ -164,9 +175,9 @@ impl Gateway {
             // Bounds what each replication stream may buffer: with hyper's default windows
             // (2 MiB a stream) 126 streams catching up hold most of the gateway's memory.
             .initial_stream_window_size(Some(STREAM_WINDOW))
-            .initial_connection_window_size(Some(4 * STREAM_WINDOW))
-            .connect_lazy();
-        channels.insert(endpoint.to_owned(), c.clone());
+            .initial_connection_window_size(Some(4 * STREAM_WINDOW));
+        let c = self.0.transport.connect_lazy(&e, std::slice::from_ref(j));
+        channels.insert(key, c.clone());
         Ok(c)
     }
 

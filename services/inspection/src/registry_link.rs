@@ -8,7 +8,7 @@ use einfo_domain::Jurisdiction;
 use einfo_proto::registry::v1 as reg;
 use reg::registry_service_client::RegistryServiceClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A lazily connected channel to registry and the keys to sign the service's tokens.
 #[derive(Clone)]
@@ -18,13 +18,18 @@ pub struct RegistryLink {
 }
 
 impl RegistryLink {
-    /// A link to `endpoint` (e.g. `http://127.0.0.1:50051`); each call may take `timeout`.
-    pub fn new(endpoint: &str, keys: impl Into<Signer>, timeout: Duration) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(endpoint.to_owned())?
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+    /// A link to `endpoint` (e.g. `https://127.0.0.1:50051`), whose certificate must act for
+    /// `hosted`; each call may take `timeout`.
+    pub fn new(
+        transport: &einfo_common::tls::Transport,
+        endpoint: &str,
+        hosted: &[Jurisdiction],
+        keys: impl Into<Signer>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let channel = transport.channel(endpoint, hosted, |e| {
+            e.connect_timeout(Duration::from_secs(2)).timeout(timeout).tcp_nodelay(true)
+        })?;
         Ok(Self { channel, keys: keys.into() })
     }
 

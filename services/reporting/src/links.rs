@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use central::central_service_client::CentralServiceClient;
 use einfo_common::auth::{BearerToken, Caller, Role, Signer};
+use einfo_common::tls::Transport;
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as central;
 use einfo_proto::inspection::v1 as insp;
@@ -14,14 +15,22 @@ use einfo_proto::registry::v1 as reg;
 use insp::inspection_service_client::InspectionServiceClient;
 use reg::registry_service_client::RegistryServiceClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-fn channel(endpoint: &str, timeout: Option<Duration>) -> anyhow::Result<Channel> {
-    let mut e = Endpoint::from_shared(endpoint.to_owned())?.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
-    if let Some(t) = timeout {
-        e = e.timeout(t);
-    }
-    Ok(e.connect_lazy())
+/// A channel to `endpoint`, whose server must act for every one of `expect`.
+fn channel(
+    transport: &Transport,
+    endpoint: &str,
+    expect: &[Jurisdiction],
+    timeout: Option<Duration>,
+) -> anyhow::Result<Channel> {
+    transport.channel(endpoint, expect, |e| {
+        let e = e.connect_timeout(Duration::from_secs(2)).tcp_nodelay(true);
+        match timeout {
+            Some(t) => e.timeout(t),
+            None => e,
+        }
+    })
 }
 
 fn token(keys: &Signer, j: &Jurisdiction) -> Result<BearerToken, tonic::Status> {
@@ -41,10 +50,18 @@ pub struct StatisticsLinks {
 
 impl StatisticsLinks {
     /// Links to `registry` and `inspection` (e.g. `http://127.0.0.1:50051`); each call may take `timeout`.
-    pub fn new(registry: &str, inspection: &str, keys: impl Into<Signer>, timeout: Duration) -> anyhow::Result<Self> {
+    /// Links to registry and inspection serving `hosted` (their certificates must act for them).
+    pub fn new(
+        transport: &Transport,
+        hosted: &[Jurisdiction],
+        registry: &str,
+        inspection: &str,
+        keys: impl Into<Signer>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            registry: channel(registry, Some(timeout))?,
-            inspection: channel(inspection, Some(timeout))?,
+            registry: channel(transport, registry, hosted, Some(timeout))?,
+            inspection: channel(transport, inspection, hosted, Some(timeout))?,
             keys: keys.into(),
         })
     }
@@ -88,14 +105,15 @@ impl CentreLink {
     /// is fetched once with GetPublicKey and pinned). Unary calls may take `timeout`; the feed
     /// stream has none.
     pub fn new(
+        transport: &Transport,
         endpoint: &str,
         public_key: Option<[u8; 32]>,
         keys: impl Into<Signer>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            channel: channel(endpoint, None)?,
-            calls: channel(endpoint, Some(timeout))?,
+            channel: channel(transport, endpoint, &[Jurisdiction::Central], None)?,
+            calls: channel(transport, endpoint, &[Jurisdiction::Central], Some(timeout))?,
             keys: keys.into(),
             configured_key: public_key,
             pinned: Arc::new(tokio::sync::Mutex::new(None)),

@@ -9,6 +9,7 @@ use einfo_app::gateway::RunningGateway;
 use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
 use einfo_common::clock::SharedClock;
 use einfo_common::config::Settings;
+use einfo_common::tls::Transport;
 use einfo_domain::Jurisdiction;
 use einfo_proto::gateway::v1 as pb;
 use einfo_proto::gateway::v1::directory_service_client::DirectoryServiceClient;
@@ -35,6 +36,8 @@ pub struct TestGateway {
     pub db: TestDb,
     /// The clock the gateway and its centre read (the system's unless the test gave one).
     pub clock: SharedClock,
+    /// Plaintext in most tests; the gateway's own TLS identity when its settings give one.
+    pub transport: Transport,
     running: Option<RunningGateway>,
 }
 
@@ -78,7 +81,8 @@ impl TestGateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let running =
             einfo_app::gateway::start_with_clock(&s, listener, clock.clone()).await.expect("start the gateway");
-        let mut g = Self { addr: running.addr, keys, settings: s, db, clock, running: Some(running) };
+        let transport = s.transport(clock.clone()).expect("the gateway's transport");
+        let mut g = Self { addr: running.addr, keys, settings: s, db, clock, transport, running: Some(running) };
         g.wait_serving().await;
         // The directory file is read at each start; later changes go through the RPC.
         g.settings.gateway.directory_file = None;
@@ -86,12 +90,12 @@ impl TestGateway {
     }
 
     async fn wait_serving(&self) {
-        crate::wait_serving_at(&self.url(), "gateway").await;
+        crate::wait_serving_on(&self.transport, &self.url(), "gateway").await;
     }
 
-    /// `http://127.0.0.1:{port}`.
+    /// `http://127.0.0.1:{port}`, or `https://…` when the gateway serves TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.transport.scheme(), self.addr)
     }
 
     /// The running gateway.
@@ -123,7 +127,7 @@ impl TestGateway {
     }
 
     fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(self.url()).expect("endpoint").connect_lazy()
+        self.transport.channel(&self.url(), &[], |e| e).expect("endpoint")
     }
 
     /// The central administrator.

@@ -24,6 +24,7 @@ use einfo_common::auth::{BearerToken, Caller, Role, TokenKeys};
 use einfo_common::clock::SharedClock;
 use einfo_common::config::Settings;
 use einfo_common::db::Database;
+use einfo_common::tls::Transport;
 use einfo_domain::Jurisdiction;
 use einfo_proto::inspection::v1::inspection_service_client::InspectionServiceClient;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
@@ -164,6 +165,8 @@ pub struct TestNode {
     pub role: NodeRole,
     /// The clock its services read (the system's unless the test gave one).
     pub clock: SharedClock,
+    /// How it talks to peers: plaintext in most tests, its TLS identity in tests/it/tls.rs.
+    pub transport: Transport,
     node: Option<Node>,
 }
 
@@ -176,6 +179,9 @@ pub fn settings(db: &TestDb, provinces: &[&str]) -> Settings {
         ..Default::default()
     };
     s.auth.secret = Some("einfo-test-secret-that-is-long-enough-0123456789".into());
+    // Plaintext, as most tests exercise the services rather than the transport; tests/it/tls.rs
+    // runs nodes and the gateway over mutual TLS.
+    s.tls.insecure = true;
     s.registry.clock_interval_ms = 100;
     // Tests run many nodes at once against one PostgreSQL server (100 connections).
     s.database_pool_size = 8;
@@ -211,6 +217,7 @@ impl TestNode {
         let node = node::start(&settings, role, listener, options).await.expect("start node");
         let t = Self {
             addr: node.addr,
+            transport: node.transport.clone(),
             keys: node.keys.clone().expect("a test node takes the shared test secret"),
             settings,
             db,
@@ -270,13 +277,15 @@ impl TestNode {
         panic!("node at {} never became SERVING", self.addr);
     }
 
-    /// A channel to the node.
+    /// A channel to the node; over TLS presenting the node's own certificate.
     pub async fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect to node")
+        let endpoint = self.transport.endpoint(&self.url()).expect("endpoint");
+        self.transport.connect(&endpoint, &[]).await.expect("connect to node")
+    }
+
+    /// `http://127.0.0.1:{port}`, or `https://…` when the node serves TLS.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.transport.scheme(), self.addr)
     }
 
     /// A token for `caller`.
@@ -432,8 +441,14 @@ pub async fn bind_again(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
 /// Waits until the server at `url` says SERVING (connecting as often as needed); panics after
 /// 30 s naming `what`.
 pub async fn wait_serving_at(url: &str, what: &str) {
+    wait_serving_on(&Transport::Insecure, url, what).await;
+}
+
+/// [`wait_serving_at`] over `transport` (a TLS server is reached with a TLS identity).
+pub async fn wait_serving_on(transport: &Transport, url: &str, what: &str) {
+    let endpoint = transport.endpoint(url).expect("endpoint");
     for _ in 0..1200 {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(url.to_owned()).expect("endpoint").connect().await {
+        if let Ok(ch) = transport.connect(&endpoint, &[]).await {
             let mut h = tonic_health_client(ch);
             if let Ok(r) = h.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await
                 && r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
@@ -444,6 +459,15 @@ pub async fn wait_serving_at(url: &str, what: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("{what} at {url} never became SERVING");
+}
+
+/// Asserts that a call failed on its connection (refused by TLS, say): no service answered it.
+pub fn assert_not_connected(refused: tonic::Status) {
+    use std::error::Error as _;
+    // The code varies with where the connection broke (UNAVAILABLE, UNKNOWN, CANCELLED, or
+    // INTERNAL when a TLS alert is read as HTTP/2); what does not is that it is the transport's.
+    let transport = refused.source().is_some_and(|e| e.is::<tonic::transport::Error>());
+    assert!(transport, "a failure of the connection, not an answer: {refused:?}");
 }
 
 /// A health client on a channel.

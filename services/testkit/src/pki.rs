@@ -8,7 +8,21 @@ use einfo_common::auth::CertIssuer;
 use einfo_common::changelog::checkpoint::NoteKey;
 use einfo_common::config::Settings;
 use einfo_common::pki;
+use einfo_common::tls::{Tls, TlsFiles, Transport};
 use einfo_domain::Jurisdiction;
+
+/// A client's transport: mutual TLS presenting the certificate of `name` in the `einfo pki`
+/// directory `dir` (`einfo up` writes one in `<data dir>/pki`).
+pub fn transport(dir: &std::path::Path, name: &str) -> Transport {
+    let (cert, key) = pki::paths(dir, name);
+    let files = TlsFiles { ca: pki::paths(dir, "ca").0, cert, key };
+    Transport::Tls(Tls::load(files, einfo_common::clock::system()).expect("a TLS identity"))
+}
+
+/// The names the test certificates are valid for: the tests listen on the loopback.
+fn addresses() -> Vec<String> {
+    vec!["localhost".into(), "127.0.0.1".into()]
+}
 
 /// A CA and the holders it issued, written under `dir`.
 pub struct TestPki {
@@ -26,10 +40,37 @@ impl TestPki {
         let ca = pki::init_ca("einfo centre CA", since, 30).expect("a CA");
         pki::write(&dir, "ca", &ca).expect("the CA written");
         for (name, acts_for) in holders {
-            let held = pki::issue(&ca.cert_pem, &ca.key_pem, name, acts_for, &[], since, 30).expect("a holder");
+            let held =
+                pki::issue(&ca.cert_pem, &ca.key_pem, name, acts_for, &addresses(), since, 30).expect("a holder");
             pki::write(&dir, name, &held).expect("a holder written");
         }
         Self { dir, now }
+    }
+
+    /// Issues `name` a new key and certificate acting for `acts_for`, replacing its files (a
+    /// rotation); returns the new certificate's serial.
+    pub fn reissue(&self, name: &str, acts_for: &[Jurisdiction]) -> String {
+        let read = |p: PathBuf| std::fs::read_to_string(p).expect("a PEM");
+        let (ca_cert, ca_key) = pki::paths(&self.dir, "ca");
+        let since = self.now - chrono::Duration::hours(1);
+        let held =
+            pki::issue(&read(ca_cert), &read(ca_key), name, acts_for, &addresses(), since, 30).expect("a holder");
+        let (cert, key) = pki::paths(&self.dir, name);
+        let _ = (std::fs::remove_file(&cert), std::fs::remove_file(&key));
+        pki::write(&self.dir, name, &held).expect("a holder written");
+        held.serial
+    }
+
+    /// Makes `s` serve and call over mutual TLS with the certificate of `name` (and sign with
+    /// it, keeping its shared secret).
+    pub fn tls(&self, s: &mut Settings, name: &str) {
+        self.signs_with(s, name);
+        s.tls.insecure = false;
+    }
+
+    /// A client's transport: mutual TLS presenting the certificate of `name`.
+    pub fn transport(&self, name: &str) -> Transport {
+        transport(&self.dir, name)
     }
 
     /// Makes `s` sign with the certificate of `name` and trust the CA, with no shared secret.

@@ -219,6 +219,7 @@ async fn recover(node: &TestNode, args: &[&str]) -> (bool, String) {
         .args(["recover", "--database-url", &url, "--provinces", "01"])
         .args(args)
         .env("EINFO_AUTH__SECRET", secret)
+        .env("EINFO_TLS__INSECURE", "true")
         .output()
         .await
         .expect("run einfo recover");

@@ -286,7 +286,7 @@ async fn a_misspelt_configuration_key_is_refused() {
     std::fs::write(&config, "sheme = \"2008\"\nprovinces = [\"01\"]\n").unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let run = einfo()
-        .args(["serve", "node", "--listen", &listen, "--config"])
+        .args(["serve", "node", "--insecure", "--listen", &listen, "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(db.dir.join("node"))
@@ -302,7 +302,7 @@ async fn a_misspelt_configuration_key_is_refused() {
 
     // The same from the environment.
     let out = einfo()
-        .args(["serve", "node", "--provinces", "01", "--listen", &listen, "--data-dir"])
+        .args(["serve", "node", "--insecure", "--provinces", "01", "--listen", &listen, "--data-dir"])
         .arg(db.dir.join("node"))
         .env("EINFO_SHEME", "2008")
         .output();
@@ -319,7 +319,7 @@ async fn national_summary(port: u16, data_dir: &std::path::Path) -> (Option<i32>
             "national",
             "summary",
             "--gateway",
-            &format!("http://127.0.0.1:{port}"),
+            &format!("https://127.0.0.1:{port}"),
             "--mode",
             "strict",
             "--data-dir",
@@ -364,8 +364,11 @@ async fn wait_all_live(
             let issuer = einfo_common::auth::CertIssuer::new(&key, &cert, &ca, now)
                 .unwrap_or_else(|e| panic!("the gateway's certificate einfo up wrote is unusable: {e}"));
             let token = issuer.issue(&TestNode::analyst(), Duration::from_secs(600)).expect("token");
-            let ch =
-                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+            // Over mutual TLS, presenting the gateway's certificate.
+            let tls = einfo_testkit::pki::transport(&pki, "gateway");
+            let ch = tls
+                .channel(&format!("https://127.0.0.1:{port}"), &[einfo_domain::Jurisdiction::Central], |e| e)
+                .unwrap();
             national = Some(gw::national_service_client::NationalServiceClient::with_interceptor(
                 ch,
                 BearerToken::new(&token).expect("bearer"),
@@ -469,7 +472,20 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
         .expect("run einfo token");
     assert!(out.status.success(), "einfo token failed: {}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{node_addr}")).unwrap().connect().await.unwrap();
+    // Every hop is mutual TLS: in plaintext, or without a certificate of the federation's CA, the
+    // node cannot be reached; with the certificate of the node acting for Hà Nội, it can.
+    let url = format!("https://{node_addr}");
+    let plain = tonic::transport::Endpoint::from_shared(format!("http://{node_addr}")).unwrap().connect_lazy();
+    let mut c = RegistryServiceClient::with_interceptor(plain, BearerToken::new(&token).expect("bearer"));
+    let refused = c.get_site(pb::GetSiteRequest::default()).await.expect_err("a plaintext call to a TLS node fails");
+    einfo_testkit::assert_not_connected(refused);
+    let pki = data_dir.join("pki");
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let holder = einfo_common::pki::holder_for(&pki, &einfo_testkit::province("01"), now)
+        .expect("the federation's certificates")
+        .expect("a node acts for 01");
+    let ch =
+        einfo_testkit::pki::transport(&pki, &holder).channel(&url, &[einfo_testkit::province("01")], |e| e).unwrap();
     let mut c = RegistryServiceClient::with_interceptor(ch, BearerToken::new(&token).expect("bearer"));
     register(&mut c, 1).await;
     let summary = eventually("the site in the national summary", || async {
@@ -507,7 +523,7 @@ async fn einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry() {
         std::fs::write(&file, format!("[endpoints]\n{good}\n{entry}\n")).unwrap();
         let listen = format!("127.0.0.1:{}", free_port());
         let run = einfo()
-            .args(["serve", "gateway", "--listen", &listen, "--directory"])
+            .args(["serve", "gateway", "--insecure", "--listen", &listen, "--directory"])
             .arg(&file)
             .arg("--data-dir")
             .arg(db.dir.join(format!("gateway-{i}")))
@@ -547,7 +563,7 @@ async fn einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry() {
     let own = format!("http://{}", node.addr);
     let command = |addr: &str| {
         let mut cmd = einfo();
-        cmd.args(["serve", "reporting", "--provinces", "01", "--listen", addr, "--data-dir"])
+        cmd.args(["serve", "reporting", "--insecure", "--provinces", "01", "--listen", addr, "--data-dir"])
             .arg(&dir)
             .env("EINFO_AUTH__SECRET", node.settings.auth.secret.clone().expect("test secret"))
             .env("EINFO_REPORTING__REGISTRY_ENDPOINT", &own)

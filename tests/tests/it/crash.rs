@@ -29,7 +29,7 @@ impl NodeProcess {
         let log = dir.join("node.log");
         let command = |addr: &str| {
             let mut cmd = einfo();
-            cmd.args(["serve", "node", "--provinces", "01", "--listen", addr, "--data-dir"])
+            cmd.args(["serve", "node", "--insecure", "--provinces", "01", "--listen", addr, "--data-dir"])
                 .arg(dir)
                 .env("EINFO_AUTH__SECRET", SECRET);
             if let Some(url) = database_url {

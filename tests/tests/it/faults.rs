@@ -120,13 +120,22 @@ impl Node {
         loop {
             let (out, err) = einfo_testkit::process::log_file(&self.log);
             let mut cmd = einfo();
-            cmd.args(["serve", "node", "--provinces", &self.codes.join(","), "--listen", &self.listen, "--data-dir"])
-                .arg(&self.dir)
-                .env("EINFO_AUTH__SECRET", SECRET)
-                .env("EINFO_DATABASE_POOL_SIZE", "4")
-                .stdout(out)
-                .stderr(err)
-                .kill_on_drop(true);
+            cmd.args([
+                "serve",
+                "node",
+                "--insecure",
+                "--provinces",
+                &self.codes.join(","),
+                "--listen",
+                &self.listen,
+                "--data-dir",
+            ])
+            .arg(&self.dir)
+            .env("EINFO_AUTH__SECRET", SECRET)
+            .env("EINFO_DATABASE_POOL_SIZE", "4")
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
             if let Some(url) = &self.database_url {
                 cmd.args(["--database-url", url]);
             }

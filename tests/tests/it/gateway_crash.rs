@@ -76,7 +76,7 @@ impl GatewayProcess {
         let log = dir.join("gateway.log");
         let command = |addr: &str| {
             let mut cmd = einfo();
-            cmd.args(["serve", "gateway", "--listen", addr, "--data-dir"])
+            cmd.args(["serve", "gateway", "--insecure", "--listen", addr, "--data-dir"])
                 .arg(dir)
                 .arg("--directory")
                 .arg(directory)

@@ -77,7 +77,7 @@ async fn two_thousand_unread_follow_streams_keep_a_node_small_and_another_caller
     let log = dir.join("node.log");
     let command = |addr: &str| {
         let mut cmd = einfo();
-        cmd.args(["serve", "node", "--provinces", "01", "--listen", addr, "--data-dir"])
+        cmd.args(["serve", "node", "--insecure", "--provinces", "01", "--listen", addr, "--data-dir"])
             .arg(&dir)
             .env("EINFO_AUTH__SECRET", SECRET)
             // The cap is raised past the streams opened (twice, as the server learns of the

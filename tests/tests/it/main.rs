@@ -45,6 +45,7 @@ mod server;
 mod sites;
 mod statistics;
 mod telemetry;
+mod tls;
 
 fn main() -> std::process::ExitCode {
     if std::env::var_os(einfo_testkit::process::RUN_AS_CLI).is_some() {
@@ -95,5 +96,6 @@ fn main() -> std::process::ExitCode {
     trials.extend(sites::trials());
     trials.extend(statistics::trials());
     trials.extend(telemetry::trials());
+    trials.extend(tls::trials());
     einfo_testkit::harness::run(trials)
 }

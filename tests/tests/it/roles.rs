@@ -279,7 +279,8 @@ async fn a_node_trusting_the_ca_takes_tokens_of_its_holders_for_their_provinces(
 /// A federation with no shared secret: a node holding a certificate for 01 and the gateway one for
 /// the centre sign their own calls with their keys (the gateway replicating the node as a central
 /// analyst, the node following the centre's feed as a service of 01), take the tokens of the CA's
-/// holders, and refuse a shared-secret token.
+/// holders, and refuse a shared-secret token; every hop is mutual TLS, and a revoked certificate's
+/// connection is refused whoever signed its token.
 async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre() {
     use einfo_proto::central::v1 as central;
     use einfo_proto::gateway::v1 as gw;
@@ -297,29 +298,33 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
 
     let node_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let node_addr = node_listener.local_addr().expect("addr");
+    // Over mutual TLS, as a deployment runs.
     let mut gs = gateway_settings(&gateway_db);
     pki.holder(&mut gs, "gateway");
+    gs.tls.insecure = false;
     let file = gateway_db.dir.join("directory.toml");
-    std::fs::write(&file, einfo_gateway::directory::render(&[(province("01"), format!("http://{node_addr}"))]))
+    std::fs::write(&file, einfo_gateway::directory::render(&[(province("01"), format!("https://{node_addr}"))]))
         .expect("directory");
     gs.gateway.directory_file = Some(file);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let gateway = einfo_app::gateway::start_with_clock(&gs, listener, einfo_common::clock::system())
         .await
         .expect("a gateway without a shared secret");
-    let gateway_url = format!("http://{}", gateway.addr);
+    let gateway_url = format!("https://{}", gateway.addr);
 
     let mut ns = einfo_testkit::settings(&node_db, &["01"]);
     pki.holder(&mut ns, "node-1");
+    ns.tls.insecure = false;
     ns.reporting.centre_endpoint = Some(gateway_url.clone());
     ns.reporting.feed_interval_ms = 100;
     let node = einfo_app::node::start(&ns, einfo_app::node::Role::Node, node_listener, Default::default())
         .await
         .expect("a node without a shared secret");
-    let node_url = format!("http://{node_addr}");
-    einfo_testkit::wait_serving_at(&node_url, "node").await;
-    let node_channel = tonic::transport::Endpoint::from_shared(node_url).expect("url").connect_lazy();
-    let gateway_channel = tonic::transport::Endpoint::from_shared(gateway_url).expect("url").connect_lazy();
+    let node_url = format!("https://{node_addr}");
+    let (as_node, as_centre) = (pki.transport("node-1"), pki.transport("gateway"));
+    einfo_testkit::wait_serving_on(&as_node, &node_url, "node").await;
+    let node_channel = as_node.channel(&node_url, &[province("01")], |e| e).expect("url");
+    let gateway_channel = as_centre.channel(&gateway_url, &[Jurisdiction::Central], |e| e).expect("url");
     let (node_issuer, centre_issuer) = (pki.issuer("node-1"), pki.issuer("gateway"));
 
     // A site registered with the node's own token reaches the gateway, which replicates as itself.
@@ -350,7 +355,7 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
 
     // A campaign of the centre reaches the node, which follows the feed as a service of 01.
     let mut centre = central::central_service_client::CentralServiceClient::with_interceptor(
-        gateway_channel,
+        gateway_channel.clone(),
         token(&centre_issuer, Role::CentralAdmin, Jurisdiction::Central),
     );
     let campaign = centre
@@ -401,15 +406,13 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     // The node's certificate revoked and published: the centre refuses its tokens at once, the
     // node as soon as the feed brings the list.
     let out = einfo_testkit::process::einfo()
-        .args(["pki", "revoke", "--name", "node-1", "--publish", &format!("http://{}", gateway.addr), "--dir"])
+        .args(["pki", "revoke", "--name", "node-1", "--publish", &format!("https://{}", gateway.addr), "--dir"])
         .arg(&pki.dir)
         .output()
         .await
         .expect("run einfo pki revoke");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.contains("published as reference data revoked-certificates"), "{said}");
-    let gateway_channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", gateway.addr)).expect("url").connect_lazy();
     let mut entries = gw::entry_service_client::EntryServiceClient::with_interceptor(
         gateway_channel,
         token(&node_issuer, Role::Operator, province("01")),
@@ -441,6 +444,24 @@ async fn a_federation_without_a_shared_secret_replicates_and_follows_the_centre(
     })
     .await;
     assert!(e.message().contains("was revoked by the centre"), "{}", e.message());
+    // A connection under the revoked certificate is refused whoever signed the call's token.
+    let mut r = einfo_proto::registry::v1::registry_service_client::RegistryServiceClient::with_interceptor(
+        node_channel.clone(),
+        token(&centre_issuer, Role::CentralAnalyst, Jurisdiction::Central),
+    );
+    let e = r
+        .list_sites(einfo_proto::registry::v1::ListSitesRequest {
+            parent: "provinces/2008-01".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the connection's certificate is revoked");
+    assert_eq!(e.code(), Code::Unauthenticated);
+    assert!(
+        e.message().contains("the certificate") && e.message().contains("of node-1 was revoked"),
+        "{}",
+        e.message()
+    );
     node.stop().await.expect("node stopped");
     gateway.stop().await.expect("gateway stopped");
 }
