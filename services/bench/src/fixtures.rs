@@ -52,6 +52,12 @@ pub(crate) fn central_token(keys: &TokenKeys) -> anyhow::Result<BearerToken> {
     token(keys, &caller)
 }
 
+/// The token the centre's gateway reads logs with: the `service` of `central`.
+pub(crate) fn gateway_token(keys: &TokenKeys) -> anyhow::Result<BearerToken> {
+    let caller = Caller { subject: "bench-gateway".into(), role: Role::Service, jurisdiction: Jurisdiction::Central };
+    token(keys, &caller)
+}
+
 /// A CSV file of `count` sites of province `code`, numbered from `start`; every domain is unique
 /// for a given `tag`.
 fn sites_csv(code: &str, tag: &str, start: u32, count: u32) -> Vec<u8> {

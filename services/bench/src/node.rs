@@ -72,6 +72,8 @@ const RAW_ROWS: u32 = 10_000;
 const RAW_BODY: usize = 320;
 /// Names of the operations in the table.
 const NODE_HEALTH: &str = "node Health/Check";
+/// The echo over mutual TLS (TLS 1.3, Ed25519 certificates, einfo's acceptor and connector).
+const ECHO_TLS: &str = "echo, mutual TLS";
 const GET_SITE: &str = "GetSite";
 const REGISTER_SITE: &str = "RegisterSite";
 const RAW_SELECT: &str = "raw SELECT by key";
@@ -91,13 +93,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let echo = EchoServer::start().await?;
     let tmp = scratch_dir("einfo-bench")?;
+    // The same echo over mutual TLS, with einfo's acceptor and connector and certificates of a
+    // CA made for the run: what TLS adds to a call.
+    let (tls_server, tls_client) = bench_pki(&tmp.join("pki"))?;
+    let echo_tls = EchoServer::start_with(Some(tls_server)).await?;
+    let tls_echo = tls_client.channel(&format!("https://{}", echo_tls.addr), &[], |e| e.tcp_nodelay(true))?;
+    let echoes = Echoes { plain: echo.addr, tls: HealthClient::new(tls_echo) };
     let result = async {
         eprintln!("· SQLite (and the echo baseline)");
         let dir = tmp.join("sqlite");
         std::fs::create_dir_all(&dir)?;
         let url = format!("sqlite://{}?mode=rwc", dir.join("einfo.db").display());
         let raw_url = format!("sqlite://{}?mode=rwc", dir.join("raw.db").display());
-        bench_database(&args, "sqlite", &url, &raw_url, &dir, Some(echo.addr), &mut rows).await?;
+        bench_database(&args, "sqlite", &url, &raw_url, &dir, Some(&echoes), &mut rows).await?;
 
         if args.skip_postgres {
             eprintln!("· PostgreSQL skipped (--skip-postgres)");
@@ -122,6 +130,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .await;
     let _ = std::fs::remove_dir_all(&tmp);
     echo.stop().await?;
+    echo_tls.stop().await?;
     result?;
 
     print_table(&rows);
@@ -137,6 +146,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The echo baselines: plaintext, and over mutual TLS.
+struct Echoes {
+    plain: SocketAddr,
+    tls: HealthClient<tonic::transport::Channel>,
+}
+
+/// A CA in `dir` and two holders of it, the echo server and its client, as TLS identities.
+fn bench_pki(dir: &Path) -> anyhow::Result<(einfo_common::tls::Tls, einfo_common::tls::Transport)> {
+    use einfo_common::{pki, tls};
+    let now = einfo_common::clock::Clock::now(&*einfo_common::clock::system());
+    let since = now - chrono::Duration::hours(1);
+    let ca = pki::init_ca("einfo bench CA", since, 2)?;
+    pki::write(dir, "ca", &ca)?;
+    let names = ["127.0.0.1".to_owned()];
+    for name in ["server", "client"] {
+        let held =
+            pki::issue(&ca.cert_pem, &ca.key_pem, name, &[einfo_domain::Jurisdiction::Central], &names, since, 2)?;
+        pki::write(dir, name, &held)?;
+    }
+    let load = |name: &str| {
+        let (cert, key) = pki::paths(dir, name);
+        tls::Tls::load(tls::TlsFiles { ca: pki::paths(dir, "ca").0, cert, key }, einfo_common::clock::system())
+    };
+    Ok((load("server")?, tls::Transport::Tls(load("client")?)))
+}
+
 /// The rows of one database. Each measured operation runs right after (or before) its baseline,
 /// so that a change in the machine's load between phases shifts both alike.
 async fn bench_database(
@@ -145,7 +180,7 @@ async fn bench_database(
     url: &str,
     raw_url: &str,
     dir: &Path,
-    echo: Option<SocketAddr>,
+    echo: Option<&Echoes>,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let codes = p63_codes();
@@ -156,6 +191,8 @@ async fn bench_database(
         ..Default::default()
     };
     settings.auth.secret = Some(random_secret());
+    // Plaintext, as the baselines (a bare tonic call, the echo server) are.
+    settings.tls.insecure = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let node = node::start(&settings, NodeRole::Node, listener, Default::default()).await?;
     let raw = Raw::open(raw_url).await;
@@ -177,7 +214,7 @@ async fn bench_database(
         }
         let names = Arc::new(names);
         let echo = match echo {
-            Some(addr) => Some(HealthClient::new(connect(addr).await?)),
+            Some(e) => Some((HealthClient::new(connect(e.plain).await?), e.tls.clone())),
             None => None,
         };
 
@@ -213,8 +250,9 @@ async fn bench_database(
 
         for conc in LEVELS {
             let mut group = Vec::new();
-            if let Some(echo) = &echo {
+            if let Some((echo, echo_tls)) = &echo {
                 group.push(phase(ECHO, "-", health_op(echo.clone())));
+                group.push(phase(ECHO_TLS, "-", health_op(echo_tls.clone())));
                 // Diagnostic: the node's own server stack (trace layer, no token, no database).
                 group.push(phase(NODE_HEALTH, "-", health_op(HealthClient::new(channel.clone()))));
             }

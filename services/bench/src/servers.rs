@@ -29,6 +29,11 @@ pub(crate) struct EchoServer {
 
 impl EchoServer {
     pub(crate) async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// The echo server, over mutual TLS with `tls` when given (einfo's own acceptor).
+    pub(crate) async fn start_with(tls: Option<einfo_common::tls::Tls>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (reporter, service) = tonic_health::server::health_reporter();
@@ -36,12 +41,14 @@ impl EchoServer {
         // TCP_NODELAY as einfo's own server sets it: a transport setting, not a layer.
         let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
-            incoming,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let router = tonic::transport::Server::builder().add_service(service);
+        let task = match tls {
+            None => tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped)),
+            Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(tls.accept(incoming), stopped)),
+        };
         Ok(Self { addr, stop, task, _reporter: reporter })
     }
 
@@ -150,6 +157,8 @@ impl ServeChild {
             .args(["serve", what, "--listen", &addr.to_string()])
             .args(args)
             .env("EINFO_AUTH__SECRET", secret)
+            // Plaintext, as the baselines (a bare tonic call) are.
+            .env("EINFO_TLS__INSECURE", "true")
             .env("RUST_LOG", "warn")
             .env_remove("EINFO_DATABASE_URL")
             .stdin(std::process::Stdio::null())

@@ -119,7 +119,8 @@ impl Caller {
 
     /// Refuses unless the caller may read records of `target`: the centre reads all, a province its own.
     pub fn authorize_read(&self, target: &Jurisdiction) -> ApiResult<()> {
-        if self.role.is_central() || &self.jurisdiction == target {
+        // A central role, or a service of the centre (its gateway replicating).
+        if self.role.is_central() || self.jurisdiction.is_central() || &self.jurisdiction == target {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -244,7 +245,9 @@ fn check_claims(c: Claims, max_lifetime: Duration) -> Result<(Caller, String), S
     }
     let role: Role = c.role.parse()?;
     let jurisdiction = Jurisdiction::parse(&c.jur).map_err(|e| format!("invalid token jurisdiction: {e}"))?;
-    if role.is_central() != jurisdiction.is_central() {
+    // A person's role acts for the centre or for a province by its kind; a service (a machine) for
+    // either: a node's services for its provinces, the centre's gateway for the centre.
+    if role != Role::Service && role.is_central() != jurisdiction.is_central() {
         return Err(format!("role {role} does not act for {jurisdiction}"));
     }
     Ok((Caller { subject: c.sub, role, jurisdiction }, c.jti))

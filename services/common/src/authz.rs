@@ -35,8 +35,15 @@ const SERVICES: &[Role] = &[Service];
 const PROVINCE_READERS: &[Role] = &[Operator, Inspector, Reporter, Service, CentralAdmin, CentralAnalyst];
 /// Reads of a province's reports: its own people and the centre.
 const REPORT_READERS: &[Role] = &[Operator, Inspector, Reporter, CentralAdmin, CentralAnalyst];
-/// A node's logs: read by the centre (replication) and the province's operator.
-const LOG_READERS: &[Role] = &[Operator, CentralAdmin, CentralAnalyst];
+/// A node's log entries, which hold personal data unmasked (the hash chain covers them): the
+/// province's operator, and machines — a node's services, the centre's gateway replicating (as
+/// `service` of `central`). No person at the centre reads them (Decree 13/2023/NĐ-CP).
+const LOG_READERS: &[Role] = &[Operator, Service];
+/// A log's head and checkpoints (hashes, sizes, signatures; no entry): also the centre's people.
+const LOG_PROOF_READERS: &[Role] = &[Operator, Service, CentralAdmin, CentralAnalyst];
+/// The entries the centre kept of a province, unmasked: that province's people who keep them and
+/// its node recovering them; not the centre's people.
+const ENTRY_READERS: &[Role] = &[Operator, Inspector, Service];
 /// A province's feed from the centre: its node, and the centre itself.
 const FEED_READERS: &[Role] = &[Service, CentralAdmin, CentralAnalyst];
 /// A report submitted to the centre: by the province's node, or by its reporting officer directly
@@ -109,9 +116,10 @@ pub const POLICY: &[MethodPolicy] = &[
     p(reporting::reporting_service::EXPORT_REPORT, REPORT_READERS),
     // A node's logs.
     p(log::change_log_service::STREAM_CHANGES, LOG_READERS),
-    p(log::change_log_service::GET_LOG_HEAD, LOG_READERS),
-    p(log::change_log_service::GET_CHECKPOINT, LOG_READERS),
-    p(log::change_log_service::ADD_COSIGNATURE, CENTRE),
+    p(log::change_log_service::GET_LOG_HEAD, LOG_PROOF_READERS),
+    p(log::change_log_service::GET_CHECKPOINT, LOG_PROOF_READERS),
+    // The centre's gateway, as `service` of `central` (the handler refuses any other jurisdiction).
+    p(log::change_log_service::ADD_COSIGNATURE, SERVICES),
     // Sign-in: public (a password is exchanged for a token).
     p(auth::auth_service::LOGIN, PUBLIC),
     // The centre: nodes follow its feeds and submit as services; its admins run campaigns.
@@ -141,7 +149,7 @@ pub const POLICY: &[MethodPolicy] = &[
     p(gateway::directory_service::SET_ENDPOINT, ADMINS),
     p(gateway::directory_service::REMOVE_ENDPOINT, ADMINS),
     p(gateway::directory_service::CLEAR_ALARM, ADMINS),
-    p(gateway::entry_service::GET_ENTRIES, ANYONE),
+    p(gateway::entry_service::GET_ENTRIES, ENTRY_READERS),
 ];
 
 /// The roles allowed on `method` (empty: public); `None` for a path that is no einfo method.

@@ -313,10 +313,10 @@ where
     Ok(())
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Aborts a task when dropped: a task that lives only as long as what holds it.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -32,11 +32,16 @@ fn fitting(sizes: impl IntoIterator<Item = usize>, max: usize) -> usize {
     n
 }
 
-/// Whether `caller` may read the kept entries of `j`: its own province's roles, and the centre's
-/// admins and analysts.
+/// Whether `caller` may read the kept entries of `j`, which hold personal data unmasked: its own
+/// province's roles (as the role table allows) and the centre's own services; not the centre's
+/// people.
 fn may_read(caller: &Caller, j: &Jurisdiction) -> ApiResult<()> {
     match caller.role {
-        Role::CentralAdmin | Role::CentralAnalyst => Ok(()),
+        Role::Service if caller.jurisdiction.is_central() => Ok(()),
+        Role::CentralAdmin | Role::CentralAnalyst => Err(ApiError::new(
+            Reason::RoleNotAllowed,
+            format!("role {} may not read kept entries: they hold personal data unmasked", caller.role),
+        )),
         Role::System => Err(ApiError::new(Reason::RoleNotAllowed, "role system is never issued in a token")),
         _ if caller.jurisdiction == *j => Ok(()),
         _ => Err(ApiError::new(

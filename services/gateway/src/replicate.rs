@@ -26,6 +26,7 @@ use einfo_common::changelog::checkpoint::{self, CheckError, Checked};
 use einfo_common::changelog::merkle::{self, Frontier, Hash};
 use einfo_common::changelog::{ChainVerifier, ChangeEntry, GENESIS_HASH, LogId};
 use einfo_common::error::Reason;
+use einfo_common::server::AbortOnDrop;
 use einfo_domain::Jurisdiction;
 use einfo_proto::log::v1::change_log_service_client::ChangeLogServiceClient;
 use einfo_proto::log::v1::{
@@ -394,15 +395,6 @@ async fn follow(gw: &Gateway, j: &Jurisdiction, service: &'static str, endpoint:
         if let Some(f) = failure {
             return f;
         }
-    }
-}
-
-/// A task aborted when its handle is dropped (when the replicator stops following).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

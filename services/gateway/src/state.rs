@@ -149,10 +149,10 @@ impl Gateway {
         lock(&self.0.state)
     }
 
-    /// A bearer token the gateway calls nodes with (central analyst: it reads, never writes).
+    /// A bearer token the gateway calls nodes with: the `service` of `central` (a machine, which
+    /// may read a log's entries; it reads, never writes).
     pub(crate) fn token(&self) -> anyhow::Result<BearerToken> {
-        let caller =
-            Caller { subject: "gateway".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
+        let caller = Caller { subject: "gateway".into(), role: Role::Service, jurisdiction: Jurisdiction::Central };
         BearerToken::new(&self.0.signer.issue(&caller, Duration::from_secs(3600))?)
     }
 

@@ -145,7 +145,7 @@ pub async fn licence_state(c: &mut RegistryClient, name: &str) -> pb::LicenceSta
 }
 
 /// Every entry of the log of `service` ("registry", "inspection", …) of `jurisdiction` on
-/// `node`, read by a central analyst.
+/// `node`, read as the centre's gateway reads it.
 pub async fn log_entries(node: &TestNode, jurisdiction: &str, service: &str) -> Vec<log::ChangeEntry> {
     let mut c = node.changelog().await;
     let mut stream = c

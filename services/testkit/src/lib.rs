@@ -347,12 +347,18 @@ impl TestNode {
         )
     }
 
-    /// A change-log client of a central analyst.
+    /// A change-log client of the centre's gateway (`service` of `central`: a machine may read a
+    /// log's entries, a person at the centre may not).
     pub async fn changelog(&self) -> ChangeLogClient {
         ChangeLogServiceClient::with_interceptor(
             self.channel().await,
-            BearerToken::new(&self.token(&Self::analyst())).expect("token"),
+            BearerToken::new(&self.token(&Self::central_service())).expect("token"),
         )
+    }
+
+    /// The centre's gateway as it calls nodes: the `service` of `central`.
+    pub fn central_service() -> Caller {
+        Caller { subject: "gateway".into(), role: Role::Service, jurisdiction: Jurisdiction::Central }
     }
 
     /// The last sequence of a province's registry log.

@@ -39,7 +39,7 @@ async fn freshness(g: &TestGateway) -> gw::JurisdictionFreshness {
 }
 
 async fn kept(g: &TestGateway) -> (u64, Vec<u8>) {
-    let r = crate::gateway_entries::entries_as(g, &TestGateway::analyst_caller())
+    let r = crate::gateway_entries::entries_as(g, &TestNode::central_service())
         .get_entries(gw::GetEntriesRequest {
             jurisdiction: PROVINCE.into(),
             service: "registry".into(),

@@ -209,6 +209,20 @@ async fn a_node_with_a_certificate_signs_its_checkpoints_and_keeps_only_the_cent
     assert!(e.message().contains("does not act for the centre"), "{e:?}");
     let centre = pki.note_key("gateway");
     let cosigned = centre.cosign(&got.note, pki.now).unwrap();
+    // Only the centre's service hands a cosignature in, whatever the note holds.
+    let province_service = einfo_common::auth::Caller {
+        subject: "node-1".into(),
+        role: einfo_common::auth::Role::Service,
+        jurisdiction: province("01"),
+    };
+    let e = logpb::change_log_service_client::ChangeLogServiceClient::with_interceptor(
+        node.channel().await,
+        einfo_common::auth::BearerToken::new(&node.token(&province_service)).expect("bearer"),
+    )
+    .add_cosignature(add(cosigned.clone(), &centre))
+    .await
+    .expect_err("a province's service does not cosign");
+    assert_eq!((e.code(), reason(&e).as_str()), (Code::PermissionDenied, "NOT_YOUR_JURISDICTION"), "{e:?}");
     assert!(c.add_cosignature(add(cosigned.clone(), &centre)).await.expect("kept").into_inner().kept);
     let (who, _) = checkpoint::check_cosignature(&cosigned, centre.certificate(), &ca, pki.now).expect("cosigned");
     assert_eq!(who.name, "gateway");

@@ -60,8 +60,8 @@ fn token(caller: &Caller) -> BearerToken {
     BearerToken::new(&keys.issue(caller, Duration::from_secs(12 * 3600)).expect("token")).expect("bearer")
 }
 
-fn analyst() -> Caller {
-    Caller { subject: "fault-analyst".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central }
+fn central_service() -> Caller {
+    Caller { subject: "fault-gateway".into(), role: Role::Service, jurisdiction: Jurisdiction::Central }
 }
 
 fn lazy(addr: &str) -> tonic::transport::Channel {
@@ -300,7 +300,7 @@ async fn recovery(g: &GatewayProcess, codes: &[String], want: &BTreeMap<String, 
 async fn written_heads(nodes: &[Node]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for n in nodes {
-        let mut changelog = ChangeLogServiceClient::with_interceptor(lazy(&n.listen), token(&analyst()));
+        let mut changelog = ChangeLogServiceClient::with_interceptor(lazy(&n.listen), token(&central_service()));
         for code in n.codes.iter().take(WRITTEN_PER_NODE) {
             let request =
                 logpb::GetLogHeadRequest { jurisdiction: province(code).to_string(), service: "registry".into() };
@@ -414,9 +414,9 @@ async fn faults_at_random_lose_nothing_and_the_national_view_recovers(backend: B
     // History: every acknowledged write once in its node; the gateway's logs equal the nodes'.
     let acked = acked.lock().await;
     let mut node_total = 0i64;
-    let mut entries_client = EntryServiceClient::with_interceptor(lazy(&g.addr), token(&analyst()));
+    let mut entries_client = EntryServiceClient::with_interceptor(lazy(&g.addr), token(&central_service()));
     for n in held.iter() {
-        let mut changelog = ChangeLogServiceClient::with_interceptor(lazy(&n.listen), token(&analyst()));
+        let mut changelog = ChangeLogServiceClient::with_interceptor(lazy(&n.listen), token(&central_service()));
         for code in &n.codes {
             let j = province(code).to_string();
             let names = sites_of(&n.listen, code).await;

@@ -185,10 +185,14 @@ async fn the_centre_serves_what_it_kept_to_its_province_and_the_centre_only(back
             "{code}/{service}: the centre gives back exactly what the node wrote"
         );
     }
-    // The centre's analysts read any province; the inspector of 01 reads 01.
-    let analyst = TestGateway::analyst_caller();
-    let (all, _) = all_kept(&mut entries_as(&g, &analyst), &j("79"), "registry", 1000).await;
+    // The centre's own services read any province; the inspector of 01 reads 01. The entries hold
+    // personal data unmasked: the centre's people read none.
+    let (all, _) = all_kept(&mut entries_as(&g, &TestNode::central_service()), &j("79"), "registry", 1000).await;
     assert!(!all.is_empty());
+    for person in [TestGateway::analyst_caller(), TestGateway::admin_caller()] {
+        let e = entries_as(&g, &person).get_entries(get(&j("79"), "registry", 0, 0)).await.expect_err("a person");
+        assert_refused(&e, Code::PermissionDenied, "ROLE_NOT_ALLOWED", None);
+    }
     let inspector =
         Caller { subject: "insp".into(), role: Role::Inspector, jurisdiction: einfo_testkit::province("01") };
     entries_as(&g, &inspector).get_entries(get(&j("01"), "inspection", 0, 0)).await.expect("its own province");

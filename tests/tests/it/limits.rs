@@ -36,8 +36,8 @@ fn head_request() -> logpb::GetLogHeadRequest {
     logpb::GetLogHeadRequest { jurisdiction: province("01").to_string(), service: "registry".into() }
 }
 
-fn analyst(subject: &str) -> Caller {
-    Caller { subject: subject.into(), role: Role::CentralAnalyst, jurisdiction: einfo_domain::Jurisdiction::Central }
+fn central_service(subject: &str) -> Caller {
+    Caller { subject: subject.into(), role: Role::Service, jurisdiction: einfo_domain::Jurisdiction::Central }
 }
 
 /// A refusal for a caller limit: `RESOURCE_EXHAUSTED`, reason `CALLER_LIMIT`, the limit named in
@@ -104,12 +104,12 @@ async fn two_thousand_unread_follow_streams_keep_a_node_small_and_another_caller
     let idle = rss(&child);
 
     // Act: one caller opens the streams and reads none of them.
-    let reader = token(&analyst("hungry-reader"));
+    let reader = token(&central_service("hungry-reader"));
     let (streams, channels) = open_unread(&addr, &reader).await;
     let peak = peak_rss(&child).await;
 
     // Another caller is still served.
-    let mut other = ChangeLogServiceClient::with_interceptor(connect(&addr).await, token(&analyst("other")));
+    let mut other = ChangeLogServiceClient::with_interceptor(connect(&addr).await, token(&central_service("other")));
     let head = other.get_log_head(head_request()).await.expect("another caller is served").into_inner();
     assert_eq!(head.sequence, SITES as u64);
     let mut whole = other.stream_changes(follow_request(0)).await.expect("its stream opens").into_inner();
@@ -197,7 +197,7 @@ async fn a_caller_over_its_stream_cap_is_refused_with_retry_info_and_others_are_
     let node = TestNode::start_on(db, s, Options::default()).await;
     let node = &node;
     let client = |subject: &str| {
-        let token = node.token(&analyst(subject));
+        let token = node.token(&central_service(subject));
         async move {
             ChangeLogServiceClient::with_interceptor(node.channel().await, BearerToken::new(&token).expect("bearer"))
         }
@@ -233,7 +233,7 @@ async fn a_caller_over_its_rate_is_refused_with_retry_info_until_the_clock_moves
     let node = TestNode::start_on(db, s, Options { clock: Some(clock.clone()), ..Options::default() }).await;
     let mut fast = ChangeLogServiceClient::with_interceptor(
         node.channel().await,
-        BearerToken::new(&node.token(&analyst("fast"))).expect("bearer"),
+        BearerToken::new(&node.token(&central_service("fast"))).expect("bearer"),
     );
 
     for i in 0..3 {
@@ -246,7 +246,7 @@ async fn a_caller_over_its_rate_is_refused_with_retry_info_until_the_clock_moves
 
     let mut other = ChangeLogServiceClient::with_interceptor(
         node.channel().await,
-        BearerToken::new(&node.token(&analyst("other"))).expect("bearer"),
+        BearerToken::new(&node.token(&central_service("other"))).expect("bearer"),
     );
     other.get_log_head(head_request()).await.expect("another caller has its own rate");
 
@@ -287,7 +287,7 @@ async fn a_stalled_follow_stream_is_ended_after_the_idle_timeout_and_a_quiet_one
         .connect()
         .await
         .expect("connect");
-    let token = BearerToken::new(&node.token(&analyst("stalled-reader"))).expect("bearer");
+    let token = BearerToken::new(&node.token(&central_service("stalled-reader"))).expect("bearer");
     let mut stalled = ChangeLogServiceClient::with_interceptor(small, token)
         .stream_changes(follow_request(0))
         .await

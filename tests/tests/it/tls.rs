@@ -120,8 +120,10 @@ async fn a_node_certificate_for_another_province_cannot_stream_or_write_that_pro
     let refused = stream(as_79(), operator_01.clone()).await.expect_err("79's certificate, 01's token");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
     assert!(refused.message().contains("node-79"), "the message names the certificate: {}", refused.message());
-    let refused = stream(as_79(), TestNode::analyst()).await.expect_err("79's certificate, a central token");
+    // The centre's gateway's token, which reads any log, under 79's certificate.
+    let refused = stream(as_79(), TestNode::central_service()).await.expect_err("79's certificate, a central token");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("acts only for provinces/2008-79"), "{}", refused.message());
     let refused = stream(as_79(), TestNode::operator("79")).await.expect_err("79's certificate and token, 01's log");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 

@@ -20,7 +20,9 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::National;
-use crate::fixtures::{RegistryClient, central_token, jurisdiction, p63_codes, random_secret, registry_client, seed};
+use crate::fixtures::{
+    RegistryClient, central_token, gateway_token, jurisdiction, p63_codes, random_secret, registry_client, seed,
+};
 use crate::servers::{ServeChild, connect, wait_serving};
 use einfo_app::node::{self, Role as NodeRole};
 
@@ -55,6 +57,8 @@ impl Federation {
                 ..Default::default()
             };
             s.auth.secret = Some(secret.clone());
+            // Plaintext, as the bench's baselines (a bare tonic call) are.
+            s.tls.insecure = true;
             // Each start in a task of its own: `server::health` blocks on the health reporter's
             // lock, which never completes once the task's cooperative budget is spent (as it is
             // with 63 starts polled by one task).
@@ -67,13 +71,14 @@ impl Federation {
             futures::future::join_all(started).await.into_iter().map(|r| r?).collect::<anyhow::Result<_>>()?;
         let keys = TokenKeys::from_secret(secret.as_bytes())?;
         let central = central_token(&keys)?;
+        let gateway = gateway_token(&keys)?;
         let (mut operators, mut readers, mut logs, mut parents) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (n, code) in nodes.iter().zip(&codes) {
             wait_serving(n.addr, Duration::from_secs(120)).await?;
             let channel = connect(n.addr).await?;
             operators.push(registry_client(&channel, &keys, code)?);
             readers.push(RegistryServiceClient::with_interceptor(channel.clone(), central.clone()));
-            logs.push(ChangeLogServiceClient::with_interceptor(channel, central.clone()));
+            logs.push(ChangeLogServiceClient::with_interceptor(channel, gateway.clone()));
             parents.push(jurisdiction(code)?.to_string());
         }
         Ok(Self { codes, nodes, keys, secret, operators, readers, logs, parents, gateway_binary })

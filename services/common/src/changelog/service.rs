@@ -318,6 +318,14 @@ impl Api for ChangeLogService {
         req: Request<AddCosignatureRequest>,
     ) -> Result<Response<AddCosignatureResponse>, Status> {
         let log = self.resolve(&req, &req.get_ref().jurisdiction, &req.get_ref().service)?;
+        let cosigner = caller(&req)?;
+        if !cosigner.jurisdiction.is_central() {
+            return Err(ApiError::new(
+                Reason::NotYourJurisdiction,
+                format!("only the centre cosigns a checkpoint; the caller acts for {}", cosigner.jurisdiction),
+            )
+            .into());
+        }
         let r = req.into_inner();
         let now = self.db.now();
         let c = checkpoint::check(&r.note, &[], None, now, &log).map_err(|e| ApiError::field("note", e.to_string()))?;
