@@ -26,6 +26,30 @@ fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
 }
 
+/// The columns of a catalogue file, in order.
+pub const COLUMNS: [&str; 20] = [
+    "code",
+    "catalogue_version",
+    "description_vi",
+    "description_en",
+    "decree",
+    "article",
+    "clause",
+    "point",
+    "fine_min_organisation_vnd",
+    "fine_max_organisation_vnd",
+    "fine_min_person_vnd",
+    "fine_max_person_vnd",
+    "allowed_measures",
+    "principal_forms",
+    "additional_sanctions",
+    "remedial_measures",
+    "effective_from",
+    "effective_to",
+    "source",
+    "example",
+];
+
 /// The catalogue shipped with the services (`data/violation-catalogue.csv`).
 pub const BUNDLED: &str = include_str!("../data/violation-catalogue.csv");
 
@@ -36,14 +60,43 @@ impl Catalogue {
         Self::from_csv(BUNDLED).expect("bundled catalogue parses")
     }
 
-    /// Parses a catalogue file (see `data/README.md`); errors name the line.
+    /// Parses a catalogue file (see `data/README.md`); errors name the line. Two layouts are
+    /// read: the current one ([`COLUMNS`], 20 columns, to the point, with the principal forms and
+    /// the decree's additional and remedial measures) and the first one (16 columns: no point, a
+    /// fine as the only principal form), which a node may hold from an earlier version.
     pub fn from_csv(data: &str) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
         let mut rdr = csv::Reader::from_reader(data.as_bytes());
+        let header: Vec<String> = rdr.headers()?.iter().map(|h| h.trim().to_owned()).collect();
+        let current = header.len() == COLUMNS.len();
+        anyhow::ensure!(
+            !current || header.iter().zip(COLUMNS).all(|(h, c)| h == c),
+            "the header must be {}",
+            COLUMNS.join(",")
+        );
+        anyhow::ensure!(current || header.len() == 16, "expected {} columns (or the first layout's 16)", COLUMNS.len());
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
-            let r = rec.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
-            anyhow::ensure!(r.len() == 16, "line {line}: expected 16 columns, found {}", r.len());
+            let rec = rec.map_err(|e| anyhow::anyhow!("line {line}: {e}"))?;
+            anyhow::ensure!(
+                rec.len() == header.len(),
+                "line {line}: expected {} columns, found {}",
+                header.len(),
+                rec.len()
+            );
+            // The first layout, read as the current one: no point, a fine only, no measures' text.
+            let r: Vec<&str> = if current {
+                rec.iter().collect()
+            } else {
+                let o: Vec<&str> = rec.iter().collect();
+                let mut r = o[..7].to_vec();
+                r.push("");
+                r.extend_from_slice(&o[7..12]);
+                r.extend_from_slice(&["FINE", "", ""]);
+                r.extend_from_slice(&o[12..]);
+                r
+            };
+            let (point, forms, additional, remedial) = (7, 13, 14, 15);
             let money = |c: usize| -> anyhow::Result<i64> {
                 r[c].trim().parse().map_err(|e| anyhow::anyhow!("line {line}, column {}: {e}", c + 1))
             };
@@ -57,11 +110,18 @@ impl Catalogue {
                 Ok(Some(ts(vn_midnight(d))))
             };
             let mut measures = Vec::new();
-            for m in r[11].split(';').map(str::trim).filter(|m| !m.is_empty()) {
+            for m in r[12].split(';').map(str::trim).filter(|m| !m.is_empty()) {
                 let k = pb::MeasureKind::from_str_name(&format!("MEASURE_KIND_{m}"))
                     .ok_or_else(|| anyhow::anyhow!("line {line}: unknown measure '{m}'"))?;
                 measures.push(k as i32);
             }
+            let mut principal_forms = Vec::new();
+            for f in r[forms].split(';').map(str::trim).filter(|f| !f.is_empty()) {
+                let k = pb::PrincipalForm::from_str_name(&format!("PRINCIPAL_FORM_{f}"))
+                    .ok_or_else(|| anyhow::anyhow!("line {line}: unknown principal form '{f}' (WARNING, FINE)"))?;
+                principal_forms.push(k as i32);
+            }
+            anyhow::ensure!(!principal_forms.is_empty(), "line {line}: no principal form (WARNING, FINE)");
             let e = pb::CatalogueEntry {
                 code: r[0].trim().into(),
                 catalogue_version: r[1].trim().into(),
@@ -71,16 +131,20 @@ impl Catalogue {
                     decree: r[4].trim().into(),
                     article: r[5].trim().into(),
                     clause: r[6].trim().into(),
+                    point: r[point].trim().into(),
                 }),
-                fine_min_organisation_vnd: money(7)?,
-                fine_max_organisation_vnd: money(8)?,
-                fine_min_person_vnd: money(9)?,
-                fine_max_person_vnd: money(10)?,
+                fine_min_organisation_vnd: money(8)?,
+                fine_max_organisation_vnd: money(9)?,
+                fine_min_person_vnd: money(10)?,
+                fine_max_person_vnd: money(11)?,
                 allowed_measures: measures,
-                effective_from: date(12)?,
-                effective_to: date(13)?,
-                source: r[14].trim().into(),
-                example: r[15].trim() == "true",
+                effective_from: date(16)?,
+                effective_to: date(17)?,
+                source: r[18].trim().into(),
+                example: r[19].trim() == "true",
+                principal_forms,
+                additional_sanctions: r[additional].trim().into(),
+                remedial_measures: r[remedial].trim().into(),
             };
             anyhow::ensure!(!e.code.is_empty(), "line {line}: empty code");
             anyhow::ensure!(e.effective_from.is_some(), "line {line}: effective_from is required");
@@ -153,6 +217,49 @@ mod tests {
         assert!(!e.example);
         assert!(c.in_force("EX-LICENCE-TERMS", now).unwrap().example);
         assert!(c.all().iter().all(|e| !e.source.is_empty()));
+    }
+
+    #[test]
+    fn decree_174_2013_judges_the_letters_year_to_the_point() {
+        let c = Catalogue::bundled();
+        let day = |y, m, d| vn_midnight(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let e = c.in_force("ND174-64-1-b", day(2014, 9, 10)).expect("in force in 2014");
+        let b = e.legal_basis.clone().unwrap();
+        assert_eq!(
+            (b.decree.as_str(), b.article.as_str(), b.clause.as_str(), b.point.as_str()),
+            ("174/2013/NĐ-CP", "64", "1", "b")
+        );
+        assert_eq!((e.fine_min_organisation_vnd, e.fine_max_organisation_vnd), (5_000_000, 10_000_000));
+        assert_eq!(
+            (e.fine_min_person_vnd, e.fine_max_person_vnd),
+            (2_500_000, 5_000_000),
+            "a person's is half (Art. 2(1))"
+        );
+        assert_eq!(e.principal_forms, vec![pb::PrincipalForm::Fine as i32]);
+        assert!(c.in_force("ND174-64-1-b", day(2014, 1, 14)).is_none());
+        assert!(c.in_force("ND174-64-1-b", day(2014, 1, 15)).is_some());
+        assert!(c.in_force("ND174-64-1-b", day(2020, 4, 14)).is_some());
+        assert!(c.in_force("ND174-64-1-b", day(2020, 4, 15)).is_none(), "Decree 15/2020 from 2020-04-15");
+        assert!(
+            c.all()
+                .iter()
+                .filter(|e| !e.example)
+                .all(|e| e.source.contains("Decree") || e.source.contains("secondary"))
+        );
+    }
+
+    #[test]
+    fn a_file_of_the_first_layout_is_read_as_fines_without_a_point() {
+        let first = "code,catalogue_version,description_vi,description_en,decree,article,clause,fine_min_organisation_vnd,fine_max_organisation_vnd,fine_min_person_vnd,fine_max_person_vnd,allowed_measures,effective_from,effective_to,source,example\n\
+                     T-1,2020.1,Thử,Test,15/2020/NĐ-CP,98,3,50000000,70000000,25000000,35000000,CONFISCATION,2020-04-15,,a source,false\n";
+        let c = Catalogue::from_csv(first).unwrap();
+        let e = &c.all()[0];
+        assert_eq!(e.legal_basis.as_ref().unwrap().point, "");
+        assert_eq!(e.principal_forms, vec![pb::PrincipalForm::Fine as i32]);
+        assert_eq!(e.allowed_measures, vec![pb::MeasureKind::Confiscation as i32]);
+        assert_eq!(e.source, "a source");
+        let bad = format!("{}\nT-2,2026.1,a,b,d,1,1,,1,2,1,2,,NONE,,,2020-01-01,,s,false\n", COLUMNS.join(","));
+        assert!(Catalogue::from_csv(&bad).unwrap_err().to_string().contains("principal form 'NONE'"));
     }
 
     #[test]

@@ -253,7 +253,7 @@ async fn the_catalogue_carries_decree_15_and_marks_examples(backend: Backend) {
     let Some(node) = TestNode::start(backend, &["01"]).await else { return };
     let mut c = node.inspection("01").await;
     let now = c.list_catalogue(pb::ListCatalogueRequest::default()).await.expect("catalogue").into_inner();
-    assert_eq!(now.catalogue_version, "2020.1");
+    assert_eq!(now.catalogue_version, "2026.1");
     let entry = |code: &str| {
         now.entries
             .iter()
@@ -263,7 +263,12 @@ async fn the_catalogue_carries_decree_15_and_marks_examples(backend: Backend) {
     };
     let in_force_from = Some(date(2020, 4, 15));
     let decree = |article: &str, clause: &str| {
-        Some(pb::LegalBasis { decree: "15/2020/NĐ-CP".into(), article: article.into(), clause: clause.into() })
+        Some(pb::LegalBasis {
+            decree: "15/2020/NĐ-CP".into(),
+            article: article.into(),
+            clause: clause.into(),
+            point: String::new(),
+        })
     };
 
     let e = entry("ND15-44");
@@ -289,7 +294,7 @@ async fn the_catalogue_carries_decree_15_and_marks_examples(backend: Backend) {
         (e.fine_min_organisation_vnd, e.fine_max_organisation_vnd, e.fine_min_person_vnd, e.fine_max_person_vnd),
         (5_000_000, 10_000_000, 2_500_000, 5_000_000)
     );
-    assert_eq!(e.legal_basis, decree("99", ""));
+    assert_eq!(e.legal_basis, decree("99", "1"));
     assert!(e.allowed_measures.is_empty());
     assert!(e.source.starts_with("Decree 15/2020/NĐ-CP Art. 99, 5–10 M VND"), "{}", e.source);
 
@@ -298,7 +303,8 @@ async fn the_catalogue_carries_decree_15_and_marks_examples(backend: Backend) {
         assert!(!e.example, "{code} is a fact, not an example");
         assert_eq!(e.effective_from, in_force_from, "{code} in force from 2020-04-15");
         assert_eq!(e.effective_to, None, "{code} still in force");
-        assert_eq!(e.catalogue_version, "2020.1");
+        // 99 was made precise to its clause (1) in 2026.1.
+        assert_eq!(e.catalogue_version, if code == "ND15-99" { "2026.1" } else { "2020.1" });
         assert!(!e.description_vi.is_empty() && !e.description_en.is_empty());
     }
     let examples: Vec<&pb::CatalogueEntry> = now.entries.iter().filter(|e| e.code.starts_with("EX-")).collect();
@@ -376,6 +382,111 @@ async fn the_catalogue_is_loaded_from_the_configured_file(backend: Backend) {
     assert_eq!(all.catalogue_version, "2026.1");
 }
 
+/// The letter's own year: an act of 2014 is judged by Decree 174/2013/NĐ-CP, to the point, and
+/// the decision cites the provision; a fine outside its range and a warning it does not allow are
+/// refused, naming the provision; an act of the day before the decree took effect has no row.
+async fn an_act_of_2014_is_judged_by_decree_174_2013_to_the_point(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let site = register(&mut node.registry("01").await, P01, "general-website", "duong-dan-2014.vn").await.name;
+    let mut c = node.inspection("01").await;
+    // Providing links to websites with unlawful content (Art. 64(1)(b)): 5–10 M VND.
+    let ins = record(
+        &mut c,
+        inspection(&site, date(2014, 10, 6), vec![violation("ND174-64-1-b", date(2014, 9, 10))]),
+        "i-2014",
+    )
+    .await;
+    let in_2014 = |fine: i64| pb::SanctionDecision {
+        decision_time: Some(date(2014, 10, 20)),
+        compliance_deadline: Some(date(2014, 11, 20)),
+        ..decision(&ins, OffenderKind::Organisation, fine)
+    };
+    let refuse = |d: pb::SanctionDecision, id: &'static str| {
+        let mut c = c.clone();
+        async move {
+            c.issue_decision(pb::IssueDecisionRequest { parent: P01.into(), decision: Some(d), request_id: id.into() })
+                .await
+                .expect_err(id)
+        }
+    };
+    let e = refuse(in_2014(12_000_000), "too-much").await;
+    assert_refused(&e, Code::InvalidArgument, "FIELD_INVALID", Some("decision.fine_vnd"));
+    assert!(e.message().contains("5000000–10000000 VND"), "{}", e.message());
+    let e = refuse(pb::SanctionDecision { warning: true, ..in_2014(0) }, "warned").await;
+    assert_refused(&e, Code::InvalidArgument, "FIELD_INVALID", Some("decision.warning"));
+    assert!(
+        e.message().contains("ND174-64-1-b (Điều 64 khoản 1 điểm b Nghị định 174/2013/NĐ-CP)"),
+        "the provision is named: {}",
+        e.message()
+    );
+    let d = issue(&mut c, in_2014(7_000_000), "fined").await;
+    assert_eq!(
+        d.legal_bases,
+        vec![pb::LegalBasis {
+            decree: "174/2013/NĐ-CP".into(),
+            article: "64".into(),
+            clause: "1".into(),
+            point: "b".into()
+        }]
+    );
+    assert_eq!(get_decision(&mut c, &d.name).await.legal_bases, d.legal_bases, "kept as issued");
+
+    // The boundaries of Decree 174/2013: in force from 2014-01-15 to 2020-04-14.
+    for (act, in_force) in
+        [(date(2014, 1, 14), false), (date(2014, 1, 15), true), (date(2020, 4, 14), true), (date(2020, 4, 15), false)]
+    {
+        let got = c
+            .record_inspection(pb::RecordInspectionRequest {
+                parent: P01.into(),
+                inspection: Some(inspection(&site, date(2020, 5, 1), vec![violation("ND174-64-1-b", act)])),
+                request_id: format!("boundary-{}", act.seconds),
+            })
+            .await;
+        assert_eq!(got.is_ok(), in_force, "an act of {act:?}: {got:?}");
+    }
+}
+
+/// A warning (cảnh cáo) as the principal form, with no fine, only where the provision allows one;
+/// a fine where it allows a fine.
+async fn a_warning_is_issued_only_where_the_provision_allows_one(backend: Backend) {
+    let Some(db) = einfo_testkit::TestDb::new(backend).await else { return };
+    let file = db.dir.join("catalogue.csv");
+    let header = einfo_reference::catalogue::COLUMNS.join(",");
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\n\
+             TEST-W,2026.1,Cảnh cáo hoặc phạt tiền,Warning or fine,1/2026/NĐ-CP,1,1,a,1000000,2000000,500000,1000000,,WARNING;FINE,,,2020-01-01,,test file,true\n\
+             TEST-F,2026.1,Phạt tiền,Fine only,1/2026/NĐ-CP,1,2,,3000000,5000000,1500000,2500000,,FINE,,,2020-01-01,,test file,true\n"
+        ),
+    )
+    .unwrap();
+    let mut settings = einfo_testkit::settings(&db, &["01"]);
+    settings.inspection.catalogue_file = Some(file);
+    let node = TestNode::start_on(db, settings, Default::default()).await;
+    let site = register(&mut node.registry("01").await, P01, "general-website", "canh-cao.vn").await.name;
+    let mut c = node.inspection("01").await;
+    let warned = record(&mut c, inspection(&site, days(-2), vec![violation("TEST-W", days(-5))]), "iw").await;
+    let fined = record(&mut c, inspection(&site, days(-2), vec![violation("TEST-F", days(-5))]), "if").await;
+    let warning = |ins: &pb::Inspection, fine: i64| pb::SanctionDecision {
+        warning: true,
+        ..decision(ins, OffenderKind::Person, fine)
+    };
+    let d = issue(&mut c, warning(&warned, 0), "w").await;
+    assert!(d.warning && d.fine_vnd == 0, "{d:?}");
+    for (d, id, field) in [
+        (warning(&warned, 500_000), "w-fined", "decision.fine_vnd"),
+        (warning(&fined, 0), "f-warned", "decision.warning"),
+    ] {
+        let e = c
+            .issue_decision(pb::IssueDecisionRequest { parent: P01.into(), decision: Some(d), request_id: id.into() })
+            .await
+            .expect_err(id);
+        assert_refused(&e, Code::InvalidArgument, "FIELD_INVALID", Some(field));
+    }
+    issue(&mut c, decision(&fined, OffenderKind::Person, 2_000_000), "f").await;
+}
+
 both_backends!(
     a_licence_measure_registry_refuses_suspends_no_licence,
     a_decision_lists_its_violations_in_one_order_in_its_answer_its_record_and_its_log,
@@ -383,4 +494,6 @@ both_backends!(
     a_corrected_decision_keeps_its_history_and_the_figures_follow_the_correction,
     the_catalogue_carries_decree_15_and_marks_examples,
     the_catalogue_is_loaded_from_the_configured_file,
+    an_act_of_2014_is_judged_by_decree_174_2013_to_the_point,
+    a_warning_is_issued_only_where_the_provision_allows_one,
 );

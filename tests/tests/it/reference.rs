@@ -33,7 +33,7 @@ const INDICATORS: &str = einfo_reference::indicators::BUNDLED;
 /// The built-in catalogue with one entry of a newer catalogue version.
 fn catalogue_with(version: &str) -> String {
     format!(
-        "{CATALOGUE}ND-TEST-{version},{version},Hành vi thử nghiệm,A test violation,15/2020/NĐ-CP,1,,1000000,2000000,500000,1000000,,2025-01-01,,Test entry,true\n"
+        "{CATALOGUE}ND-TEST-{version},{version},Hành vi thử nghiệm,A test violation,15/2020/NĐ-CP,1,,,1000000,2000000,500000,1000000,,FINE,,,2025-01-01,,Test entry,true\n"
     )
 }
 
@@ -244,9 +244,9 @@ async fn publishing_is_for_the_central_admin_checked_like_a_node_and_idempotent(
 
 async fn a_new_violation_catalogue_reaches_a_running_node_and_survives_its_restart(backend: Backend) {
     let Some((mut centre, mut node)) = start(backend).await else { return };
-    assert_eq!(catalogue_version(&node).await, "2020.1");
-    publish(&centre, "violation-catalogue", &catalogue_with("2025.1")).await.expect("published");
-    until_catalogue_version(&node, "2025.1").await;
+    assert_eq!(catalogue_version(&node).await, "2026.1");
+    publish(&centre, "violation-catalogue", &catalogue_with("2027.1")).await.expect("published");
+    until_catalogue_version(&node, "2027.1").await;
     // The new entry is checked against at once.
     let entries = node
         .inspection("01")
@@ -256,17 +256,17 @@ async fn a_new_violation_catalogue_reaches_a_running_node_and_survives_its_resta
         .unwrap()
         .into_inner()
         .entries;
-    assert!(entries.iter().any(|e| e.code == "ND-TEST-2025.1"));
+    assert!(entries.iter().any(|e| e.code == "ND-TEST-2027.1"));
 
     // Restarted while the centre is down, the node starts from what it applied.
     centre.stop().await;
     node.restart().await;
-    assert_eq!(catalogue_version(&node).await, "2025.1");
+    assert_eq!(catalogue_version(&node).await, "2027.1");
 
     // Back up, the centre's next version reaches it; the cursor was kept, so nothing is replayed.
     centre.start_again_same_port().await;
-    publish(&centre, "violation-catalogue", &catalogue_with("2025.2")).await.expect("published");
-    until_catalogue_version(&node, "2025.2").await;
+    publish(&centre, "violation-catalogue", &catalogue_with("2027.2")).await.expect("published");
+    until_catalogue_version(&node, "2027.2").await;
 }
 
 async fn new_holidays_move_an_application_deadline(backend: Backend) {
@@ -280,8 +280,8 @@ async fn new_holidays_move_an_application_deadline(backend: Backend) {
     // The government declares Wednesday 5 March a day off. The feed is applied in order, so once
     // the catalogue published after it is in force, so are the holidays.
     publish(&centre, "holidays", &format!("{HOLIDAYS}2025-03-05,holiday,Ngày nghỉ thử nghiệm\n")).await.unwrap();
-    publish(&centre, "violation-catalogue", &catalogue_with("2025.1")).await.unwrap();
-    until_catalogue_version(&node, "2025.1").await;
+    publish(&centre, "violation-catalogue", &catalogue_with("2027.1")).await.unwrap();
+    until_catalogue_version(&node, "2027.1").await;
 
     let after = application_deadline(&node, "sau.vn", received.timestamp()).await;
     assert_eq!(after, vn.with_ymd_and_hms(2025, 3, 19, 0, 0, 0).unwrap().timestamp());
@@ -305,8 +305,8 @@ async fn new_indicators_change_what_a_report_compiles(backend: Backend) {
 
 async fn an_item_the_node_cannot_load_is_skipped_and_the_version_in_force_stays(backend: Backend) {
     let Some((centre, mut node)) = start(backend).await else { return };
-    publish(&centre, "violation-catalogue", &catalogue_with("2025.1")).await.unwrap();
-    until_catalogue_version(&node, "2025.1").await;
+    publish(&centre, "violation-catalogue", &catalogue_with("2027.1")).await.unwrap();
+    until_catalogue_version(&node, "2027.1").await;
     let name = campaign(&centre, &node, &["licences_issued", "applications_in_period"]).await;
 
     // A broken catalogue gets onto the feed behind the centre's back (the centre refuses it on
@@ -330,9 +330,9 @@ async fn an_item_the_node_cannot_load_is_skipped_and_the_version_in_force_stays(
         compiled_indicators(&node, &name).await.contains("applications_in_period").then_some(())
     })
     .await;
-    assert_eq!(catalogue_version(&node).await, "2025.1", "the broken catalogue was not put in force");
+    assert_eq!(catalogue_version(&node).await, "2027.1", "the broken catalogue was not put in force");
     node.restart().await;
-    assert_eq!(catalogue_version(&node).await, "2025.1", "nor stored");
+    assert_eq!(catalogue_version(&node).await, "2027.1", "nor stored");
 }
 
 /// A token the centre revoked (reference data `revoked-tokens`) is refused by the node that follows

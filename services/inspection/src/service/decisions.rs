@@ -16,7 +16,7 @@ use einfo_domain::Jurisdiction;
 use einfo_proto::inspection::v1 as pb;
 use einfo_proto::methods;
 use einfo_proto::registry::v1 as reg;
-use pb::{DecisionState, DeliveryState, MeasureKind, OffenderKind};
+use pb::{DecisionState, DeliveryState, MeasureKind, OffenderKind, PrincipalForm};
 
 use super::{Inspection, event, stale};
 use crate::store::{self, Table};
@@ -115,13 +115,9 @@ impl Inspection {
         if chosen.is_empty() {
             v.add("decision.violation_indexes", "the decision sanctions no violation");
         }
-        let (lo, hi, allowed) = self.ranges(&chosen, d.offender_kind(), &mut v);
-        if v.is_empty() && (d.fine_vnd < lo || d.fine_vnd > hi) {
-            v.add(
-                "decision.fine_vnd",
-                format!("{} VND is outside the range in force for this offender kind: {lo}–{hi} VND", d.fine_vnd),
-            );
-        }
+        let law = self.ranges(&chosen, d.offender_kind(), &mut v);
+        law.check_principal(&d, &mut v);
+        let allowed = &law.allowed;
         for (i, ms) in d.measures.iter().enumerate() {
             if !allowed.contains(&ms.kind) {
                 v.add(
@@ -158,6 +154,7 @@ impl Inspection {
             voided: false,
             reason: String::new(),
             violation_indexes: chosen.iter().map(|(i, _)| *i as u32).collect(),
+            legal_bases: law.bases.clone(),
             ..d
         };
         store::put_decision(m.txn(), &j, &decision.name, decision.state, deadline.unwrap_or_default(), &decision)
@@ -192,14 +189,8 @@ impl Inspection {
 
     /// The fine range (the sum of the ranges in force on each violation's date for the offender
     /// kind) and the measures allowed for these violations of an inspection.
-    fn ranges(
-        &self,
-        chosen: &[(usize, &pb::Violation)],
-        kind: OffenderKind,
-        v: &mut Violations,
-    ) -> (i64, i64, HashSet<i32>) {
-        let (mut lo, mut hi) = (0i64, 0i64);
-        let mut allowed: HashSet<i32> = HashSet::new();
+    fn ranges(&self, chosen: &[(usize, &pb::Violation)], kind: OffenderKind, v: &mut Violations) -> Law {
+        let mut law = Law::default();
         let catalogue = self.catalogue.get();
         for (idx, x) in chosen {
             match catalogue.in_force(&x.code, instant(x.act_time.as_ref())) {
@@ -212,13 +203,23 @@ impl Inspection {
                         OffenderKind::Person => (e.fine_min_person_vnd, e.fine_max_person_vnd),
                         _ => (e.fine_min_organisation_vnd, e.fine_max_organisation_vnd),
                     };
-                    lo += a;
-                    hi += b;
-                    allowed.extend(e.allowed_measures.iter().copied());
+                    law.lo += a;
+                    law.hi += b;
+                    law.allowed.extend(e.allowed_measures.iter().copied());
+                    let basis = e.legal_basis.clone().unwrap_or_default();
+                    let cited = cite(&basis);
+                    let forms = |f: PrincipalForm| e.principal_forms.contains(&(f as i32));
+                    if !forms(PrincipalForm::Warning) {
+                        law.no_warning.push(format!("{} ({cited})", e.code));
+                    }
+                    if !forms(PrincipalForm::Fine) {
+                        law.no_fine.push(format!("{} ({cited})", e.code));
+                    }
+                    law.bases.push(basis);
                 }
             }
         }
-        (lo, hi, allowed)
+        law
     }
 
     /// CorrectDecision: number, date, offender, fine and compliance deadline, with a reason; the
@@ -231,8 +232,15 @@ impl Inspection {
         let input = req.decision.clone().unwrap_or_default();
         let j = self.named(&input.name, "decision.name", "decisions")?;
         let paths = req.update_mask.clone().map(|m| m.paths).unwrap_or_default();
-        const ALLOWED: &[&str] =
-            &["number", "decision_time", "offender_kind", "offender_name", "fine_vnd", "compliance_deadline"];
+        const ALLOWED: &[&str] = &[
+            "number",
+            "decision_time",
+            "offender_kind",
+            "offender_name",
+            "fine_vnd",
+            "warning",
+            "compliance_deadline",
+        ];
         let mut v = Violations::new();
         let why = reason(&req.reason, "reason", &mut v);
         if paths.is_empty() {
@@ -274,6 +282,7 @@ impl Inspection {
                 "offender_kind" => d.offender_kind = input.offender_kind,
                 "offender_name" => d.offender_name = input.offender_name.clone(),
                 "fine_vnd" => d.fine_vnd = input.fine_vnd,
+                "warning" => d.warning = input.warning,
                 _ => d.compliance_deadline = input.compliance_deadline,
             }
         }
@@ -296,13 +305,7 @@ impl Inspection {
             .iter()
             .filter_map(|i| ins.violations.get(*i as usize).map(|x| (*i as usize, x)))
             .collect();
-        let (lo, hi, _) = self.ranges(&chosen, d.offender_kind(), &mut v);
-        if v.is_empty() && (d.fine_vnd < lo || d.fine_vnd > hi) {
-            v.add(
-                "decision.fine_vnd",
-                format!("{} VND is outside the range in force for this offender kind: {lo}–{hi} VND", d.fine_vnd),
-            );
-        }
+        self.ranges(&chosen, d.offender_kind(), &mut v).check_principal(&d, &mut v);
         if d.fine_vnd < d.fine_collected_vnd {
             v.add("decision.fine_vnd", format!("is below the {} VND already collected", d.fine_collected_vnd));
         }
@@ -498,4 +501,62 @@ impl Inspection {
         m.commit(&()).await?;
         Ok(())
     }
+}
+
+/// What the provisions in force on the acts' dates allow a decision on them.
+#[derive(Default)]
+struct Law {
+    /// The fine range: the sum of the provisions' ranges for the offender kind.
+    lo: i64,
+    hi: i64,
+    /// The measures any of them allows.
+    allowed: HashSet<i32>,
+    /// The provisions applied, in the violations' order.
+    bases: Vec<pb::LegalBasis>,
+    /// The provisions (code and citation) that allow no warning, or no fine.
+    no_warning: Vec<String>,
+    no_fine: Vec<String>,
+}
+
+impl Law {
+    /// Checks the decision's principal form: a warning (no fine) only where every provision allows
+    /// one; a fine only where every provision allows one, within the summed range.
+    fn check_principal(&self, d: &pb::SanctionDecision, v: &mut Violations) {
+        if !v.is_empty() {
+            return;
+        }
+        if d.warning {
+            if d.fine_vnd != 0 {
+                v.add("decision.fine_vnd", "a warning carries no fine: 0, or no warning");
+            }
+            if !self.no_warning.is_empty() {
+                v.add(
+                    "decision.warning",
+                    format!("no warning is allowed by {}: a fine is the principal form", self.no_warning.join(", ")),
+                );
+            }
+        } else if !self.no_fine.is_empty() {
+            v.add("decision.fine_vnd", format!("no fine is allowed by {}: a warning is", self.no_fine.join(", ")));
+        } else if d.fine_vnd < self.lo || d.fine_vnd > self.hi {
+            v.add(
+                "decision.fine_vnd",
+                format!(
+                    "{} VND is outside the range in force for this offender kind: {}–{} VND",
+                    d.fine_vnd, self.lo, self.hi
+                ),
+            );
+        }
+    }
+}
+
+/// A provision as the law cites it: "Điều 64 khoản 1 điểm a Nghị định 174/2013/NĐ-CP".
+fn cite(b: &pb::LegalBasis) -> String {
+    let mut s = format!("Điều {}", b.article);
+    if !b.clause.is_empty() {
+        s.push_str(&format!(" khoản {}", b.clause));
+    }
+    if !b.point.is_empty() {
+        s.push_str(&format!(" điểm {}", b.point));
+    }
+    format!("{s} Nghị định {}", b.decree)
 }
