@@ -111,6 +111,62 @@ impl Province {
     pub fn jurisdiction(&self) -> Jurisdiction {
         Jurisdiction::Province(self.scheme, self.code)
     }
+
+    /// Its official name and short name on `day`: the lists carry today's names, and
+    /// `data/province-names.csv` the earlier ones with their dates and sources (Thừa Thiên Huế
+    /// until 2024-12-31, the city of Huế from 2025-01-01).
+    pub fn name_on(&self, day: chrono::NaiveDate) -> (&str, &str) {
+        tables()
+            .names
+            .iter()
+            .find(|n| {
+                n.scheme == self.scheme
+                    && n.code == self.code
+                    && n.from.is_none_or(|f| f <= day)
+                    && n.to.is_none_or(|t| day < t)
+            })
+            .map_or((self.name.as_str(), self.short_name.as_str()), |n| (n.name.as_str(), n.short_name.as_str()))
+    }
+}
+
+/// A name a province bore for a period (the end exclusive).
+struct DatedName {
+    scheme: Scheme,
+    code: ProvinceCode,
+    name: String,
+    short_name: String,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+}
+
+#[derive(serde::Deserialize)]
+struct NameRow {
+    scheme: String,
+    code: String,
+    name: String,
+    short_name: String,
+    valid_from: String,
+    valid_to: String,
+    source: String,
+}
+
+fn load_names(data: &str) -> Vec<DatedName> {
+    let day = |s: &str| (!s.is_empty()).then(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a date"));
+    csv::Reader::from_reader(data.as_bytes())
+        .deserialize::<NameRow>()
+        .map(|r| {
+            let r = r.expect("bundled province names are valid CSV");
+            assert!(!r.source.is_empty(), "every dated name has a source");
+            DatedName {
+                scheme: r.scheme.parse().expect("a scheme"),
+                code: ProvinceCode::parse(&r.code).expect("a code"),
+                name: r.name,
+                short_name: r.short_name,
+                from: day(&r.valid_from),
+                to: day(&r.valid_to),
+            }
+        })
+        .collect()
 }
 
 /// Who a record belongs to: the centre, or one province under one scheme.
@@ -238,6 +294,7 @@ struct Tables {
     p63: Vec<Province>,
     p34: Vec<Province>,
     merger: Vec<(ProvinceCode, ProvinceCode)>,
+    names: Vec<DatedName>,
 }
 
 fn tables() -> &'static Tables {
@@ -246,6 +303,7 @@ fn tables() -> &'static Tables {
         p63: load(Scheme::P63, include_str!("../data/provinces-63.csv")),
         p34: load(Scheme::P34, include_str!("../data/provinces-34.csv")),
         merger: load_merger(include_str!("../data/province-merger-2025.csv")),
+        names: load_names(include_str!("../data/province-names.csv")),
     })
 }
 
@@ -296,6 +354,18 @@ fn load_merger(data: &str) -> Vec<(ProvinceCode, ProvinceCode)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_province_is_named_as_it_was_named_on_the_day() {
+        let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let hue = Scheme::P63.province("46").unwrap();
+        // The letter's deadline: Thừa Thiên Huế was a province.
+        assert_eq!(hue.name_on(day(2014, 11, 19)), ("Tỉnh Thừa Thiên Huế", "Thừa Thiên Huế"));
+        assert_eq!(hue.name_on(day(2024, 12, 31)), ("Tỉnh Thừa Thiên Huế", "Thừa Thiên Huế"));
+        assert_eq!(hue.name_on(day(2025, 1, 1)), ("Thành phố Huế", "Huế"));
+        let hanoi = Scheme::P63.province("01").unwrap();
+        assert_eq!(hanoi.name_on(day(2014, 11, 19)), ("Thành phố Hà Nội", "Hà Nội"));
+    }
 
     #[test]
     fn the_bundled_lists_have_63_and_34_units_and_every_old_province_has_a_successor() {

@@ -185,7 +185,22 @@ pub fn settings(db: &TestDb, provinces: &[&str]) -> Settings {
     s.registry.clock_interval_ms = 100;
     // Tests run many nodes at once against one PostgreSQL server (100 connections).
     s.database_pool_size = 8;
+    // The shipped catalogue and the example rows the tests exercise licence measures with (no
+    // example ships); a configured file wins over the centre's, so a test of the reference feed
+    // sets it back to `None`.
+    let catalogue = db.dir.join("test-catalogue.csv");
+    std::fs::write(&catalogue, test_catalogue()).expect("write the test catalogue");
+    s.inspection.catalogue_file = Some(catalogue);
     s
+}
+
+/// Rows of examples, never shipped: licence suspension and revocation, content removal and domain
+/// withdrawal exercised end to end.
+pub const EXAMPLE_CATALOGUE_ROWS: &str = include_str!("../data/example-catalogue-rows.csv");
+
+/// The test nodes' violation catalogue: the shipped one and [`EXAMPLE_CATALOGUE_ROWS`].
+pub fn test_catalogue() -> String {
+    format!("{}{EXAMPLE_CATALOGUE_ROWS}", einfo_reference::catalogue::BUNDLED)
 }
 
 impl TestNode {

@@ -89,6 +89,8 @@ async fn start(backend: Backend) -> Option<(FakeCentre, TestNode)> {
     let mut s = einfo_testkit::settings(&db, &["01"]);
     s.reporting.centre_endpoint = Some(centre.url());
     s.reporting.feed_interval_ms = 100;
+    // The node follows the centre's catalogue, not the test kit's file.
+    s.inspection.catalogue_file = None;
     let node = TestNode::start_on(db, s, Options::default()).await;
     Some((centre, node))
 }
