@@ -166,8 +166,8 @@ impl Tls {
     }
 
     /// The TLS connections accepted on `incoming` (TCP connections), each handshake run on its own
-    /// so that a slow peer holds up no other. A peer refused (no certificate, another CA's, a
-    /// revoked-by-expiry one, a handshake not finished in time) is logged and dropped. The stream
+    /// so that a slow peer holds up no other. A peer refused (no certificate, another CA's, an
+    /// expired one, a handshake not finished in time) is logged and dropped. The stream
     /// ends when `incoming` does or when it is dropped.
     pub fn accept<S>(
         &self,
@@ -188,7 +188,9 @@ impl Tls {
                         None => break,
                         Some(Ok(tcp)) => tcp,
                         Some(Err(error)) => {
+                            // Out of file descriptors, say: pause rather than spin on the error.
                             tracing::warn!(%error, "cannot accept a connection");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                             continue;
                         }
                     },

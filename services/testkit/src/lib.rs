@@ -165,8 +165,9 @@ pub struct TestNode {
     pub role: NodeRole,
     /// The clock its services read (the system's unless the test gave one).
     pub clock: SharedClock,
-    /// How it talks to peers: plaintext in most tests, its TLS identity in tests/it/tls.rs.
-    pub transport: Transport,
+    /// How the test's own clients reach it: plaintext in most tests; over TLS, presenting the
+    /// node's own certificate unless the test gives another (tests/it/tls.rs).
+    pub client_transport: Transport,
     node: Option<Node>,
 }
 
@@ -232,7 +233,7 @@ impl TestNode {
         let node = node::start(&settings, role, listener, options).await.expect("start node");
         let t = Self {
             addr: node.addr,
-            transport: node.transport.clone(),
+            client_transport: node.transport.clone(),
             keys: node.keys.clone().expect("a test node takes the shared test secret"),
             settings,
             db,
@@ -292,15 +293,21 @@ impl TestNode {
         panic!("node at {} never became SERVING", self.addr);
     }
 
-    /// A channel to the node; over TLS presenting the node's own certificate.
+    /// The node's own transport, shared with its server: its TLS identity, which
+    /// [`einfo_common::tls::Tls::reload`] re-reads.
+    pub fn served_transport(&self) -> Transport {
+        self.node.as_ref().expect("the node is running").transport.clone()
+    }
+
+    /// A channel to the node, over [`TestNode::client_transport`].
     pub async fn channel(&self) -> Channel {
-        let endpoint = self.transport.endpoint(&self.url()).expect("endpoint");
-        self.transport.connect(&endpoint, &[]).await.expect("connect to node")
+        let endpoint = self.client_transport.endpoint(&self.url()).expect("endpoint");
+        self.client_transport.connect(&endpoint, &[]).await.expect("connect to node")
     }
 
     /// `http://127.0.0.1:{port}`, or `https://…` when the node serves TLS.
     pub fn url(&self) -> String {
-        format!("{}://{}", self.transport.scheme(), self.addr)
+        format!("{}://{}", self.client_transport.scheme(), self.addr)
     }
 
     /// A token for `caller`.

@@ -35,7 +35,7 @@ async fn tls_node(pki: &TestPki, db: TestDb, codes: &[&str], holder: &str) -> Te
     let mut s = einfo_testkit::settings(&db, codes);
     pki.tls(&mut s, holder);
     let mut node = TestNode::start_on(db, s, Default::default()).await;
-    node.transport = pki.transport("gateway");
+    node.client_transport = pki.transport("gateway");
     node
 }
 
@@ -201,7 +201,7 @@ async fn a_certificate_rotates_without_a_restart() {
     let mut s = einfo_testkit::settings(&db, &["01"]);
     pki.tls(&mut s, "node-01");
     let node = TestNode::start_on(db, s, Default::default()).await;
-    let served = node.transport.clone();
+    let served = node.served_transport();
     let einfo_common::tls::Transport::Tls(tls) = served else { panic!("the node serves TLS") };
     let url = node.url();
     let client = pki.transport("gateway");
