@@ -937,16 +937,57 @@ fn token(a: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until every province of the gateway's directory is live, or `within` has passed;
+/// returns (live, all).
+async fn until_live(gateway: &einfo_gateway::Gateway, within: Duration) -> (usize, usize) {
+    use einfo_proto::gateway::v1::FreshnessState;
+    let deadline = tokio::time::Instant::now() + within;
+    let bound = Duration::from_millis(gateway.settings().max_staleness_ms);
+    loop {
+        let at = now();
+        let all = Scheme::P63.provinces();
+        let live = all
+            .iter()
+            .filter(|p| gateway.freshness(&p.jurisdiction(), at, bound).state() == FreshnessState::Live)
+            .count();
+        if live == all.len() || tokio::time::Instant::now() >= deadline {
+            return (live, all.len());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn up(a: UpArgs) -> anyhow::Result<()> {
-    let _telemetry = telemetry::init("einfo-up", &Default::default())?;
+    // The logs go to a file in the data directory; the terminal shows warnings and errors only.
+    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("create {}", a.data_dir.display()))?;
+    let log_file = a.data_dir.join("einfo-up.log");
+    let settings = telemetry::TelemetrySettings { log_file: Some(log_file.clone()), ..Default::default() };
+    let _telemetry = telemetry::init("einfo-up", &settings)?;
     let layout = einfo_app::federation::Layout { data_dir: a.data_dir.clone(), port: a.port };
     let federation = einfo_app::federation::Federation::start(&layout).await?;
     let gateway_addr = federation.gateway.addr;
+    let (live, total) = until_live(&federation.gateway.gateway, Duration::from_secs(120)).await;
     println!("gateway  {gateway_addr}  (centre receipt key {})", federation.gateway.public_key_hex);
     for (i, (n, group)) in federation.nodes.iter().enumerate() {
         println!("node {i:02}  {}  provinces {}", n.addr, group.join(","));
     }
-    println!("\n{} nodes host the 63 provinces; the gateway replicates them. Try:", federation.nodes.len());
+    println!("data     {}  (logs: {})", a.data_dir.display(), log_file.display());
+    if live == total {
+        println!(
+            "\nready: {} nodes host the {total} provinces, every one live at the gateway.",
+            federation.nodes.len()
+        );
+    } else {
+        println!("\nstarted, {live} of {total} provinces live at the gateway so far (the rest follow; see the log).");
+    }
+    println!(
+        "Sign in: einfo user add --data-dir {}/gateway --username cuc.admin --role central-admin --jurisdiction \
+         central (password on stdin), then einfo login --server https://{gateway_addr} --username cuc.admin \
+         --jurisdiction central --pki-dir {}/pki",
+        a.data_dir.display(),
+        a.data_dir.display()
+    );
+    println!("Try:");
     println!("  einfo national summary --gateway https://{gateway_addr} --data-dir {}", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
     println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());

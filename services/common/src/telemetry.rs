@@ -41,11 +41,14 @@ pub struct TelemetrySettings {
     pub json_logs: bool,
     /// OTLP/gRPC collector, e.g. `http://127.0.0.1:4317`. Spans are exported only when set.
     pub otlp_endpoint: Option<String>,
+    /// A file the logs are appended to, by `log_filter`; the terminal (standard error) then shows
+    /// warnings and errors only. Unset: every log line goes to standard error.
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { log_filter: "info".to_owned(), json_logs: false, otlp_endpoint: None }
+        Self { log_filter: "info".to_owned(), json_logs: false, otlp_endpoint: None, log_file: None }
     }
 }
 
@@ -107,10 +110,26 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
         return Ok(TelemetryGuard { exporting_provider: None });
     }
 
-    let log_filter = log_filter(settings)?;
+    let filter = log_filter(settings)?;
     let provider = tracer_provider(service_name, settings)?;
     let exporting = settings.otlp_endpoint.is_some();
 
+    // With a log file, the file takes the filtered logs and the terminal shows warnings and errors.
+    let (file_layer, log_filter) = match &settings.log_file {
+        None => (None, filter),
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_filter(filter);
+            (Some(layer), EnvFilter::new("warn"))
+        }
+    };
     let fmt_layer = if settings.json_logs {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -133,7 +152,7 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
         .with_filter(LevelFilter::INFO)
         .boxed();
 
-    let installed = Registry::default().with(fmt_layer).with(otel_layer).try_init().is_ok();
+    let installed = Registry::default().with(fmt_layer).with(file_layer).with(otel_layer).try_init().is_ok();
     if !installed {
         // Another thread won the race; our provider is unused.
         if exporting {

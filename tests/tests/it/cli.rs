@@ -426,8 +426,17 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
     }
     let (mut child, port, data_dir, stdout, log) = started.expect("einfo up could not find free ports");
 
-    let printed = std::fs::read_to_string(&stdout).expect("up's output");
+    // It prints what it started once everything is live; its logs are in a file, and the
+    // terminal shows no INFO line and no ERROR.
+    let printed = eventually("einfo up says it is ready", || async {
+        std::fs::read_to_string(&stdout).ok().filter(|p| p.contains("ready: 11 nodes host the 63 provinces"))
+    })
+    .await;
     assert!(printed.contains(&format!("gateway  127.0.0.1:{port}")), "{printed}");
+    let terminal = std::fs::read_to_string(&log).expect("up's standard error");
+    assert!(!terminal.contains(" INFO ") && !terminal.contains("ERROR"), "a quiet start:\n{terminal}");
+    let logged = std::fs::read_to_string(data_dir.join("einfo-up.log")).expect("the log file");
+    assert!(logged.contains(" INFO ") && logged.contains("gRPC server listening"), "{logged}");
     {
         // No shared secret: a CA, the gateway's and each node's key, readable by their owner only.
         use std::os::unix::fs::PermissionsExt as _;
