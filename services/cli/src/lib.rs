@@ -645,6 +645,18 @@ async fn connect(url: &str, pki: &std::path::Path, acting_for: &Jurisdiction) ->
     transport.connect(&endpoint, &[]).await.with_context(|| format!("cannot reach {url}"))
 }
 
+/// A word for a failed call to a plaintext `url` whose connection broke: a server of a federation
+/// speaks mutual TLS, and plaintext fails on the connection rather than with an answer.
+fn tls_hint(url: &str, s: &tonic::Status) -> &'static str {
+    use std::error::Error as _;
+    let connection = s.source().is_some_and(|e| e.is::<tonic::transport::Error>());
+    if connection && url.starts_with("http://") {
+        " (the connection failed: the server may speak mutual TLS — use https://)"
+    } else {
+        ""
+    }
+}
+
 /// One line of standard input, without its line end: a password, never echoed by this program
 /// (pipe it, or type it at a terminal with echo off).
 fn read_password() -> anyhow::Result<String> {
@@ -724,7 +736,7 @@ async fn login(a: LoginArgs) -> anyhow::Result<()> {
     let got = authpb::auth_service_client::AuthServiceClient::new(channel)
         .login(authpb::LoginRequest { username: a.username.clone(), password, jurisdiction: a.jurisdiction.clone() })
         .await
-        .map_err(|s| anyhow::anyhow!("not signed in: {}", s.message()))?
+        .map_err(|s| anyhow::anyhow!("not signed in: {}{}", s.message(), tls_hint(&a.server, &s)))?
         .into_inner();
     let until = got.expire_time.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0)).unwrap_or_default();
     let path = profile_path(a.profile)?;
@@ -784,7 +796,7 @@ async fn proof(a: ProofArgs) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .map_err(|s| anyhow::anyhow!("{:?}: {}{}", s.code(), s.message(), tls_hint(&a.node, &s)))?
         .into_inner();
     let checkpoint = got.checkpoint.context("the node sent no checkpoint")?;
     let entry = got.entry.context("the node sent no entry")?;
@@ -899,7 +911,9 @@ async fn pki_revoke(a: PkiRevokeArgs) -> anyhow::Result<()> {
             request_id: format!("revoke-{serial}-{}", now.timestamp()),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("the centre refused the list: {:?}: {}", s.code(), s.message()))?
+        .map_err(|s| {
+            anyhow::anyhow!("the centre refused the list: {:?}: {}{}", s.code(), s.message(), tls_hint(&gateway, &s))
+        })?
         .into_inner();
     println!("published as reference data revoked-certificates, version {} (sequence {})", item.version, item.sequence);
     Ok(())
@@ -1052,7 +1066,7 @@ async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
             options: Some(gw::QueryOptions { mode: mode as i32, grouping: grouping as i32, max_staleness: None }),
         })
         .await
-        .map_err(|s| anyhow::anyhow!("{:?}: {}", s.code(), s.message()))?
+        .map_err(|s| anyhow::anyhow!("{:?}: {}{}", s.code(), s.message(), tls_hint(&a.gateway, &s)))?
         .into_inner();
     print!("{}", render::render_summary(&summary));
     Ok(())

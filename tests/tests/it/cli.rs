@@ -469,6 +469,15 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
     assert_eq!(rows, 63, "one row per province:\n{summary}");
     assert_eq!(row_total(&summary, "national"), Some(0), "an empty federation:\n{summary}");
     assert!(summary.contains("complete: every one of 63 jurisdictions is live"), "{summary}");
+    // In plaintext the connection fails, and the command says the server may speak TLS.
+    let out = einfo()
+        .args(["national", "summary", "--gateway", &format!("http://127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .await
+        .expect("run einfo national summary");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("may speak mutual TLS — use https://"), "{said}");
 
     // A site registered at the node hosting Hà Nội, with an operator token signed with that node's
     // key (`einfo token --data-dir` finds it), is replicated.
