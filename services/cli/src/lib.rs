@@ -47,6 +47,9 @@ enum Command {
     Recover(RecoverArgs),
     /// Print a bearer token signed with a node's secret.
     Token(TokenArgs),
+    /// Ask a server's plaintext health address (`--health-listen`) whether it serves: exit 0 when
+    /// SERVING, 1 otherwise — a container's health check.
+    Health(HealthArgs),
     /// Fetch from a node the proof that an entry of a province's log (a sanction decision, say)
     /// is in a checkpoint the centre cosigned, for whoever the entry concerns; JSON on stdout.
     Proof(ProofArgs),
@@ -361,6 +364,19 @@ struct RecoverArgs {
 }
 
 #[derive(Args)]
+struct HealthArgs {
+    /// The server's health address (`--health-listen`), host:port.
+    #[arg(long)]
+    addr: SocketAddr,
+    /// The service asked about (`einfo.registry.v1.RegistryService`, say); empty: the server.
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout_secs: u64,
+}
+
+#[derive(Args)]
 struct ProofArgs {
     /// The node's endpoint.
     #[arg(long)]
@@ -454,6 +470,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore(a) => restore(a).await,
         Command::Recover(a) => recover(a).await,
         Command::Token(a) => token(a),
+        Command::Health(a) => health(a).await,
         Command::Proof(a) => proof(a).await,
         Command::VerifyProof(a) => verify_proof(&a),
         Command::Pki(PkiCommand::Init(a)) => pki_init(a),
@@ -643,6 +660,27 @@ async fn connect(url: &str, pki: &std::path::Path, acting_for: &Jurisdiction) ->
     };
     let endpoint = transport.endpoint(url)?.connect_timeout(Duration::from_secs(10));
     transport.connect(&endpoint, &[]).await.with_context(|| format!("cannot reach {url}"))
+}
+
+async fn health(a: HealthArgs) -> anyhow::Result<()> {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    let limit = Duration::from_secs(a.timeout_secs.max(1));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", a.addr))?
+        .connect_timeout(limit)
+        .timeout(limit)
+        .connect()
+        .await
+        .with_context(|| format!("cannot reach the health address {}", a.addr))?;
+    let status = HealthClient::new(channel)
+        .check(HealthCheckRequest { service: a.service.clone() })
+        .await
+        .map_err(|s| anyhow::anyhow!("{} answered {:?}: {}", a.addr, s.code(), s.message()))?
+        .into_inner()
+        .status();
+    let what = if a.service.is_empty() { "the server".to_owned() } else { a.service.clone() };
+    anyhow::ensure!(status == ServingStatus::Serving, "{what} at {} is {}", a.addr, status.as_str_name());
+    println!("{what} at {} is SERVING", a.addr);
+    Ok(())
 }
 
 /// A word for a failed call to a plaintext `url` whose connection broke: a server of a federation

@@ -99,8 +99,36 @@ async fn einfo_verify_reads_the_gateway_store_without_migrating_it(backend: Back
     assert!(!empty.join("einfo.db").exists(), "no database was created");
 }
 
+/// `einfo health` asks a server's plaintext health address: it fails while the node migrates
+/// (NOT_SERVING) and where nothing listens, and succeeds once the node serves.
+async fn einfo_health_succeeds_only_when_the_server_serves() {
+    let db = TestDb::new(Backend::Sqlite).await.expect("sqlite");
+    let mut s = einfo_testkit::settings(&db, &["01"]);
+    s.health_listen = Some("127.0.0.1:0".parse().expect("an address"));
+    let (gate, held) = tokio::sync::oneshot::channel();
+    let node =
+        TestNode::start_on(db, s, einfo_app::node::Options { migration_gate: Some(held), ..Default::default() }).await;
+    let addr = node.health_addr().expect("a health address").to_string();
+    let run = |addr: String| async move {
+        let out = einfo().args(["health", "--addr", &addr]).output().await.expect("run einfo health");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), said)
+    };
+    let (code, said) = run(addr.clone()).await;
+    assert_eq!(code, Some(1), "migrating: {said}");
+    assert!(said.contains("is NOT_SERVING"), "{said}");
+    let _ = gate.send(());
+    node.wait_serving().await;
+    let (code, said) = run(addr).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("is SERVING"), "{said}");
+    let (code, said) = run(format!("127.0.0.1:{}", free_port())).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("cannot reach the health address"), "{said}");
+}
+
 both_backends!(einfo_verify_reports_a_tampered_entry, einfo_verify_reads_the_gateway_store_without_migrating_it
-    ; plain: sqlite_runs_with_synchronous_full_and_wal, einfo_token_prints_a_token_the_node_accepts, einfo_pki_makes_a_ca_and_certificates_naming_the_provinces, einfo_token_uses_the_configured_secret_file, a_misspelt_configuration_key_is_refused, einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them, einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry, einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry
+    ; plain: sqlite_runs_with_synchronous_full_and_wal, einfo_health_succeeds_only_when_the_server_serves, einfo_token_prints_a_token_the_node_accepts, einfo_pki_makes_a_ca_and_certificates_naming_the_provinces, einfo_token_uses_the_configured_secret_file, a_misspelt_configuration_key_is_refused, einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_national_summary_follows_them, einfo_serve_gateway_refuses_a_bad_directory_file_naming_the_entry, einfo_serve_reporting_alone_compiles_figures_from_a_remote_registry
 );
 
 /// `einfo pki init` and `einfo pki issue`: the CA and a node's certificate naming the provinces it

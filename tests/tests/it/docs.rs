@@ -83,4 +83,42 @@ async fn the_dependency_rules_of_the_map_hold() {
     assert_eq!(on_bench, vec!["einfo-cli"], "only the binary depends on the benchmarks");
 }
 
-einfo_testkit::plain_tests!(the_workspace_map_matches_cargo_metadata, the_dependency_rules_of_the_map_hold);
+/// The configuration the Kubernetes manifests ship loads as the binary loads it (unknown keys are
+/// refused), and no pod gets the service-link variables the strict `EINFO_` loader would refuse.
+async fn the_shipped_kubernetes_configuration_loads() {
+    let root = workspace_root();
+    let configmap = std::fs::read_to_string(root.join("deploy/k8s/configmap.yaml")).expect("the ConfigMap");
+    // The block scalar under `einfo.toml: |`, its four-space indent taken off.
+    let toml: String = configmap
+        .lines()
+        .skip_while(|l| l.trim() != "einfo.toml: |")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(toml.contains("provinces"), "the einfo.toml of the ConfigMap: {toml}");
+    let dir = std::env::temp_dir().join(format!("einfo-configmap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let file = dir.join("einfo.toml");
+    std::fs::write(&file, &toml).expect("write it");
+    let s = einfo_common::config::Settings::load(Some(&file))
+        .unwrap_or_else(|e| panic!("the shipped einfo.toml: {e:#}\n{toml}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(s.provinces, vec!["01".to_string(), "79".to_string()]);
+    assert_eq!(s.health_listen.map(|a| a.port()), Some(8081));
+    assert!(s.reporting.centre_endpoint.as_deref().is_some_and(|e| e.starts_with("https://")), "{s:?}");
+    for manifest in ["deploy/k8s/statefulset.yaml", "deploy/k8s/gateway.yaml"] {
+        let text = std::fs::read_to_string(root.join(manifest)).expect("a manifest");
+        assert!(text.contains("enableServiceLinks: false"), "{manifest} lets Kubernetes inject EINFO_… variables");
+        assert!(
+            text.contains("port: 8081") && !text.contains("grpc:\n              port: 50051"),
+            "{manifest}: probes on the health address"
+        );
+    }
+}
+
+einfo_testkit::plain_tests!(
+    the_workspace_map_matches_cargo_metadata,
+    the_dependency_rules_of_the_map_hold,
+    the_shipped_kubernetes_configuration_loads,
+);
