@@ -165,10 +165,7 @@ fn bench_pki(dir: &Path) -> anyhow::Result<(einfo_common::tls::Tls, einfo_common
             pki::issue(&ca.cert_pem, &ca.key_pem, name, &[einfo_domain::Jurisdiction::Central], &names, since, 2)?;
         pki::write(dir, name, &held)?;
     }
-    let load = |name: &str| {
-        let (cert, key) = pki::paths(dir, name);
-        tls::Tls::load(tls::TlsFiles { ca: pki::paths(dir, "ca").0, cert, key }, einfo_common::clock::system())
-    };
+    let load = |name: &str| tls::Tls::load(tls::TlsFiles::of_holder(dir, name), einfo_common::clock::system());
     Ok((load("server")?, tls::Transport::Tls(load("client")?)))
 }
 

@@ -652,9 +652,7 @@ async fn connect(url: &str, pki: &std::path::Path, acting_for: &Jurisdiction) ->
         let holder = einfo_common::pki::holder_for(pki, acting_for, now)
             .with_context(|| format!("the certificates in {} (--pki-dir)", pki.display()))?
             .with_context(|| format!("no certificate in {} acts for {acting_for}", pki.display()))?;
-        let (cert, key) = einfo_common::pki::paths(pki, &holder);
-        let files = TlsFiles { ca: einfo_common::pki::paths(pki, "ca").0, cert, key };
-        Transport::Tls(Tls::load(files, einfo_common::clock::system())?)
+        Transport::Tls(Tls::load(TlsFiles::of_holder(pki, &holder), einfo_common::clock::system())?)
     } else {
         Transport::Insecure
     };

@@ -47,6 +47,15 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+impl TlsFiles {
+    /// The files of holder `name` in an `einfo pki` directory: `<name>.pem`, `<name>.key`, and the
+    /// CA's `ca.pem`.
+    pub fn of_holder(dir: &std::path::Path, name: &str) -> Self {
+        let (cert, key) = crate::pki::paths(dir, name);
+        Self { ca: crate::pki::paths(dir, "ca").0, cert, key }
+    }
+}
+
 /// What the files held when they were read, and the TLS configurations made from it.
 struct Material {
     read: [Vec<u8>; 3],

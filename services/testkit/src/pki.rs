@@ -14,9 +14,7 @@ use einfo_domain::Jurisdiction;
 /// A client's transport: mutual TLS presenting the certificate of `name` in the `einfo pki`
 /// directory `dir` (`einfo up` writes one in `<data dir>/pki`).
 pub fn transport(dir: &std::path::Path, name: &str) -> Transport {
-    let (cert, key) = pki::paths(dir, name);
-    let files = TlsFiles { ca: pki::paths(dir, "ca").0, cert, key };
-    Transport::Tls(Tls::load(files, einfo_common::clock::system()).expect("a TLS identity"))
+    Transport::Tls(Tls::load(TlsFiles::of_holder(dir, name), einfo_common::clock::system()).expect("a TLS identity"))
 }
 
 /// The names the test certificates are valid for: the tests listen on the loopback.
