@@ -52,6 +52,52 @@ pub mod gateway {
 pub mod registry {
     pub mod v1 {
         tonic::include_proto!("einfo.registry.v1");
+
+        /// A site's operating state as the figures count it (`SiteCount.operating` and
+        /// `not_operating`): unknown, operating, not operating.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub enum Operating {
+            /// Nobody said (OPERATIONAL_STATE_UNSPECIFIED).
+            #[default]
+            Unknown = 0,
+            /// Serving content (ACTIVE).
+            Operating = 1,
+            /// Stopped by its owner, or did not answer when last checked (INACTIVE, UNREACHABLE).
+            NotOperating = 2,
+        }
+
+        impl Operating {
+            /// The value stored in a count table's column.
+            pub fn code(self) -> i32 {
+                self as i32
+            }
+
+            /// The value of a stored code (an unknown code reads as unknown).
+            pub fn from_code(code: i32) -> Self {
+                match code {
+                    1 => Self::Operating,
+                    2 => Self::NotOperating,
+                    _ => Self::Unknown,
+                }
+            }
+        }
+
+        impl Site {
+            /// How the figures count its operating state.
+            pub fn operating(&self) -> Operating {
+                match self.operational_state() {
+                    OperationalState::Active => Operating::Operating,
+                    OperationalState::Inactive | OperationalState::Unreachable => Operating::NotOperating,
+                    OperationalState::Unspecified => Operating::Unknown,
+                }
+            }
+
+            /// Whether the figures count it as on trial: its flag, or the TRIAL status an
+            /// older node derived (before trial operation was a flag beside the legal status).
+            pub fn on_trial(&self) -> bool {
+                self.trial || self.legal_status == LegalStatus::Trial as i32
+            }
+        }
     }
 }
 

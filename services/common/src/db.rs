@@ -262,6 +262,20 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+/// A site's operating code and trial flag as the count tables store them, read from its encoded
+/// state (for the migrations that made them dimensions); `None` when both are the defaults, so
+/// there is nothing to write.
+///
+/// # Errors
+/// The bytes are not a `Site`.
+pub fn site_dimensions(body: &[u8]) -> Result<Option<(i32, i32)>, sea_orm::DbErr> {
+    use prost::Message;
+    let site = einfo_proto::registry::v1::Site::decode(body)
+        .map_err(|e| sea_orm::DbErr::Migration(format!("a site's state does not decode: {e}")))?;
+    let (operating, trial) = (site.operating().code(), i32::from(site.on_trial()));
+    Ok((operating != 0 || trial != 0).then_some((operating, trial)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

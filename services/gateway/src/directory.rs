@@ -144,7 +144,7 @@ impl Gateway {
             st.alarms.remove(&j);
             if req.resync {
                 let js = j.to_string();
-                st.cells.retain(|(cj, _, _), _| *cj != js);
+                st.cells.retain(|(cj, ..), _| *cj != js);
                 st.summaries.clear();
                 for s in crate::SERVICES {
                     st.logs.insert((j, s), Default::default());

@@ -188,28 +188,36 @@ impl Gateway {
                 Ok(r.into_inner().sites)
             })
             .await;
-        let mut totals: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut totals: BTreeMap<(String, i32), pb::SummaryCell> = BTreeMap::new();
         let units = ok
             .into_iter()
             .map(|(j, counts)| {
                 let cells: Vec<pb::SummaryCell> = counts
                     .into_iter()
-                    .map(|c| pb::SummaryCell { kind: c.kind, legal_status: c.legal_status, count: c.count as i64 })
+                    .map(|c| pb::SummaryCell {
+                        kind: c.kind,
+                        legal_status: c.legal_status,
+                        count: c.count as i64,
+                        operating: c.operating as i64,
+                        not_operating: c.not_operating as i64,
+                        trial: c.trial as i64,
+                    })
                     .collect();
                 for c in &cells {
-                    *totals.entry((c.kind.clone(), c.legal_status)).or_default() += c.count;
+                    let t = totals.entry((c.kind.clone(), c.legal_status)).or_insert_with(|| pb::SummaryCell {
+                        kind: c.kind.clone(),
+                        legal_status: c.legal_status,
+                        ..Default::default()
+                    });
+                    t.count += c.count;
+                    t.operating += c.operating;
+                    t.not_operating += c.not_operating;
+                    t.trial += c.trial;
                 }
                 pb::LiveUnit { jurisdiction: j.to_string(), total: cells.iter().map(|c| c.count).sum(), cells }
             })
             .collect();
-        Ok(pb::GetLiveSummaryResponse {
-            units,
-            totals: totals
-                .into_iter()
-                .map(|((kind, legal_status), count)| pb::SummaryCell { kind, legal_status, count })
-                .collect(),
-            failures,
-        })
+        Ok(pb::GetLiveSummaryResponse { units, totals: totals.into_values().collect(), failures })
     }
 }
 

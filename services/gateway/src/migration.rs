@@ -10,7 +10,12 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Gateway), Box::new(M0002KeptEntries), Box::new(M0003Checkpoints)]
+        vec![
+            Box::new(M0001Gateway),
+            Box::new(M0002KeptEntries),
+            Box::new(M0003Checkpoints),
+            Box::new(M0004SiteDimensions),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -191,6 +196,75 @@ impl MigrationTrait for M0003Checkpoints {
                     new_note TEXT NOT NULL,
                     new_certificate BLOB NOT NULL,
                     PRIMARY KEY (jurisdiction, service, raised_at))",
+            ],
+        )
+        .await
+    }
+}
+
+/// The summary gains the operating state and the trial flag as dimensions (issue 14, point 4):
+/// each site row gets both from its replicated state (a site an older node derived as `TRIAL`
+/// is on trial), and the summary cells are counted afresh from the sites.
+struct M0004SiteDimensions;
+
+impl MigrationName for M0004SiteDimensions {
+    fn name(&self) -> &str {
+        "m0004_site_dimensions"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004SiteDimensions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        use einfo_common::db::{site_dimensions, stmt};
+        const PAGE: i64 = 1000;
+        let c = manager.get_connection();
+        execute_ddl(
+            c,
+            &[
+                "ALTER TABLE gw_sites ADD COLUMN operating INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE gw_sites ADD COLUMN trial INTEGER NOT NULL DEFAULT 0",
+            ],
+        )
+        .await?;
+        let b = c.get_database_backend();
+        let mut after = String::new();
+        loop {
+            let rows = c
+                .query_all_raw(stmt(
+                    b,
+                    "SELECT name, body FROM gw_sites WHERE name > $1 ORDER BY name LIMIT $2",
+                    [after.clone().into(), PAGE.into()],
+                ))
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get_by_index(0)?;
+            for r in &rows {
+                let Some((operating, trial)) = site_dimensions(&r.try_get_by_index::<Vec<u8>>(1)?)? else { continue };
+                let name: String = r.try_get_by_index(0)?;
+                c.execute_raw(stmt(
+                    b,
+                    "UPDATE gw_sites SET operating = $1, trial = $2 WHERE name = $3",
+                    [operating.into(), trial.into(), name.into()],
+                ))
+                .await?;
+            }
+        }
+        execute_ddl(
+            c,
+            &[
+                "DROP TABLE gw_summary",
+                "CREATE TABLE gw_summary (
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    operating INTEGER NOT NULL,
+                    trial INTEGER NOT NULL,
+                    count BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, kind, legal_status, operating, trial))",
+                "INSERT INTO gw_summary (jurisdiction, kind, legal_status, operating, trial, count)
+                 SELECT jurisdiction, kind, legal_status, operating, trial, COUNT(*) FROM gw_sites WHERE voided = 0
+                 GROUP BY jurisdiction, kind, legal_status, operating, trial",
             ],
         )
         .await

@@ -407,7 +407,7 @@ pub(crate) struct SummaryBody {
 fn summary_body(expected: Vec<String>, cells: &HashMap<store::CellKey, i64>, grouping: pb::Grouping) -> SummaryBody {
     // Units: every expected jurisdiction's unit, then its cells.
     struct Unit {
-        cells: BTreeMap<(String, i32), i64>,
+        cells: BTreeMap<(String, i32), pb::SummaryCell>,
         members: Vec<String>,
         flagged: bool,
     }
@@ -418,38 +418,61 @@ fn summary_body(expected: Vec<String>, cells: &HashMap<store::CellKey, i64>, gro
         let unit = units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: Vec::new(), flagged });
         unit.members.push(j.to_string());
     }
-    let mut totals: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    for ((j, kind, status), n) in cells {
+    let mut totals: BTreeMap<(String, i32), pb::SummaryCell> = BTreeMap::new();
+    for ((j, kind, status, operating, trial), n) in cells {
         let Ok(j) = Jurisdiction::parse(j) else { continue };
         let (u, flagged) = unit_of(&j, grouping);
         let unit =
             units.entry(u).or_insert_with(|| Unit { cells: BTreeMap::new(), members: vec![j.to_string()], flagged });
-        *unit.cells.entry((kind.clone(), *status)).or_default() += n;
-        *totals.entry((kind.clone(), *status)).or_default() += n;
+        for cells in [&mut unit.cells, &mut totals] {
+            add_to_cell(cells, kind, *status, *operating, *trial, *n);
+        }
     }
-    let cell = |((kind, status), count): ((String, i32), i64)| pb::SummaryCell { kind, legal_status: status, count };
+    let nonzero = |cells: BTreeMap<(String, i32), pb::SummaryCell>| -> Vec<pb::SummaryCell> {
+        cells.into_values().filter(|c| c.count != 0).collect()
+    };
     let units = units
         .into_iter()
         .map(|(u, unit)| {
-            let total = unit.cells.values().sum();
+            let total = unit.cells.values().map(|c| c.count).sum();
             let mut members = unit.members;
             members.sort();
             members.dedup();
             pb::UnitSummary {
                 unit: u.to_string(),
                 display_name: u.info().map(|p| p.short_name.clone()).unwrap_or_default(),
-                cells: unit.cells.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
+                cells: nonzero(unit.cells),
                 total,
                 members,
                 flagged: unit.flagged,
             }
         })
         .collect();
-    SummaryBody {
-        expected,
-        units,
-        total: totals.values().sum(),
-        totals: totals.into_iter().filter(|(_, n)| *n != 0).map(cell).collect(),
+    SummaryBody { expected, units, total: totals.values().map(|c| c.count).sum(), totals: nonzero(totals) }
+}
+
+/// Adds `n` sites of (kind, status) with this operating code and trial flag to their cell.
+fn add_to_cell(
+    cells: &mut BTreeMap<(String, i32), pb::SummaryCell>,
+    kind: &str,
+    status: i32,
+    operating: i32,
+    trial: bool,
+    n: i64,
+) {
+    let cell = cells.entry((kind.to_owned(), status)).or_insert_with(|| pb::SummaryCell {
+        kind: kind.to_owned(),
+        legal_status: status,
+        ..Default::default()
+    });
+    cell.count += n;
+    match einfo_proto::registry::v1::Operating::from_code(operating) {
+        einfo_proto::registry::v1::Operating::Operating => cell.operating += n,
+        einfo_proto::registry::v1::Operating::NotOperating => cell.not_operating += n,
+        einfo_proto::registry::v1::Operating::Unknown => {}
+    }
+    if trial {
+        cell.trial += n;
     }
 }
 

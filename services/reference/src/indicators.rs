@@ -29,6 +29,8 @@ impl Source {
 
 const REGISTRY_FIELDS: &[&str] = &[
     "sites",
+    "sites_operating",
+    "sites_trial",
     "applications_pending",
     "applications_overdue",
     "licences_issued",
@@ -138,13 +140,22 @@ fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A figure of each (kind, legal status) cell, `kind/STATUS`, where it is not zero.
+fn by_cell(r: &reg::GetStatisticsResponse, figure: fn(&reg::SiteCount) -> u64) -> Vec<(String, i64)> {
+    r.sites
+        .iter()
+        .filter(|c| figure(c) != 0)
+        .map(|c| (format!("{}/{}", c.kind, status_name(c.legal_status)), int(figure(c))))
+        .collect()
+}
+
 /// The figures of `rule`: (dimension, value), dimension empty for a single figure.
 pub fn evaluate(rule: &Rule, r: &reg::GetStatisticsResponse, i: &insp::GetStatisticsResponse) -> Vec<(String, i64)> {
     let one = |v: i64| vec![(String::new(), v)];
     match (rule.source, rule.field.as_str()) {
-        (Source::Registry, "sites") => {
-            r.sites.iter().map(|c| (format!("{}/{}", c.kind, status_name(c.legal_status)), int(c.count))).collect()
-        }
+        (Source::Registry, "sites") => by_cell(r, |c| c.count),
+        (Source::Registry, "sites_operating") => by_cell(r, |c| c.operating),
+        (Source::Registry, "sites_trial") => by_cell(r, |c| c.trial),
         (Source::Registry, "applications_pending") => one(int(r.applications_pending)),
         (Source::Registry, "applications_overdue") => one(int(r.applications_overdue)),
         (Source::Registry, "licences_issued") => one(int(r.licences_issued)),
@@ -200,14 +211,37 @@ mod tests {
     fn dimensions_name_kind_and_status() {
         let c = Catalogue::bundled();
         let r = reg::GetStatisticsResponse {
-            sites: vec![reg::SiteCount {
-                kind: "general-website".into(),
-                legal_status: reg::LegalStatus::Licensed as i32,
-                count: 3,
-            }],
+            sites: vec![
+                reg::SiteCount {
+                    kind: "general-website".into(),
+                    legal_status: reg::LegalStatus::Licensed as i32,
+                    count: 3,
+                    operating: 2,
+                    not_operating: 1,
+                    trial: 0,
+                },
+                reg::SiteCount {
+                    kind: "social-network".into(),
+                    legal_status: reg::LegalStatus::Unlicensed as i32,
+                    count: 1,
+                    operating: 1,
+                    not_operating: 0,
+                    trial: 1,
+                },
+            ],
             ..Default::default()
         };
-        let got = evaluate(c.get("sites_by_kind_status").unwrap(), &r, &Default::default());
-        assert_eq!(got, vec![("general-website/LICENSED".to_owned(), 3)]);
+        let got = |code: &str| evaluate(c.get(code).unwrap(), &r, &Default::default());
+        let figures = |v: &[(&str, i64)]| v.iter().map(|(d, n)| ((*d).to_owned(), *n)).collect::<Vec<_>>();
+        assert_eq!(
+            got("sites_by_kind_status"),
+            figures(&[("general-website/LICENSED", 3), ("social-network/UNLICENSED", 1)])
+        );
+        assert_eq!(
+            got("sites_operating_by_kind_status"),
+            figures(&[("general-website/LICENSED", 2), ("social-network/UNLICENSED", 1)])
+        );
+        // On trial without a licence: counted among the unlicensed and as on trial.
+        assert_eq!(got("sites_trial_by_kind_status"), figures(&[("social-network/UNLICENSED", 1)]));
     }
 }

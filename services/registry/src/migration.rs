@@ -10,7 +10,12 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Registry), Box::new(M0002RunningCounts), Box::new(M0003PersonalDataReads)]
+        vec![
+            Box::new(M0001Registry),
+            Box::new(M0002RunningCounts),
+            Box::new(M0003PersonalDataReads),
+            Box::new(M0004SiteDimensions),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -144,10 +149,22 @@ impl MigrationTrait for M0002RunningCounts {
                     PRIMARY KEY (jurisdiction, event))",
                 "CREATE INDEX reg_applications_pending ON reg_applications (jurisdiction, state, deadline)",
                 "CREATE INDEX reg_events_resource ON reg_events (jurisdiction, resource)",
+                // The counts as they were then (M0004 counts them again with more dimensions).
+                "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, count)
+                 SELECT h.jurisdiction, h.kind, h.status, COUNT(*) FROM reg_history h
+                 JOIN (SELECT jurisdiction, resource, MAX(seq) AS seq FROM reg_history
+                       WHERE resource_type = 'site' GROUP BY jurisdiction, resource) last
+                   ON h.jurisdiction = last.jurisdiction AND h.resource = last.resource AND h.seq = last.seq
+                 WHERE h.voided = 0
+                 GROUP BY h.jurisdiction, h.kind, h.status",
+                "INSERT INTO reg_event_counts (jurisdiction, event, count)
+                 SELECT e.jurisdiction, e.event, COUNT(*) FROM reg_events e
+                 WHERE NOT EXISTS (SELECT 1 FROM reg_history h WHERE h.jurisdiction = e.jurisdiction
+                                   AND h.resource_type = 'site' AND h.resource = e.resource AND h.voided = 1)
+                 GROUP BY e.jurisdiction, e.event",
             ],
         )
-        .await?;
-        crate::store::rebuild_counts(c).await.map_err(|e| DbErr::Migration(e.to_string()))
+        .await
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
@@ -186,5 +203,83 @@ impl MigrationTrait for M0003PersonalDataReads {
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
         Err(DbErr::Migration("the access log is never dropped".into()))
+    }
+}
+
+/// Trial operation becomes a flag beside the legal status, and the operating state a dimension
+/// of the figures (issue 14, point 4): every site snapshot in the history gains its operating
+/// state and trial flag, read from the log entry that made it (an entry of an earlier version
+/// is on trial when its status was `TRIAL`); the running counts are keyed by (kind, legal status,
+/// operating, trial) and counted afresh. Sites still stored as `TRIAL` are re-derived by the
+/// registry's clock as new log entries: the chain is never rewritten.
+struct M0004SiteDimensions;
+
+impl MigrationName for M0004SiteDimensions {
+    fn name(&self) -> &str {
+        "m0004_site_dimensions"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0004SiteDimensions {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let c = manager.get_connection();
+        execute_ddl(
+            c,
+            &[
+                "ALTER TABLE reg_history ADD COLUMN operating INTEGER NOT NULL DEFAULT 0",
+                "ALTER TABLE reg_history ADD COLUMN trial INTEGER NOT NULL DEFAULT 0",
+                "DROP TABLE reg_site_counts",
+                "CREATE TABLE reg_site_counts (
+                    jurisdiction TEXT NOT NULL,
+                    kind TEXT NOT NULL,
+                    legal_status INTEGER NOT NULL,
+                    operating INTEGER NOT NULL,
+                    trial INTEGER NOT NULL,
+                    count BIGINT NOT NULL,
+                    PRIMARY KEY (jurisdiction, kind, legal_status, operating, trial))",
+                "CREATE INDEX reg_sites_status ON reg_sites (jurisdiction, legal_status)",
+            ],
+        )
+        .await?;
+        backfill_site_dimensions(c).await?;
+        crate::store::rebuild_counts(c).await.map_err(|e| DbErr::Migration(e.to_string()))
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("registry tables are never dropped".into()))
+    }
+}
+
+/// Sets each site snapshot's operating state and trial flag from the entry that made it, a
+/// page of snapshots at a time (only the ones that differ from the defaults are written).
+async fn backfill_site_dimensions(c: &SchemaManagerConnection<'_>) -> Result<(), DbErr> {
+    use einfo_common::db::{site_dimensions, stmt};
+    const PAGE: i64 = 1000;
+    let b = c.get_database_backend();
+    let (mut jurisdiction, mut seq) = (String::new(), -1_i64);
+    loop {
+        let rows = c
+            .query_all_raw(stmt(
+                b,
+                "SELECT h.jurisdiction, h.seq, l.state FROM reg_history h
+                 JOIN change_log l ON l.jurisdiction = h.jurisdiction AND l.service = 'registry' AND l.seq = h.seq
+                 WHERE h.resource_type = 'site' AND (h.jurisdiction > $1 OR (h.jurisdiction = $1 AND h.seq > $2))
+                 ORDER BY h.jurisdiction, h.seq LIMIT $3",
+                [jurisdiction.clone().into(), seq.into(), PAGE.into()],
+            ))
+            .await?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        (jurisdiction, seq) = (last.try_get_by_index(0)?, last.try_get_by_index(1)?);
+        for r in &rows {
+            let Some((operating, trial)) = site_dimensions(&r.try_get_by_index::<Vec<u8>>(2)?)? else { continue };
+            let (j, s): (String, i64) = (r.try_get_by_index(0)?, r.try_get_by_index(1)?);
+            c.execute_raw(stmt(
+                b,
+                "UPDATE reg_history SET operating = $1, trial = $2 WHERE jurisdiction = $3 AND seq = $4 AND resource_type = 'site'",
+                [operating.into(), trial.into(), j.into(), s.into()],
+            ))
+            .await?;
+        }
     }
 }

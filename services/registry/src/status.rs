@@ -1,19 +1,26 @@
 //! Legal status is derived, never typed.
 //!
-//! A site's status follows from its licences, applications, registration and trial records and
-//! the sanctions applied to its licence. When several hold at once, the first of this list wins:
+//! A site's legal status (its licence state) follows from its licences, applications,
+//! registration records and the sanctions applied to its licence. When several hold at once, the
+//! first of this list wins:
 //!
 //! 1. `REVOKED` — its current licence (the latest issued, not superseded) was revoked;
 //! 2. `SUSPENDED` — its current licence is suspended;
 //! 3. `LICENSED` — its current licence is valid;
-//! 4. `TRIAL` — a trial-operation record is in force (start ≤ now < end);
-//! 5. `REGISTERED` — a registration (notification) record is in force;
-//! 6. `APPLIED` — an application is received or awaiting a supplement;
-//! 7. `EXPIRED` — its current licence expired;
-//! 8. `UNLICENSED` — none of the above.
+//! 4. `REGISTERED` — a registration (notification) record is in force;
+//! 5. `APPLIED` — an application is received or awaiting a supplement;
+//! 6. `EXPIRED` — its current licence expired;
+//! 7. `UNLICENSED` — none of the above.
 //!
 //! A sanction outranks everything else so that a revoked site cannot look licensed through an
 //! older registration; an application does not hide a revocation until a new licence is issued.
+//!
+//! Trial operation is not a status: a trial-operation record in force makes the site `trial`
+//! beside whatever its legal status is. The letter counts sites "operating without a licence,
+//! on trial" together (item 3), so a site on trial without a licence is `UNLICENSED` and on
+//! trial, and one that has applied is `APPLIED` and on trial. (Until the registry's schema
+//! version 4, `TRIAL` was a status ranked above `REGISTERED`; sites stored with it are
+//! re-derived and logged anew by [`crate::Registry::run_clock`].)
 
 use chrono::{DateTime, Utc};
 use einfo_proto::registry::v1 as pb;
@@ -21,13 +28,22 @@ use pb::{ApplicationState, LegalStatus, LicenceState, SiteRecordKind};
 
 use crate::convert::instant;
 
-/// The status of a site with these records at `now`.
+/// What the records of a site say at an instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// The legal status.
+    pub status: LegalStatus,
+    /// A trial-operation record is in force.
+    pub trial: bool,
+}
+
+/// The legal status and trial flag of a site with these records at `now`.
 pub fn derive(
     licences: &[pb::Licence],
     records: &[pb::SiteRecord],
     applications: &[pb::LicenceApplication],
     now: DateTime<Utc>,
-) -> LegalStatus {
+) -> Derived {
     let current = licences
         .iter()
         .filter(|l| l.state() != LicenceState::Superseded)
@@ -39,16 +55,16 @@ pub fn derive(
     let pending = applications
         .iter()
         .any(|a| matches!(a.state(), ApplicationState::Received | ApplicationState::NeedsSupplement));
-    match current.map(|l| l.state()) {
+    let status = match current.map(|l| l.state()) {
         Some(LicenceState::Revoked) => LegalStatus::Revoked,
         Some(LicenceState::Suspended) => LegalStatus::Suspended,
         Some(LicenceState::Valid) => LegalStatus::Licensed,
-        _ if record(SiteRecordKind::Trial) => LegalStatus::Trial,
         _ if record(SiteRecordKind::Registration) => LegalStatus::Registered,
         _ if pending => LegalStatus::Applied,
         Some(LicenceState::Expired) => LegalStatus::Expired,
         _ => LegalStatus::Unlicensed,
-    }
+    };
+    Derived { status, trial: record(SiteRecordKind::Trial) }
 }
 
 #[cfg(test)]
@@ -87,9 +103,34 @@ mod tests {
         pb::LicenceApplication { state: state as i32, ..Default::default() }
     }
 
+    fn status(d: Derived) -> LegalStatus {
+        d.status
+    }
+
     #[test]
     fn nothing_on_record_is_unlicensed() {
-        assert_eq!(derive(&[], &[], &[], now()), LegalStatus::Unlicensed);
+        assert_eq!(derive(&[], &[], &[], now()), Derived { status: LegalStatus::Unlicensed, trial: false });
+    }
+
+    #[test]
+    fn trial_operation_is_a_flag_beside_the_status_not_a_status() {
+        let now = now();
+        let trial = record(SiteRecordKind::Trial, 5);
+        // On trial without a licence: unlicensed, and on trial (letter 3224, item 3).
+        assert_eq!(
+            derive(&[], std::slice::from_ref(&trial), &[], now),
+            Derived { status: LegalStatus::Unlicensed, trial: true }
+        );
+        // On trial having applied: applied, and on trial.
+        assert_eq!(
+            derive(&[], std::slice::from_ref(&trial), &[app(ApplicationState::Received)], now),
+            Derived { status: LegalStatus::Applied, trial: true }
+        );
+        // On trial and licensed: licensed, and on trial.
+        assert_eq!(
+            derive(&[licence(LicenceState::Valid, 1)], &[trial], &[], now),
+            Derived { status: LegalStatus::Licensed, trial: true }
+        );
     }
 
     #[test]
@@ -101,22 +142,28 @@ mod tests {
         let all_records = [trial.clone(), reg.clone()];
         // A revocation outranks everything.
         assert_eq!(
-            derive(&[licence(LicenceState::Revoked, 1)], &all_records, std::slice::from_ref(&pending), now),
+            status(derive(&[licence(LicenceState::Revoked, 1)], &all_records, std::slice::from_ref(&pending), now)),
             LegalStatus::Revoked
         );
-        assert_eq!(derive(&[licence(LicenceState::Suspended, 1)], &all_records, &[], now), LegalStatus::Suspended);
-        assert_eq!(derive(&[licence(LicenceState::Valid, 1)], &all_records, &[], now), LegalStatus::Licensed);
-        assert_eq!(derive(&[licence(LicenceState::Expired, 1)], &all_records, &[], now), LegalStatus::Trial);
         assert_eq!(
-            derive(&[licence(LicenceState::Expired, 1)], &[reg], std::slice::from_ref(&pending), now),
+            status(derive(&[licence(LicenceState::Suspended, 1)], &all_records, &[], now)),
+            LegalStatus::Suspended
+        );
+        assert_eq!(status(derive(&[licence(LicenceState::Valid, 1)], &all_records, &[], now)), LegalStatus::Licensed);
+        assert_eq!(
+            status(derive(&[licence(LicenceState::Expired, 1)], &all_records, &[], now)),
             LegalStatus::Registered
         );
         assert_eq!(
-            derive(&[licence(LicenceState::Expired, 1)], &[], std::slice::from_ref(&pending), now),
+            status(derive(&[licence(LicenceState::Expired, 1)], &[trial, reg], std::slice::from_ref(&pending), now)),
+            LegalStatus::Registered
+        );
+        assert_eq!(
+            status(derive(&[licence(LicenceState::Expired, 1)], &[], std::slice::from_ref(&pending), now)),
             LegalStatus::Applied
         );
         assert_eq!(
-            derive(&[licence(LicenceState::Expired, 1)], &[], &[app(ApplicationState::Rejected)], now),
+            status(derive(&[licence(LicenceState::Expired, 1)], &[], &[app(ApplicationState::Rejected)], now)),
             LegalStatus::Expired
         );
     }
@@ -126,12 +173,15 @@ mod tests {
         let now = now();
         let old_revoked = licence(LicenceState::Revoked, 100);
         let new_valid = licence(LicenceState::Valid, 1);
-        assert_eq!(derive(&[old_revoked, new_valid], &[], &[], now), LegalStatus::Licensed);
-        assert_eq!(derive(&[licence(LicenceState::Superseded, 1)], &[], &[], now), LegalStatus::Unlicensed);
+        assert_eq!(status(derive(&[old_revoked, new_valid], &[], &[], now)), LegalStatus::Licensed);
+        assert_eq!(status(derive(&[licence(LicenceState::Superseded, 1)], &[], &[], now)), LegalStatus::Unlicensed);
     }
 
     #[test]
     fn a_trial_that_ended_no_longer_counts() {
-        assert_eq!(derive(&[], &[record(SiteRecordKind::Trial, -1)], &[], now()), LegalStatus::Unlicensed);
+        assert_eq!(
+            derive(&[], &[record(SiteRecordKind::Trial, -1)], &[], now()),
+            Derived { status: LegalStatus::Unlicensed, trial: false }
+        );
     }
 }

@@ -332,6 +332,8 @@ pub struct Due {
     pub lapsing: Vec<pb::Licence>,
     /// Records in force past their end.
     pub ending: Vec<pb::SiteRecord>,
+    /// Sites stored with a status no longer derived (`TRIAL`, before schema version 4), by name.
+    pub rederive: Vec<String>,
 }
 
 /// Finds what is due.
@@ -358,7 +360,36 @@ pub async fn due<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: DateTime<Utc>
         ))
         .await?;
     let ending = rows.iter().map(|r| decode(&r.try_get_by_index::<Vec<u8>>(0)?)).collect::<ApiResult<_>>()?;
-    Ok(Due { expiring, lapsing, ending })
+    let rows = c
+        .query_all_raw(stmt(
+            b(c),
+            "SELECT name FROM reg_sites WHERE jurisdiction = $1 AND legal_status = $2 AND voided = 0 ORDER BY name",
+            [j.to_string().into(), (pb::LegalStatus::Trial as i32).into()],
+        ))
+        .await?;
+    let rederive = rows.iter().map(|r| r.try_get_by_index(0)).collect::<Result<_, _>>()?;
+    Ok(Due { expiring, lapsing, ending, rederive })
+}
+
+/// How a site counts in the figures: kind × legal status × operating state × trial. A voided
+/// site does not count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cell<'a> {
+    /// Kind code.
+    pub kind: &'a str,
+    /// Legal status.
+    pub status: i32,
+    /// [`pb::Operating`] code.
+    pub operating: i32,
+    /// On trial.
+    pub trial: bool,
+}
+
+impl<'a> Cell<'a> {
+    /// The cell a site counts in.
+    pub fn of(site: &'a pb::Site) -> Self {
+        Cell { kind: &site.kind, status: site.legal_status, operating: site.operating().code(), trial: site.on_trial() }
+    }
 }
 
 /// Snapshot of a site or application at a log sequence, for figures as of a past time.
@@ -371,17 +402,15 @@ pub struct HistoryRow<'a> {
     pub resource: &'a str,
     /// "site" or "application".
     pub resource_type: &'static str,
-    /// Kind code (sites).
-    pub kind: &'a str,
-    /// Legal status (sites) or application state.
-    pub status: i32,
+    /// The site's cell (sites); for an application, its state as `status` and the rest empty.
+    pub cell: Cell<'a>,
     /// Deadline (applications), microseconds.
     pub deadline: i64,
     /// Voided.
     pub voided: bool,
-    /// A site's (kind, legal status, voided) before this snapshot (`None`: a new site, or not a
-    /// site): moves it between the running counts without reading its last snapshot back.
-    pub before: Option<(&'a str, i32, bool)>,
+    /// A site's cell and voided flag before this snapshot (`None`: a new site, or not a site):
+    /// moves it between the running counts without reading its last snapshot back.
+    pub before: Option<(Cell<'a>, bool)>,
 }
 
 /// Records a site's new snapshot; `before` is the site as it stood before this entry (its row in
@@ -396,13 +425,12 @@ pub async fn put_site_history<C: ConnectionTrait>(
     put_history(
         c,
         HistoryRow {
-            before: before.map(|b| (b.kind.as_str(), b.legal_status, b.voided)),
+            before: before.map(|b| (Cell::of(b), b.voided)),
             jurisdiction: j,
             seq,
             resource: &site.name,
             resource_type: "site",
-            kind: &site.kind,
-            status: site.legal_status,
+            cell: Cell::of(site),
             deadline: 0,
             voided: site.voided,
         },
@@ -425,8 +453,7 @@ pub async fn put_application_history<C: ConnectionTrait>(
             resource: &app.name,
             resource_type: "application",
             before: None,
-            kind: "",
-            status: app.state,
+            cell: Cell { kind: "", status: app.state, operating: 0, trial: false },
             deadline: micros(instant(app.deadline.as_ref())),
             voided: false,
         },
@@ -434,38 +461,41 @@ pub async fn put_application_history<C: ConnectionTrait>(
     .await
 }
 
-/// Records a snapshot. A site's snapshot also moves it between the running counts of
-/// (kind, legal status); voiding a site takes its dated facts out of the running event counts, as
-/// [`event_counts`] leaves them out.
+/// Records a snapshot. A site's snapshot also moves it between the running counts of its cell;
+/// voiding a site takes its dated facts out of the running event counts, as [`event_counts`]
+/// leaves them out.
 pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiResult<()> {
     let site = h.resource_type == "site";
     c.execute_raw(stmt(
         b(c),
-        "INSERT INTO reg_history (jurisdiction, seq, resource, resource_type, kind, status, deadline, voided) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO reg_history (jurisdiction, seq, resource, resource_type, kind, status, deadline, voided, operating, trial)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         [
             h.jurisdiction.to_string().into(),
             (h.seq as i64).into(),
             h.resource.into(),
             h.resource_type.into(),
-            h.kind.into(),
-            h.status.into(),
+            h.cell.kind.into(),
+            h.cell.status.into(),
             h.deadline.into(),
             (h.voided as i32).into(),
+            h.cell.operating.into(),
+            i32::from(h.cell.trial).into(),
         ],
     ))
     .await?;
     if !site {
         return Ok(());
     }
-    let was_counted = h.before.is_some_and(|(_, _, voided)| !voided);
-    if !h.voided && h.before == Some((h.kind, h.status, false)) {
+    let was_counted = h.before.is_some_and(|(_, voided)| !voided);
+    if !h.voided && h.before == Some((h.cell, false)) {
         return Ok(()); // the same cell before and after
     }
-    if let Some((kind, status, false)) = h.before {
-        add_site_count(c, h.jurisdiction, kind, status, -1).await?;
+    if let Some((cell, false)) = h.before {
+        add_site_count(c, h.jurisdiction, cell, -1).await?;
     }
     if !h.voided {
-        add_site_count(c, h.jurisdiction, h.kind, h.status, 1).await?;
+        add_site_count(c, h.jurisdiction, h.cell, 1).await?;
     } else if was_counted {
         let rows = c
             .query_all_raw(stmt(
@@ -482,18 +512,20 @@ pub async fn put_history<C: ConnectionTrait>(c: &C, h: HistoryRow<'_>) -> ApiRes
     Ok(())
 }
 
-async fn add_site_count<C: ConnectionTrait>(
-    c: &C,
-    j: &Jurisdiction,
-    kind: &str,
-    status: i32,
-    by: i64,
-) -> ApiResult<()> {
+async fn add_site_count<C: ConnectionTrait>(c: &C, j: &Jurisdiction, cell: Cell<'_>, by: i64) -> ApiResult<()> {
     c.execute_raw(stmt(
         b(c),
-        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, count) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (jurisdiction, kind, legal_status) DO UPDATE SET count = reg_site_counts.count + excluded.count",
-        [j.to_string().into(), kind.into(), status.into(), by.into()],
+        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, operating, trial, count) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (jurisdiction, kind, legal_status, operating, trial)
+         DO UPDATE SET count = reg_site_counts.count + excluded.count",
+        [
+            j.to_string().into(),
+            cell.kind.into(),
+            cell.status.into(),
+            cell.operating.into(),
+            i32::from(cell.trial).into(),
+            by.into(),
+        ],
     ))
     .await?;
     Ok(())
@@ -511,18 +543,18 @@ async fn add_event_count<C: ConnectionTrait>(c: &C, j: &Jurisdiction, event: &st
 }
 
 /// Computes the running counts afresh from the history and the dated facts (once, for a
-/// database made before they were kept).
+/// database made before they were kept, and again when the counts gained a dimension).
 pub async fn rebuild_counts<C: ConnectionTrait>(c: &C) -> ApiResult<()> {
     for sql in [
         "DELETE FROM reg_site_counts",
         "DELETE FROM reg_event_counts",
-        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, count)
-         SELECT h.jurisdiction, h.kind, h.status, COUNT(*) FROM reg_history h
+        "INSERT INTO reg_site_counts (jurisdiction, kind, legal_status, operating, trial, count)
+         SELECT h.jurisdiction, h.kind, h.status, h.operating, h.trial, COUNT(*) FROM reg_history h
          JOIN (SELECT jurisdiction, resource, MAX(seq) AS seq FROM reg_history
                WHERE resource_type = 'site' GROUP BY jurisdiction, resource) last
            ON h.jurisdiction = last.jurisdiction AND h.resource = last.resource AND h.seq = last.seq
          WHERE h.voided = 0
-         GROUP BY h.jurisdiction, h.kind, h.status",
+         GROUP BY h.jurisdiction, h.kind, h.status, h.operating, h.trial",
         "INSERT INTO reg_event_counts (jurisdiction, event, count)
          SELECT e.jurisdiction, e.event, COUNT(*) FROM reg_events e
          WHERE NOT EXISTS (SELECT 1 FROM reg_history h WHERE h.jurisdiction = e.jurisdiction
@@ -534,39 +566,70 @@ pub async fn rebuild_counts<C: ConnectionTrait>(c: &C) -> ApiResult<()> {
     Ok(())
 }
 
+/// Site counts by (kind, legal status), each with how many of them operate, do not, and are on
+/// trial, from rows of (kind, status, operating code, trial, count); ordered by kind and status,
+/// non-zero cells only.
+fn site_cells(rows: impl IntoIterator<Item = (String, i32, i32, bool, u64)>) -> Vec<pb::SiteCount> {
+    let mut cells: std::collections::BTreeMap<(String, i32), pb::SiteCount> = Default::default();
+    for (kind, status, operating, trial, n) in rows {
+        let cell = cells.entry((kind.clone(), status)).or_insert_with(|| pb::SiteCount {
+            kind,
+            legal_status: status,
+            ..Default::default()
+        });
+        cell.count += n;
+        match pb::Operating::from_code(operating) {
+            pb::Operating::Operating => cell.operating += n,
+            pb::Operating::NotOperating => cell.not_operating += n,
+            pb::Operating::Unknown => {}
+        }
+        if trial {
+            cell.trial += n;
+        }
+    }
+    cells.into_values().filter(|c| c.count != 0).collect()
+}
+
 /// The figures of now, of all time, from the running counts. One statement, so the figures are those of one snapshot (that sequence) and cost one round
 /// trip to the database.
 pub async fn current_figures<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: DateTime<Utc>) -> ApiResult<Figures> {
     let rows = c
         .query_all_raw(stmt(
             b(c),
-            "SELECT 'seq', '', 0, COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry'
+            "SELECT 'seq', '', 0, 0, 0, COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry'
              UNION ALL
-             SELECT 'site', kind, legal_status, count FROM reg_site_counts WHERE jurisdiction = $1 AND count <> 0
+             SELECT 'site', kind, legal_status, operating, trial, count FROM reg_site_counts WHERE jurisdiction = $1 AND count <> 0
              UNION ALL
-             SELECT 'pending', '', 0, COUNT(*) FROM reg_applications WHERE jurisdiction = $1 AND state IN (1, 2)
+             SELECT 'pending', '', 0, 0, 0, COUNT(*) FROM reg_applications WHERE jurisdiction = $1 AND state IN (1, 2)
              UNION ALL
-             SELECT 'overdue', '', 0, COUNT(*) FROM reg_applications
+             SELECT 'overdue', '', 0, 0, 0, COUNT(*) FROM reg_applications
               WHERE jurisdiction = $1 AND state = 1 AND deadline <= $2
              UNION ALL
-             SELECT 'event', event, 0, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
+             SELECT 'event', event, 0, 0, 0, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
             [j.to_string().into(), micros(now).into()],
         ))
         .await?;
     let mut f = Figures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new() };
+    let mut sites = Vec::new();
     for r in rows {
-        let (what, name, status, n): (String, String, i32, i64) =
-            (r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?, r.try_get_by_index(3)?);
+        let (what, name, status, operating, trial, n): (String, String, i32, i32, i32, i64) = (
+            r.try_get_by_index(0)?,
+            r.try_get_by_index(1)?,
+            r.try_get_by_index(2)?,
+            r.try_get_by_index(3)?,
+            r.try_get_by_index(4)?,
+            r.try_get_by_index(5)?,
+        );
         let n = n as u64;
         match what.as_str() {
             "seq" => f.seq = n,
-            "site" => f.sites.push((name, status, n)),
+            "site" => sites.push((name, status, operating, trial != 0, n)),
             "pending" => f.pending = n,
             "overdue" => f.overdue = n,
             _ => f.events.push((name, n)),
         }
     }
-    f.sites.sort();
+    f.sites = site_cells(sites);
     Ok(f)
 }
 
@@ -575,7 +638,7 @@ pub struct Figures {
     /// The log's last sequence: the figures reflect entries 1..seq.
     pub seq: u64,
     /// Sites by (kind, legal status), voided ones excluded; non-zero cells only.
-    pub sites: Vec<(String, i32, u64)>,
+    pub sites: Vec<pb::SiteCount>,
     /// Applications received or awaiting a supplement.
     pub pending: u64,
     /// Of those, received and past their deadline at the time asked.
@@ -619,22 +682,32 @@ pub async fn sequence_at<C: ConnectionTrait>(c: &C, j: &Jurisdiction, as_of: Dat
 }
 
 /// Sites by (kind, status) as of log sequence `seq`, voided ones excluded.
-pub async fn site_counts<C: ConnectionTrait>(c: &C, j: &Jurisdiction, seq: u64) -> ApiResult<Vec<(String, i32, u64)>> {
+pub async fn site_counts<C: ConnectionTrait>(c: &C, j: &Jurisdiction, seq: u64) -> ApiResult<Vec<pb::SiteCount>> {
     let rows = c
         .query_all_raw(stmt(
             b(c),
-            "SELECT h.kind, h.status, COUNT(*) FROM reg_history h
+            "SELECT h.kind, h.status, h.operating, h.trial, COUNT(*) FROM reg_history h
              JOIN (SELECT resource, MAX(seq) AS seq FROM reg_history
                    WHERE jurisdiction = $1 AND resource_type = 'site' AND seq <= $2 GROUP BY resource) last
                ON h.resource = last.resource AND h.seq = last.seq
              WHERE h.jurisdiction = $1 AND h.voided = 0
-             GROUP BY h.kind, h.status ORDER BY h.kind, h.status",
+             GROUP BY h.kind, h.status, h.operating, h.trial",
             [j.to_string().into(), (seq as i64).into()],
         ))
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index::<i64>(2)? as u64)))
-        .collect()
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index::<i32>(3)? != 0,
+                r.try_get_by_index::<i64>(4)? as u64,
+            ))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(site_cells(rows))
 }
 
 /// Applications pending (received or awaiting a supplement) as of log sequence `seq`, and of

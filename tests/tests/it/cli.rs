@@ -367,7 +367,8 @@ async fn national_summary(port: u16, data_dir: &std::path::Path) -> (Option<i32>
 
 /// The total column of the summary row that starts with `unit`.
 fn row_total(summary: &str, unit: &str) -> Option<i64> {
-    summary.lines().find(|l| l.split_whitespace().next() == Some(unit))?.split_whitespace().last()?.parse().ok()
+    // A row ends with: total, operating, on trial.
+    summary.lines().find(|l| l.split_whitespace().next() == Some(unit))?.split_whitespace().rev().nth(2)?.parse().ok()
 }
 
 /// Waits until `einfo up`'s gateway reports every one of the 63 provinces LIVE. `Err` with the

@@ -10,6 +10,10 @@ use einfo_testkit::{Backend, RegistryClient, SiteExt, TestNode, both_backends, i
 
 const P01: &str = "provinces/2008-01";
 
+async fn read_site(c: &mut RegistryClient, name: &str) -> pb::Site {
+    c.get_site(pb::GetSiteRequest { name: name.into() }).await.expect("site read").into_inner()
+}
+
 async fn register(c: &mut RegistryClient, kind: &str, name: &str, domain: &str) -> pb::Site {
     let site = site(name, &[domain]).of_kind(kind).found_by(pb::DiscoverySource::Application);
     fixtures::register(c, P01, site).await
@@ -288,7 +292,7 @@ async fn a_suspension_lapses_on_its_date_and_the_site_is_licensed_again(backend:
     assert_system_transition(&entries, "SUSPENSION_LAPSE", &licence.name, &s.name, pb::LegalStatus::Licensed);
 }
 
-async fn a_trial_makes_a_site_trial_until_its_end(backend: Backend) {
+async fn a_trial_puts_a_site_on_trial_beside_its_status_until_its_end(backend: Backend) {
     let clock = ManualClock::starting_now();
     let Some(node) = TestNode::start_with_clock(backend, &["01"], clock.clone()).await else { return };
     let mut c = node.registry("01").await;
@@ -310,11 +314,14 @@ async fn a_trial_makes_a_site_trial_until_its_end(backend: Backend) {
         .into_inner();
     assert!(record.name.starts_with("provinces/2008-01/records/"));
     assert_eq!(record.site, s.name);
-    assert_eq!(site_status(&mut c, &s.name).await, pb::LegalStatus::Trial);
+    // On trial without a licence: unlicensed, and on trial (letter 3224, item 3).
+    let on_trial = read_site(&mut c, &s.name).await;
+    assert_eq!((on_trial.legal_status(), on_trial.trial), (pb::LegalStatus::Unlicensed, true));
 
     clock.advance(chrono::Duration::seconds(3));
     node.run_background().await;
-    assert_eq!(site_status(&mut c, &s.name).await, pb::LegalStatus::Unlicensed, "the trial ended");
+    let ended = read_site(&mut c, &s.name).await;
+    assert_eq!((ended.legal_status(), ended.trial), (pb::LegalStatus::Unlicensed, false), "the trial ended");
 
     let entries = log_entries(&node).await;
     assert_eq!(operations(&entries)[..3], ["CREATE", "RECORD_ADD", "STATUS"]);
@@ -435,7 +442,7 @@ both_backends!(
     an_application_becomes_a_licence_that_is_renewed_suspended_and_revoked,
     a_licence_expires_while_the_node_runs_and_the_system_logs_it,
     a_suspension_lapses_on_its_date_and_the_site_is_licensed_again,
-    a_trial_makes_a_site_trial_until_its_end,
+    a_trial_puts_a_site_on_trial_beside_its_status_until_its_end,
     licences_expiring_within_n_days_are_listed,
     an_application_past_its_deadline_is_overdue_and_a_fresh_one_is_not,
     the_clock_stops_while_a_supplement_is_owed_and_restarts_when_it_arrives,

@@ -1,9 +1,11 @@
 //! Figures of a jurisdiction: now, as of a past time, and never of the future.
 
 use einfo_common::clock::{Clock, ManualClock};
+use einfo_domain::Jurisdiction;
+use einfo_proto::gateway::v1 as gw;
 use einfo_proto::registry::v1 as pb;
 use einfo_testkit::fixtures::{apply, register_found, timestamp_micros};
-use einfo_testkit::{Backend, RegistryClient, TestNode, both_backends, in_secs};
+use einfo_testkit::{Backend, RegistryClient, TestGateway, TestNode, both_backends, in_secs};
 use pb::LegalStatus;
 use sea_orm::ConnectionTrait;
 
@@ -97,8 +99,9 @@ async fn void(c: &mut RegistryClient, site: &pb::Site) {
     .expect("voided");
 }
 
+/// A cell of sites that all operate (the test kit's sites are ACTIVE) and none on trial.
 fn count(kind: &str, status: LegalStatus, count: u64) -> pb::SiteCount {
-    pb::SiteCount { kind: kind.into(), legal_status: status as i32, count }
+    pb::SiteCount { kind: kind.into(), legal_status: status as i32, count, operating: count, ..Default::default() }
 }
 
 async fn statistics(
@@ -286,7 +289,9 @@ async fn running_counts_agree_with_the_history(backend: Backend) {
     );
     assert_eq!(now.unlicensed_found, 4, "the voided site's fact is not counted");
 
-    // A database from before the running counts: the migration computes them from the history.
+    // A database from before the running counts and before the operating state and trial were
+    // dimensions: the migrations compute the counts from the history, and the history's new
+    // columns from the log's entries.
     node.stop().await;
     let db = node.db.connect().await;
     for sql in [
@@ -294,7 +299,10 @@ async fn running_counts_agree_with_the_history(backend: Backend) {
         "DROP TABLE reg_event_counts",
         "DROP INDEX reg_applications_pending",
         "DROP INDEX reg_events_resource",
-        "DELETE FROM einfo_migrations_registry WHERE version = 'm0002_running_counts'",
+        "DROP INDEX reg_sites_status",
+        "ALTER TABLE reg_history DROP COLUMN operating",
+        "ALTER TABLE reg_history DROP COLUMN trial",
+        "DELETE FROM einfo_migrations_registry WHERE version IN ('m0002_running_counts', 'm0004_site_dimensions')",
     ] {
         db.conn().execute_unprepared(sql).await.expect(sql);
     }
@@ -305,7 +313,101 @@ async fn running_counts_agree_with_the_history(backend: Backend) {
     assert_eq!(pb::GetStatisticsResponse { as_of: now.as_of, ..again }, now);
 }
 
+/// Adds a trial-operation record in force from yesterday for a month.
+async fn on_trial(c: &mut RegistryClient, site: &str) {
+    c.add_site_record(pb::AddSiteRecordRequest {
+        site: site.into(),
+        record: Some(pb::SiteRecord {
+            kind: pb::SiteRecordKind::Trial as i32,
+            reference: "5/CV-STTTT".into(),
+            start_time: Some(in_secs(-86_400)),
+            end_time: Some(in_secs(30 * 86_400)),
+            ..Default::default()
+        }),
+        request_id: format!("trial-{site}"),
+    })
+    .await
+    .expect("trial recorded");
+}
+
+/// Licence state, operating state and trial are separate dimensions (letter 3224, item 3: "đang
+/// hoạt động không phép, thử nghiệm"): a site operating on trial without a licence counts as
+/// unlicensed and on trial; one that applied counts as applied, operating and on trial; a site
+/// that stopped counts as not operating. The node's figures of now (running counts) and as of a
+/// time (the history) agree, and so do the gateway's national figures.
+async fn trial_and_operation_are_dimensions_beside_the_legal_status(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut c = node.registry("01").await;
+    let trial = register_found(&mut c, P01, "general-website", "thunghiem.vn", pb::DiscoverySource::Sweep).await;
+    on_trial(&mut c, &trial.name).await;
+    let applied = register_found(&mut c, P01, "social-network", "xinphep.vn", pb::DiscoverySource::Application).await;
+    apply(&mut c, &applied.name, 86_400).await;
+    on_trial(&mut c, &applied.name).await;
+    let stopped = register_found(&mut c, P01, "general-website", "ngung.vn", pb::DiscoverySource::Sweep).await;
+    let mut change = stopped.clone();
+    change.operational_state = pb::OperationalState::Inactive as i32;
+    c.update_site(pb::UpdateSiteRequest {
+        site: Some(change),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["operational_state".into()] }),
+        request_id: "stop".into(),
+    })
+    .await
+    .expect("updated");
+
+    let got = c.get_site(pb::GetSiteRequest { name: trial.name.clone() }).await.unwrap().into_inner();
+    assert_eq!((got.legal_status(), got.trial), (LegalStatus::Unlicensed, true));
+    let expected = vec![
+        pb::SiteCount {
+            kind: "general-website".into(),
+            legal_status: LegalStatus::Unlicensed as i32,
+            count: 2,
+            operating: 1,
+            not_operating: 1,
+            trial: 1,
+        },
+        pb::SiteCount {
+            kind: "social-network".into(),
+            legal_status: LegalStatus::Applied as i32,
+            count: 1,
+            operating: 1,
+            not_operating: 0,
+            trial: 1,
+        },
+    ];
+    let now = statistics(&mut c, P01, None).await;
+    assert_eq!(now.sites, expected, "running counts");
+    let as_of = statistics(&mut c, P01, Some(in_secs(0))).await;
+    assert_eq!(as_of.sites, expected, "from the history");
+
+    let Some(g) = TestGateway::start(backend, &[(Jurisdiction::parse(P01).unwrap(), node.url())]).await else {
+        return;
+    };
+    g.wait_caught_up(&[&node]).await;
+    let summary = g
+        .national()
+        .get_national_summary(gw::GetNationalSummaryRequest {
+            options: einfo_testkit::gateway::partial(gw::Grouping::Provinces63),
+        })
+        .await
+        .expect("national summary")
+        .into_inner();
+    let national: Vec<(String, i32, i64, i64, i64, i64)> = summary
+        .totals
+        .iter()
+        .map(|c| (c.kind.clone(), c.legal_status, c.count, c.operating, c.not_operating, c.trial))
+        .collect();
+    let node_cells: Vec<(String, i32, i64, i64, i64, i64)> = expected
+        .iter()
+        .map(|c| {
+            let n = |v: u64| v as i64;
+            (c.kind.clone(), c.legal_status, n(c.count), n(c.operating), n(c.not_operating), n(c.trial))
+        })
+        .collect();
+    assert_eq!(national, node_cells, "the gateway's national figures agree");
+}
+
 both_backends!(
+    trial_and_operation_are_dimensions_beside_the_legal_status,
     running_counts_agree_with_the_history,
     two_provinces_on_one_node_have_their_own_figures,
     figures_as_of_a_past_time_ignore_what_came_after,

@@ -16,16 +16,21 @@ use sea_orm::{ConnectionTrait, Value};
 
 use super::{b, chunks, decode, insert_sql, ts_micros};
 
-/// Key of a summary cell: (jurisdiction, kind, legal status).
-pub type CellKey = (String, String, i32);
+/// Key of a summary cell: (jurisdiction, kind, legal status, operating code, on trial); see
+/// [`reg::Site::operating`] and [`reg::Site::on_trial`].
+pub type CellKey = (String, String, i32, i32, bool);
 
 /// Changes to summary cells made by a batch.
 #[derive(Default, Debug)]
 pub struct Delta(pub HashMap<CellKey, i64>);
 
 impl Delta {
-    fn add(&mut self, j: &str, kind: &str, status: i32, by: i64) {
-        *self.0.entry((j.to_owned(), kind.to_owned(), status)).or_default() += by;
+    fn add(&mut self, j: &str, s: &reg::Site, by: i64) {
+        self.add_cell(j, &s.kind, s.legal_status, s.operating().code(), s.on_trial(), by);
+    }
+
+    fn add_cell(&mut self, j: &str, kind: &str, status: i32, operating: i32, trial: bool, by: i64) {
+        *self.0.entry((j.to_owned(), kind.to_owned(), status, operating, trial)).or_default() += by;
     }
 }
 
@@ -158,12 +163,20 @@ fn type_name(state: &prost_types::Any) -> &str {
 
 /// Writes the summary changes of a batch (in its transaction).
 pub async fn write_delta<C: ConnectionTrait>(c: &C, delta: &Delta) -> ApiResult<()> {
-    for ((j, kind, status), by) in delta.0.iter().filter(|(_, by)| **by != 0) {
+    for ((j, kind, status, operating, trial), by) in delta.0.iter().filter(|(_, by)| **by != 0) {
         c.execute_raw(stmt(
             b(c),
-            "INSERT INTO gw_summary (jurisdiction, kind, legal_status, count) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (jurisdiction, kind, legal_status) DO UPDATE SET count = gw_summary.count + excluded.count",
-            [j.clone().into(), kind.clone().into(), (*status).into(), (*by).into()],
+            "INSERT INTO gw_summary (jurisdiction, kind, legal_status, operating, trial, count) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (jurisdiction, kind, legal_status, operating, trial)
+             DO UPDATE SET count = gw_summary.count + excluded.count",
+            [
+                j.clone().into(),
+                kind.clone().into(),
+                (*status).into(),
+                (*operating).into(),
+                i32::from(*trial).into(),
+                (*by).into(),
+            ],
         ))
         .await?;
     }
@@ -172,10 +185,24 @@ pub async fn write_delta<C: ConnectionTrait>(c: &C, delta: &Delta) -> ApiResult<
 
 /// Every summary cell.
 pub async fn summary_cells<C: ConnectionTrait>(c: &C) -> ApiResult<Vec<(CellKey, i64)>> {
-    let rows =
-        c.query_all_raw(stmt(b(c), "SELECT jurisdiction, kind, legal_status, count FROM gw_summary", [])).await?;
+    let rows = c
+        .query_all_raw(stmt(
+            b(c),
+            "SELECT jurisdiction, kind, legal_status, operating, trial, count FROM gw_summary",
+            [],
+        ))
+        .await?;
     rows.iter()
-        .map(|r| Ok(((r.try_get_by_index(0)?, r.try_get_by_index(1)?, r.try_get_by_index(2)?), r.try_get_by_index(3)?)))
+        .map(|r| {
+            let key = (
+                r.try_get_by_index(0)?,
+                r.try_get_by_index(1)?,
+                r.try_get_by_index(2)?,
+                r.try_get_by_index(3)?,
+                r.try_get_by_index::<i32>(4)? != 0,
+            );
+            Ok((key, r.try_get_by_index(5)?))
+        })
         .collect()
 }
 
@@ -185,16 +212,28 @@ struct NewSite<'a> {
     body: &'a [u8],
 }
 
-const SITE_COLUMNS: [&str; 8] =
-    ["name", "jurisdiction", "kind", "legal_status", "voided", "name_folded", "owner_tax_code", "body"];
+const SITE_COLUMNS: [&str; 10] = [
+    "name",
+    "jurisdiction",
+    "kind",
+    "legal_status",
+    "operating",
+    "trial",
+    "voided",
+    "name_folded",
+    "owner_tax_code",
+    "body",
+];
 const DOMAIN_COLUMNS: [&str; 4] = ["site", "ascii", "registrable", "jurisdiction"];
 
-fn site_values(j: &str, s: &reg::Site, body: &[u8]) -> [Value; 8] {
+fn site_values(j: &str, s: &reg::Site, body: &[u8]) -> [Value; 10] {
     [
         s.name.clone().into(),
         j.into(),
         s.kind.clone().into(),
         s.legal_status.into(),
+        s.operating().code().into(),
+        i32::from(s.on_trial()).into(),
         i32::from(s.voided).into(),
         fold(&s.display_name).into(),
         s.owner.as_ref().map(|o| o.tax_code.clone()).unwrap_or_default().into(),
@@ -223,7 +262,7 @@ async fn put_new_sites<C: ConnectionTrait>(c: &C, j: &str, run: &[NewSite<'_>], 
     for n in run {
         if inserted.contains(&n.site.name) {
             if !n.site.voided {
-                delta.add(j, &n.site.kind, n.site.legal_status, 1);
+                delta.add(j, &n.site, 1);
             }
         } else {
             replace_site(c, j, &n.site, n.body, delta).await?;
@@ -269,7 +308,7 @@ async fn put_site<C: ConnectionTrait>(
     }
     if fresh {
         if !s.voided {
-            delta.add(j, &s.kind, s.legal_status, 1);
+            delta.add(j, s, 1);
         }
     } else {
         replace_site(c, j, s, body, delta).await?;
@@ -297,14 +336,16 @@ async fn replace_site<C: ConnectionTrait>(
     let old = c
         .query_one_raw(stmt(
             b(c),
-            "SELECT kind, legal_status, voided FROM gw_sites WHERE name = $1",
+            "SELECT kind, legal_status, operating, trial, voided FROM gw_sites WHERE name = $1",
             [s.name.clone().into()],
         ))
         .await?;
     if let Some(o) = old
-        && o.try_get_by_index::<i32>(2)? == 0
+        && o.try_get_by_index::<i32>(4)? == 0
     {
-        delta.add(j, &o.try_get_by_index::<String>(0)?, o.try_get_by_index(1)?, -1);
+        let kind: String = o.try_get_by_index(0)?;
+        let trial = o.try_get_by_index::<i32>(3)? != 0;
+        delta.add_cell(j, &kind, o.try_get_by_index(1)?, o.try_get_by_index(2)?, trial, -1);
     }
     c.execute_raw(stmt(
         b(c),
@@ -313,7 +354,7 @@ async fn replace_site<C: ConnectionTrait>(
             &SITE_COLUMNS,
             1,
             "ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, legal_status = excluded.legal_status,
-               voided = excluded.voided, name_folded = excluded.name_folded,
+               operating = excluded.operating, trial = excluded.trial, voided = excluded.voided, name_folded = excluded.name_folded,
                owner_tax_code = excluded.owner_tax_code, body = excluded.body",
         ),
         site_values(j, s, body),
@@ -321,7 +362,7 @@ async fn replace_site<C: ConnectionTrait>(
     .await?;
     c.execute_raw(stmt(b(c), "DELETE FROM gw_site_domains WHERE site = $1", [s.name.clone().into()])).await?;
     if !s.voided {
-        delta.add(j, &s.kind, s.legal_status, 1);
+        delta.add(j, s, 1);
     }
     Ok(())
 }

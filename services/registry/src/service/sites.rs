@@ -46,6 +46,7 @@ impl Registry {
         site.name = format!("{j}/sites/{}", new_id());
         site.jurisdiction = j.to_string();
         site.legal_status = LegalStatus::Unlicensed as i32;
+        site.trial = false;
         site.etag = "1".into();
         site.create_time = Some(timestamp(now));
         site.update_time = Some(timestamp(now));
@@ -222,6 +223,7 @@ impl Registry {
             name: current.name.clone(),
             jurisdiction: current.jurisdiction.clone(),
             legal_status: current.legal_status,
+            trial: current.trial,
             etag: next_etag(&current.etag),
             create_time: current.create_time,
             update_time: Some(timestamp(now)),

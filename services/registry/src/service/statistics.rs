@@ -71,11 +71,7 @@ fn figures(j: &Jurisdiction, as_of: DateTime<Utc>, f: store::Figures) -> pb::Get
         jurisdiction: j.to_string(),
         as_of: Some(timestamp(as_of)),
         log_sequence: f.seq,
-        sites: f
-            .sites
-            .into_iter()
-            .map(|(kind, legal_status, count)| pb::SiteCount { kind, legal_status, count })
-            .collect(),
+        sites: f.sites,
         applications_pending: f.pending,
         applications_overdue: f.overdue,
         ..Default::default()

@@ -17,7 +17,9 @@ use crate::{status, store};
 impl Registry {
     /// Writes every time-driven transition due at `now` in every hosted province, as the
     /// system actor: licence expiry, the end of a suspension, the end of a trial or a
-    /// registration. Returns how many transitions were written.
+    /// registration; and the re-derivation of sites stored with a status that is no longer
+    /// derived (`TRIAL`, before schema version 4), logged as new entries. Returns how many
+    /// transitions were written.
     pub async fn run_clock(&self, now: DateTime<Utc>) -> ApiResult<usize> {
         let mut written = 0;
         for j in self.hosted.iter() {
@@ -27,6 +29,9 @@ impl Registry {
             }
             for r in &due.ending {
                 written += self.end_record(j, r).await? as usize;
+            }
+            for site in &due.rederive {
+                written += self.rederive(j, site).await? as usize;
             }
         }
         Ok(written)
@@ -66,7 +71,16 @@ impl Registry {
         Ok(true)
     }
 
-    /// Re-derives a site's legal status; when it changed, stores and logs the site.
+    async fn rederive(&self, j: &Jurisdiction, name: &str) -> ApiResult<bool> {
+        let caller = Caller::system(*j);
+        let Begin::Fresh(mut m) = self.begin::<pb::Site>(&caller, j, "", "", &()).await? else { return Ok(false) };
+        self.restatus(&mut m, j, name, "trial operation is a flag beside the legal status (registry schema 4)").await?;
+        let site = store::get_site(m.txn(), name).await?.unwrap_or_default();
+        Ok(!m.commit(&site).await?.is_empty())
+    }
+
+    /// Re-derives a site's legal status and trial flag; when either changed, stores and logs the
+    /// site.
     pub(super) async fn restatus(
         &self,
         m: &mut Mutation,
@@ -79,12 +93,13 @@ impl Registry {
         let licences = store::site_licences(m.txn(), site_name).await?;
         let records = store::site_records(m.txn(), site_name).await?;
         let apps = store::site_applications(m.txn(), site_name).await?;
-        let status = status::derive(&licences, &records, &apps, now) as i32;
-        if status == site.legal_status {
+        let derived = status::derive(&licences, &records, &apps, now);
+        if derived.status as i32 == site.legal_status && derived.trial == site.trial {
             return Ok(());
         }
         let before = site.clone();
-        site.legal_status = status;
+        site.legal_status = derived.status as i32;
+        site.trial = derived.trial;
         site.etag = next_etag(&site.etag);
         site.update_time = Some(timestamp(now));
         store::put_site(m.txn(), &site).await?;
