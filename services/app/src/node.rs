@@ -226,7 +226,9 @@ fn follower(
 ) -> Follower {
     let revoked = revoked.clone();
     let revoked_certificates = revoked_certificates.clone();
-    let catalogue_target = inspection.filter(|_| settings.inspection.catalogue_file.is_none()).cloned();
+    let follows_catalogue = settings.inspection.catalogue_file.is_none();
+    let catalogue_target = inspection.filter(|_| follows_catalogue).cloned();
+    let catalogue_reporting = reporting.filter(|_| follows_catalogue).cloned();
     if inspection.is_some() && catalogue_target.is_none() {
         tracing::info!("inspection.catalogue_file is set: the centre's violation catalogue is stored but not used");
     }
@@ -234,6 +236,9 @@ fn follower(
     let reporting = reporting.cloned();
     Follower::new(db.clone())
         .kind(Kind::ViolationCatalogue, einfo_inspection::catalogue::Catalogue::from_csv, move |c| {
+            if let Some(r) = &catalogue_reporting {
+                r.set_violation_catalogue(c.clone());
+            }
             if let Some(i) = &catalogue_target {
                 i.set_catalogue(c);
             }
@@ -255,6 +260,19 @@ fn follower(
         // Every server of the node refuses a revoked token from the moment the list arrives.
         .kind(Kind::RevokedTokens, Revocations::from_csv, move |r| revoked.set(r))
         .kind(Kind::RevokedCertificates, Revocations::certificates_from_csv, move |r| revoked_certificates.set(r))
+}
+
+/// The violation catalogue the operator configured (`inspection.catalogue_file`), or the one
+/// built in.
+fn configured_catalogue(settings: &Settings) -> anyhow::Result<einfo_inspection::catalogue::Catalogue> {
+    Ok(match &settings.inspection.catalogue_file {
+        None => einfo_inspection::catalogue::Catalogue::bundled(),
+        Some(f) => {
+            let data = std::fs::read_to_string(f).with_context(|| format!("cannot read catalogue {}", f.display()))?;
+            einfo_inspection::catalogue::Catalogue::from_csv(&data)
+                .with_context(|| format!("catalogue {}", f.display()))?
+        }
+    })
 }
 
 /// Starts a node on `listener`. It runs until [`Node::stop`] or SIGTERM/SIGINT.
@@ -323,15 +341,7 @@ pub async fn start(
             Duration::from_millis(settings.inspection.registry_timeout_ms),
         )
         .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
-        let catalogue = match &settings.inspection.catalogue_file {
-            None => einfo_inspection::catalogue::Catalogue::bundled(),
-            Some(f) => {
-                let data =
-                    std::fs::read_to_string(f).with_context(|| format!("cannot read catalogue {}", f.display()))?;
-                einfo_inspection::catalogue::Catalogue::from_csv(&data)
-                    .with_context(|| format!("catalogue {}", f.display()))?
-            }
-        };
+        let catalogue = configured_catalogue(settings)?;
         tracing::info!(version = catalogue.version(), entries = catalogue.all().len(), "violation catalogue loaded");
         let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link, catalogue);
         routes.add_service(
@@ -376,7 +386,12 @@ pub async fn start(
             einfo_reporting::indicators::Catalogue::bundled(),
             stats,
             centre,
-        );
+        )
+        .with_office(einfo_reporting::service::Office {
+            command: rs.office_command.clone(),
+            timeout: Duration::from_secs(rs.office_timeout_secs),
+        });
+        r.set_violation_catalogue(configured_catalogue(settings)?);
         routes.add_service(
             ReportingGrpc(r.clone())
                 .into_server()

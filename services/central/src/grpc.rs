@@ -79,4 +79,12 @@ impl CentralService for CentralGrpc {
         let caller = caller(&req)?;
         Ok(Response::new(self.0.grant_exception(&caller, req.into_inner()).await?))
     }
+
+    async fn export_campaign(
+        &self,
+        req: Request<pb::ExportCampaignRequest>,
+    ) -> Result<Response<pb::ExportCampaignResponse>, Status> {
+        let caller = caller(&req)?;
+        Ok(Response::new(self.0.export_campaign(&caller, req.into_inner()).await?))
+    }
 }

@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod migration;
 pub mod service;
 mod store;
+pub mod workbook;
 
 use std::future::Future;
 use std::path::Path;

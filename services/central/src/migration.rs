@@ -10,7 +10,7 @@ pub struct Migrator;
 #[sea_orm_migration::async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Central), Box::new(M0002Reference)]
+        vec![Box::new(M0001Central), Box::new(M0002Reference), Box::new(M0003SubmissionContent)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -92,6 +92,28 @@ impl MigrationTrait for M0002Reference {
             ],
         )
         .await
+    }
+
+    async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
+        Err(DbErr::Migration("central tables are never dropped".into()))
+    }
+}
+
+/// The centre keeps what it received, not only its receipt: each version's content (an encoded
+/// `einfo.reporting.v1.ReportVersion`) beside its receipt, for the national workbook. Versions
+/// received before this migration have none.
+struct M0003SubmissionContent;
+
+impl MigrationName for M0003SubmissionContent {
+    fn name(&self) -> &str {
+        "m0003_central_submission_content"
+    }
+}
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigrationTrait for M0003SubmissionContent {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        execute_ddl(manager.get_connection(), &["ALTER TABLE central_receipts ADD COLUMN content BLOB"]).await
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {

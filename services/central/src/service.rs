@@ -89,10 +89,17 @@ pub fn timeliness(first_receive: Option<DateTime<Utc>>, deadline: DateTime<Utc>)
 }
 
 fn text(value: &str, field: &str, v: &mut Violations) -> String {
-    let t: String = value.trim().nfc().collect();
+    let t = optional_text(value, field, v);
     if t.is_empty() {
         v.add(field, "is required");
-    } else if t.chars().count() > MAX_NAME {
+    }
+    t
+}
+
+/// [`text`] that may be empty.
+fn optional_text(value: &str, field: &str, v: &mut Violations) -> String {
+    let t: String = value.trim().nfc().collect();
+    if t.chars().count() > MAX_NAME {
         v.add(field, format!("is longer than {MAX_NAME} characters"));
     }
     t
@@ -318,6 +325,8 @@ impl Central {
         let mut v = Violations::new();
         let reference = text(&c.reference, "campaign.reference", &mut v);
         let title = text(&c.title, "campaign.title", &mut v);
+        let recipient = optional_text(&c.recipient, "campaign.recipient", &mut v);
+        let issuer = optional_text(&c.issuer, "campaign.issuer", &mut v);
         let start = required_instant(c.period_start.as_ref(), "campaign.period_start", &mut v);
         let end = required_instant(c.period_end.as_ref(), "campaign.period_end", &mut v);
         if let (Some(s), Some(e)) = (start, end)
@@ -396,6 +405,9 @@ impl Central {
                 .map(|i| pb::Indicator { code: i.code.trim().into(), ..i.clone() })
                 .collect(),
             narrative_sections: c.narrative_sections.iter().map(|s| s.trim().to_owned()).collect(),
+            recipient,
+            issuer,
+            reference_time: c.reference_time,
         };
         store::put_campaign(m.txn(), &campaign).await?;
         for j in &targets {
@@ -497,7 +509,7 @@ impl Central {
             receive_time: Some(timestamp(now)),
         };
         let receipt = self.signer.sign(body);
-        store::put_receipt(m.txn(), &receipt, now).await?;
+        store::put_receipt(m.txn(), &receipt, &s.content, now).await?;
         store::set_first_receive(m.txn(), &s.campaign, &jurisdiction, now).await?;
         m.append(&format!("{}/{jurisdiction}/versions/{}", s.campaign, s.version), "RECEIVE", &receipt, "").await?;
         let resp = pb::SubmitResponse { receipt: Some(receipt) };
@@ -744,6 +756,84 @@ impl Central {
             _ => {}
         }
         Ok(item)
+    }
+
+    /// ExportCampaign (central staff): the national workbook of a campaign, from the latest
+    /// version received of each target.
+    pub async fn export_campaign(
+        &self,
+        caller: &Caller,
+        req: pb::ExportCampaignRequest,
+    ) -> ApiResult<pb::ExportCampaignResponse> {
+        if !caller.role.is_central() {
+            return Err(ApiError::new(
+                Reason::RoleNotAllowed,
+                format!("role {} may not do this; central staff may", caller.role),
+            ));
+        }
+        let mut v = Violations::new();
+        campaign_name(&req.campaign, "campaign", &mut v);
+        let format = req.format();
+        if format == pb::WorkbookFormat::Unspecified {
+            v.add("format", "is required: XLSX or CSV");
+        }
+        v.finish()?;
+        let conn = self.db.conn();
+        let campaign = store::campaign(conn, &req.campaign).await?.ok_or_else(|| ApiError::not_found(&req.campaign))?;
+        let mut latest: std::collections::HashMap<String, (u32, Option<Vec<u8>>)> =
+            store::latest_contents(conn, &req.campaign).await?.into_iter().map(|(j, v, c)| (j, (v, c))).collect();
+        let mut rows = Vec::new();
+        for t in store::targets(conn, &req.campaign).await? {
+            let got =
+                match latest.remove(&t.jurisdiction) {
+                    None => None,
+                    Some((v, None)) => Some((v, None)),
+                    Some((v, Some(bytes))) => Some((
+                        v,
+                        Some(einfo_proto::reporting::v1::ReportVersion::decode(bytes.as_slice()).map_err(|e| {
+                            ApiError::internal(anyhow::anyhow!("version {v} of {}: {e}", t.jurisdiction))
+                        })?),
+                    )),
+                };
+            rows.push(crate::workbook::Row { target: t, latest: got });
+        }
+        let base = format!("{}-national", campaign.name.trim_start_matches("campaigns/"));
+        Ok(match format {
+            pb::WorkbookFormat::Csv => pb::ExportCampaignResponse {
+                file_name: format!("{base}.csv"),
+                content_type: "text/csv; charset=utf-8".into(),
+                content: crate::workbook::to_csv(&campaign, &rows, |j| crate::workbook::name_on_deadline(&campaign, j))
+                    .map_err(ApiError::internal)?,
+            },
+            _ => {
+                let indicators = self.indicators().await?;
+                let violations = self.violation_catalogue().await?;
+                let sheets = crate::workbook::sheets(&campaign, &rows, &indicators, &violations);
+                pb::ExportCampaignResponse {
+                    file_name: format!("{base}.xlsx"),
+                    content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
+                    content: crate::workbook::to_xlsx(&campaign, &sheets).map_err(ApiError::internal)?,
+                }
+            }
+        })
+    }
+
+    /// The indicator catalogue in force at the centre (the latest it published).
+    async fn indicators(&self) -> ApiResult<einfo_reference::indicators::Catalogue> {
+        match store::latest_reference(self.db.conn(), Kind::Indicators.as_str()).await? {
+            Some(r) => einfo_reference::indicators::Catalogue::from_csv(&String::from_utf8_lossy(&r.content))
+                .map_err(ApiError::internal),
+            None => Ok(einfo_reference::indicators::Catalogue::bundled()),
+        }
+    }
+
+    /// The violation catalogue in force at the centre (the latest it published).
+    async fn violation_catalogue(&self) -> ApiResult<einfo_reference::catalogue::Catalogue> {
+        match store::latest_reference(self.db.conn(), Kind::ViolationCatalogue.as_str()).await? {
+            Some(r) => einfo_reference::catalogue::Catalogue::from_csv(&String::from_utf8_lossy(&r.content))
+                .map_err(ApiError::internal),
+            None => Ok(einfo_reference::catalogue::Catalogue::bundled()),
+        }
     }
 
     /// Timeliness of every target of a campaign, by jurisdiction (for the gateway).

@@ -186,12 +186,18 @@ pub async fn latest_version<C: ConnectionTrait>(c: &C, campaign: &str, jurisdict
     Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u32)
 }
 
-/// Stores a receipt.
-pub async fn put_receipt<C: ConnectionTrait>(c: &C, r: &pb::Receipt, at: DateTime<Utc>) -> ApiResult<()> {
+/// Stores a receipt with the content it acknowledges.
+pub async fn put_receipt<C: ConnectionTrait>(
+    c: &C,
+    r: &pb::Receipt,
+    content: &[u8],
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
     let b = r.body.clone().unwrap_or_default();
     c.execute_raw(stmt(
         c.get_database_backend(),
-        "INSERT INTO central_receipts (campaign, jurisdiction, version, content_hash, receive_time, receipt) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO central_receipts (campaign, jurisdiction, version, content_hash, receive_time, receipt, content)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         [
             b.campaign.into(),
             b.jurisdiction.into(),
@@ -199,10 +205,33 @@ pub async fn put_receipt<C: ConnectionTrait>(c: &C, r: &pb::Receipt, at: DateTim
             b.content_hash.into(),
             micros(at).into(),
             r.encode_to_vec().into(),
+            content.to_vec().into(),
         ],
     ))
     .await?;
     Ok(())
+}
+
+/// The latest version the centre received of each jurisdiction of a campaign: (jurisdiction,
+/// version, its content when kept).
+pub async fn latest_contents<C: ConnectionTrait>(
+    c: &C,
+    campaign: &str,
+) -> ApiResult<Vec<(String, u32, Option<Vec<u8>>)>> {
+    let rows = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            "SELECT r.jurisdiction, r.version, r.content FROM central_receipts r
+             JOIN (SELECT jurisdiction, MAX(version) AS version FROM central_receipts WHERE campaign = $1
+                   GROUP BY jurisdiction) last
+               ON r.jurisdiction = last.jurisdiction AND r.version = last.version
+             WHERE r.campaign = $1 ORDER BY r.jurisdiction",
+            [campaign.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get_by_index(0)?, r.try_get_by_index::<i64>(1)? as u32, r.try_get_by_index(2)?)))
+        .collect()
 }
 
 fn reference_from(r: &sea_orm::QueryResult) -> ApiResult<pb::ReferenceData> {

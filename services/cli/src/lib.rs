@@ -68,6 +68,9 @@ enum Command {
     Login(LoginArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
     Up(UpArgs),
+    /// A province's reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Ask the national gateway.
     #[command(subcommand)]
     National(National),
@@ -99,10 +102,65 @@ enum Serve {
 }
 
 #[derive(Subcommand)]
+enum ReportCommand {
+    /// Write a province's report for a campaign to a file: the written report as XLSX or PDF
+    /// (made by LibreOffice on the node), or its figures as CSV.
+    Export(ReportExportArgs),
+}
+
+#[derive(Args)]
+struct ReportExportArgs {
+    /// The campaign: `campaigns/{id}`.
+    #[arg(long)]
+    campaign: String,
+    /// The province: `provinces/2008-01`, or its code in the 2008 scheme (`01`).
+    #[arg(long)]
+    province: String,
+    /// xlsx, pdf or csv.
+    #[arg(long, default_value = "xlsx")]
+    format: String,
+    /// A submitted version; 0 for the current one (the draft, or the last submitted).
+    #[arg(long, default_value_t = 0)]
+    version: u32,
+    /// Where to write; the node's suggested file name in the current directory when unset.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The node hosting the province; by default the one `einfo up`'s directory names for it.
+    #[arg(long)]
+    node: Option<String>,
+    /// `einfo up`'s data directory: its `pki` (a certificate acting for the province signs the
+    /// request), or a `token-secret`, and its `directory.toml`.
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
 enum National {
     /// Print the national table: sites by province × legal status, with totals and the
     /// provinces missing or stale.
     Summary(NationalArgs),
+    /// Write a campaign's national workbook (a sheet per table, one row per province, national
+    /// totals, and the timeliness of every province), or its figures as CSV.
+    Export(NationalExportArgs),
+}
+
+#[derive(Args)]
+struct NationalExportArgs {
+    /// The campaign: `campaigns/{id}`.
+    #[arg(long)]
+    campaign: String,
+    /// xlsx or csv.
+    #[arg(long, default_value = "xlsx")]
+    format: String,
+    /// Where to write; the suggested file name in the current directory when unset.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The gateway's endpoint (it serves the centre's contract).
+    #[arg(long, default_value = "https://127.0.0.1:50051")]
+    gateway: String,
+    /// `einfo up`'s data directory: its `pki` (the gateway's key signs), or a `token-secret`.
+    #[arg(long, default_value = ".einfo/up")]
+    data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -481,6 +539,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up(a).await,
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
+        Command::Report(ReportCommand::Export(a)) => report_export(a).await,
+        Command::National(National::Export(a)) => national_export(a).await,
         Command::Gateway(GatewayCommand::Rebuild(a)) => rebuild(a).await,
         Command::Bench(a) => einfo_bench::run(a).await,
         Command::BenchGateway(a) => einfo_bench::run_gateway(a).await,
@@ -844,6 +904,84 @@ async fn proof(a: ProofArgs) -> anyhow::Result<()> {
         &got.inclusion_proof,
     );
     println!("{}", serde_json::to_string_pretty(&bundle)?);
+    Ok(())
+}
+
+async fn report_export(a: ReportExportArgs) -> anyhow::Result<()> {
+    use einfo_proto::reporting::v1 as rpb;
+    let jurisdiction = match Jurisdiction::parse(&a.province) {
+        Ok(j) => j,
+        Err(_) => Jurisdiction::parse(&format!("provinces/2008-{}", a.province)).with_context(|| {
+            format!("--province '{}': a jurisdiction (provinces/2008-01) or a code (01)", a.province)
+        })?,
+    };
+    let format = match a.format.to_ascii_lowercase().as_str() {
+        "xlsx" => rpb::ExportFormat::Xlsx,
+        "pdf" => rpb::ExportFormat::Pdf,
+        "csv" => rpb::ExportFormat::Csv,
+        other => anyhow::bail!("--format '{other}': xlsx, pdf or csv"),
+    };
+    let id = a.campaign.strip_prefix("campaigns/").unwrap_or(&a.campaign);
+    let node = match a.node {
+        Some(n) => n,
+        None => {
+            let file = a.data_dir.join("directory.toml");
+            einfo_gateway::directory::load_file(&file)
+                .with_context(|| format!("no --node, and {} cannot be read", file.display()))?
+                .into_iter()
+                .find(|(j, _)| *j == jurisdiction)
+                .map(|(_, url)| url)
+                .with_context(|| format!("no --node, and {} names no node for {jurisdiction}", file.display()))?
+        }
+    };
+    let caller = Caller { subject: "cli".into(), role: einfo_common::auth::Role::Reporter, jurisdiction };
+    let token = local_token(&a.data_dir, &caller)?;
+    let channel = connect(&node, &a.data_dir.join("pki"), &jurisdiction).await?;
+    let mut c = rpb::reporting_service_client::ReportingServiceClient::with_interceptor(channel, token)
+        .max_decoding_message_size(64 * 1024 * 1024);
+    let got = c
+        .export_report(rpb::ExportReportRequest {
+            name: format!("{jurisdiction}/reports/{id}"),
+            version: a.version,
+            format: format as i32,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}{}", s.code(), s.message(), tls_hint(&node, &s)))?
+        .into_inner();
+    write_export(a.output, &got.file_name, &got.content, &got.content_type)
+}
+
+async fn national_export(a: NationalExportArgs) -> anyhow::Result<()> {
+    use einfo_proto::central::v1 as cpb;
+    let format = match a.format.to_ascii_lowercase().as_str() {
+        "xlsx" => cpb::WorkbookFormat::Xlsx,
+        "csv" => cpb::WorkbookFormat::Csv,
+        other => anyhow::bail!("--format '{other}': xlsx or csv"),
+    };
+    let caller = Caller {
+        subject: "cli".into(),
+        role: einfo_common::auth::Role::CentralAnalyst,
+        jurisdiction: Jurisdiction::Central,
+    };
+    let token = local_token(&a.data_dir, &caller)?;
+    let channel = connect(&a.gateway, &a.data_dir.join("pki"), &Jurisdiction::Central).await?;
+    let mut c = cpb::central_service_client::CentralServiceClient::with_interceptor(channel, token)
+        .max_decoding_message_size(64 * 1024 * 1024);
+    let campaign =
+        if a.campaign.starts_with("campaigns/") { a.campaign.clone() } else { format!("campaigns/{}", a.campaign) };
+    let got = c
+        .export_campaign(cpb::ExportCampaignRequest { campaign, format: format as i32 })
+        .await
+        .map_err(|s| anyhow::anyhow!("{:?}: {}{}", s.code(), s.message(), tls_hint(&a.gateway, &s)))?
+        .into_inner();
+    write_export(a.output, &got.file_name, &got.content, &got.content_type)
+}
+
+/// Writes an export where asked (else under its suggested name) and says so.
+fn write_export(output: Option<PathBuf>, file_name: &str, content: &[u8], content_type: &str) -> anyhow::Result<()> {
+    let out = output.unwrap_or_else(|| PathBuf::from(file_name));
+    std::fs::write(&out, content).with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} ({} bytes, {content_type})", out.display(), content.len());
     Ok(())
 }
 

@@ -112,6 +112,7 @@ pub const POLICY: &[MethodPolicy] = &[
     p(reporting::reporting_service::GET_REPORT, REPORT_READERS),
     p(reporting::reporting_service::OVERRIDE_VALUE, REPORTERS),
     p(reporting::reporting_service::SET_NARRATIVE, REPORTERS),
+    p(reporting::reporting_service::SET_REPORT_DOCUMENT, REPORTERS),
     p(reporting::reporting_service::SUBMIT_REPORT, REPORTERS),
     p(reporting::reporting_service::EXPORT_REPORT, REPORT_READERS),
     // A node's logs.
@@ -132,6 +133,7 @@ pub const POLICY: &[MethodPolicy] = &[
     p(central::central_service::RETURN, ADMINS),
     p(central::central_service::ACCEPT, ADMINS),
     p(central::central_service::GRANT_EXCEPTION, ADMINS),
+    p(central::central_service::EXPORT_CAMPAIGN, CENTRE),
     // The national gateway: the national view for the centre, its directory for its admins, and
     // the entries it kept for the province they belong to and the centre.
     p(gateway::national_service::GET_NATIONAL_SUMMARY, CENTRE),

@@ -233,6 +233,12 @@ pub struct ReportingSettings {
     pub registry_endpoint: Option<String>,
     /// Inspection to compile figures from. Unset: the node's own listener.
     pub inspection_endpoint: Option<String>,
+    /// LibreOffice's command, which makes the written report's PDF from its XLSX (`soffice`,
+    /// looked up on PATH, or a full path). Without it a PDF export is refused
+    /// (`PDF_UNAVAILABLE`); the XLSX is the same document.
+    pub office_command: PathBuf,
+    /// The longest a PDF conversion may take, in seconds.
+    pub office_timeout_secs: u64,
 }
 
 impl Default for ReportingSettings {
@@ -246,6 +252,8 @@ impl Default for ReportingSettings {
             call_timeout_ms: 5000,
             registry_endpoint: None,
             inspection_endpoint: None,
+            office_command: "soffice".into(),
+            office_timeout_secs: 120,
         }
     }
 }

@@ -54,6 +54,7 @@ reasons! {
     InvalidState => FailedPrecondition, "INVALID_STATE", "The resource's state does not allow this operation.";
     Voided => FailedPrecondition, "VOIDED", "The resource was voided.";
     Locked => FailedPrecondition, "LOCKED", "The report is past its lock time and no exception reopened it.";
+    PdfUnavailable => FailedPrecondition, "PDF_UNAVAILABLE", "The node cannot make the PDF: LibreOffice (`reporting.office_command`) is missing or failed; the XLSX export is the same document.";
     NotYourJurisdiction => PermissionDenied, "NOT_YOUR_JURISDICTION", "The caller acts for another jurisdiction.";
     RoleNotAllowed => PermissionDenied, "ROLE_NOT_ALLOWED", "The caller's role may not do this.";
     Unauthenticated => Unauthenticated, "UNAUTHENTICATED", "No valid bearer token.";

@@ -188,6 +188,20 @@ impl Catalogue {
             .collect()
     }
 
+    /// An act as a report names it: the provision cited to the point, then the act ("Điều 64
+    /// khoản 1 điểm b Nghị định 174/2013/NĐ-CP: Cung cấp đường dẫn …"), from the latest row of
+    /// `code`; the code itself when the catalogue has no such row.
+    pub fn act(&self, code: &str) -> String {
+        let entry = self.all().iter().filter(|e| e.code == code).max_by_key(|e| e.effective_from.map(|t| t.seconds));
+        match entry {
+            Some(e) => match &e.legal_basis {
+                Some(b) => format!("{}: {}", cite(b), e.description_vi),
+                None => e.description_vi.clone(),
+            },
+            None => code.to_owned(),
+        }
+    }
+
     /// Every entry.
     pub fn all(&self) -> &[pb::CatalogueEntry] {
         &self.entries
@@ -201,6 +215,18 @@ pub fn agencies() -> Vec<pb::Agency> {
         .filter_map(Result::ok)
         .map(|r| pb::Agency { code: r[0].trim().into(), name_vi: r[1].trim().into(), name_en: r[2].trim().into() })
         .collect()
+}
+
+/// A provision as the law cites it: "Điều 64 khoản 1 điểm a Nghị định 174/2013/NĐ-CP".
+pub fn cite(b: &pb::LegalBasis) -> String {
+    let mut s = format!("Điều {}", b.article);
+    if !b.clause.is_empty() {
+        s.push_str(&format!(" khoản {}", b.clause));
+    }
+    if !b.point.is_empty() {
+        s.push_str(&format!(" điểm {}", b.point));
+    }
+    format!("{s} Nghị định {}", b.decree)
 }
 
 #[cfg(test)]

@@ -1,11 +1,17 @@
-//! A version of a report as a table: XLSX (numbers as numbers) or UTF-8 CSV, the same rows.
+//! A version of a report for people and for machines: the written report (the document of
+//! [`crate::document`]) as XLSX or PDF, and its figures as a table with their codes — the
+//! workbook's second sheet, or UTF-8 CSV with the same rows.
 
 use einfo_common::auth::Caller;
+use einfo_common::error::Reason;
 use einfo_common::error::{ApiError, ApiResult};
+use einfo_common::fields::instant;
 use einfo_proto::central::v1 as central;
 use einfo_proto::reporting::v1 as pb;
+use einfo_reference::kinds::Kinds;
 use rust_xlsxwriter::{Format, Workbook};
 
+use crate::document::{self, Document, Inputs, day_in_vietnam};
 use crate::indicators::Catalogue;
 use crate::service::Reporting;
 
@@ -73,9 +79,8 @@ pub fn to_csv(rows: &[Vec<Cell>]) -> anyhow::Result<Vec<u8>> {
     w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The rows as an XLSX workbook of one sheet.
-pub fn to_xlsx(rows: &[Vec<Cell>], sheet: &str) -> anyhow::Result<Vec<u8>> {
-    let mut wb = Workbook::new();
+/// The rows as a sheet of `wb` named `sheet`.
+pub fn write_sheet(wb: &mut Workbook, rows: &[Vec<Cell>], sheet: &str) -> anyhow::Result<()> {
     let ws = wb.add_worksheet();
     ws.set_name(sheet)?;
     let integer = Format::new().set_num_format("0");
@@ -93,7 +98,7 @@ pub fn to_xlsx(rows: &[Vec<Cell>], sheet: &str) -> anyhow::Result<Vec<u8>> {
     }
     ws.set_column_width(1, 50)?;
     ws.set_column_width(5, 60)?;
-    Ok(wb.save_to_buffer()?)
+    Ok(())
 }
 
 impl Reporting {
@@ -105,27 +110,59 @@ impl Reporting {
     ) -> ApiResult<pb::ExportReportResponse> {
         let format = req.format();
         if format == pb::ExportFormat::Unspecified {
-            return Err(ApiError::field("format", "is required: XLSX or CSV"));
+            return Err(ApiError::field("format", "is required: XLSX, PDF or CSV"));
         }
         let (report, v, campaign) = self.version_for_export(caller, &req.name, req.version).await?;
-        let rows = rows(&report, &v, &campaign, &self.catalogue());
+        let indicators = self.catalogue();
+        let data = rows(&report, &v, &campaign, &indicators);
         let base = format!(
             "{}-{}-v{}",
             report.jurisdiction.replace('/', "-"),
             campaign.name.trim_start_matches("campaigns/"),
             v.version
         );
-        Ok(match format {
-            pb::ExportFormat::Csv => pb::ExportReportResponse {
+        if format == pb::ExportFormat::Csv {
+            return Ok(pb::ExportReportResponse {
                 file_name: format!("{base}.csv"),
                 content_type: "text/csv; charset=utf-8".into(),
-                content: to_csv(&rows).map_err(ApiError::internal)?,
-            },
-            _ => pb::ExportReportResponse {
+                content: to_csv(&data).map_err(ApiError::internal)?,
+            });
+        }
+        // The document's date: its submission, or today for the draft.
+        let at = v.submit_time.as_ref().map_or_else(|| self.db().now(), |t| instant(Some(t)));
+        let violations = self.violation_catalogue();
+        let doc = Document::new(&Inputs {
+            report: &report,
+            version: &v,
+            campaign: &campaign,
+            indicators: &indicators,
+            violations: &violations,
+            kinds: &Kinds::bundled(),
+            day: day_in_vietnam(at),
+        });
+        let xlsx = document::to_xlsx(&doc, &data).map_err(ApiError::internal)?;
+        if format == pb::ExportFormat::Xlsx {
+            return Ok(pb::ExportReportResponse {
                 file_name: format!("{base}.xlsx"),
                 content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
-                content: to_xlsx(&rows, "Báo cáo").map_err(ApiError::internal)?,
-            },
+                content: xlsx,
+            });
+        }
+        let office = self.office();
+        let pdf = document::to_pdf(&xlsx, &office.command, office.timeout).await.map_err(|e| {
+            ApiError::new(
+                Reason::PdfUnavailable,
+                format!(
+                    "the PDF is made by LibreOffice on the node (reporting.office_command = '{}'): {e:#}; \
+                     the XLSX export is the same document",
+                    office.command.display()
+                ),
+            )
+        })?;
+        Ok(pb::ExportReportResponse {
+            file_name: format!("{base}.pdf"),
+            content_type: "application/pdf".into(),
+            content: pdf,
         })
     }
 }

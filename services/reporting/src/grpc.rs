@@ -38,6 +38,7 @@ rpcs! {
     get_report(pb::GetReportRequest) -> pb::GetReportResponse => get_report;
     override_value(pb::OverrideValueRequest) -> pb::Report => override_value;
     set_narrative(pb::SetNarrativeRequest) -> pb::Report => set_narrative;
+    set_report_document(pb::SetReportDocumentRequest) -> pb::Report => set_report_document;
     submit_report(pb::SubmitReportRequest) -> pb::Report => submit_report;
     export_report(pb::ExportReportRequest) -> pb::ExportReportResponse => export_report;
 }

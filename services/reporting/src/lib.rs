@@ -2,9 +2,10 @@
 //! followed from the centre's feed, figures compiled from registry and inspection by the rules of
 //! an indicator catalogue, with provenance; overrides with a justification, narrative, frozen
 //! versions, an outbox that delivers each submitted version until the centre's signed receipt
-//! comes back, and XLSX / CSV exports.
+//! comes back; the written report (`document`: XLSX, PDF) and its figures (CSV).
 #![forbid(unsafe_code)]
 
+pub mod document;
 pub mod export;
 pub mod feed;
 pub mod grpc;

@@ -37,8 +37,26 @@ pub struct Reporting {
     scheme: Scheme,
     hosted: Arc<HashSet<Jurisdiction>>,
     catalogue: Current<Catalogue>,
+    violations: Current<einfo_reference::catalogue::Catalogue>,
+    office: Arc<Office>,
     stats: StatisticsLinks,
     centre: Option<CentreLink>,
+}
+
+/// How the node makes a PDF of the written report: LibreOffice's command, and how long a
+/// conversion may take.
+#[derive(Clone, Debug)]
+pub struct Office {
+    /// The command, e.g. `soffice` (looked up on PATH) or a full path.
+    pub command: std::path::PathBuf,
+    /// The longest a conversion may take.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Office {
+    fn default() -> Self {
+        Self { command: "soffice".into(), timeout: std::time::Duration::from_secs(120) }
+    }
 }
 
 /// The id of a campaign name `campaigns/{id}`.
@@ -125,9 +143,34 @@ impl Reporting {
             scheme,
             hosted: Arc::new(hosted.into_iter().collect()),
             catalogue: Current::new(catalogue),
+            violations: Current::new(einfo_reference::catalogue::Catalogue::bundled()),
+            office: Arc::new(Office::default()),
             stats,
             centre,
         }
+    }
+
+    /// Names the violation catalogue the written report cites acts from (the one inspection
+    /// judges by).
+    pub fn set_violation_catalogue(&self, catalogue: einfo_reference::catalogue::Catalogue) {
+        self.violations.set(catalogue);
+    }
+
+    /// The violation catalogue in force.
+    pub fn violation_catalogue(&self) -> Arc<einfo_reference::catalogue::Catalogue> {
+        self.violations.get()
+    }
+
+    /// Makes PDFs with `office`.
+    #[must_use]
+    pub fn with_office(mut self, office: Office) -> Self {
+        self.office = Arc::new(office);
+        self
+    }
+
+    /// How PDFs are made.
+    pub fn office(&self) -> Arc<Office> {
+        self.office.clone()
     }
 
     /// The database.
@@ -500,6 +543,68 @@ impl Reporting {
         store::put_report(m.txn(), &j, &report).await?;
         fill(&mut report, &held);
         m.append(&report.name, "NARRATIVE", &report, "").await?;
+        m.commit(&report).await?;
+        Ok(report)
+    }
+
+    /// SetReportDocument: the draft's document details (number, issuer, place, signer,
+    /// recipients); they replace the draft's and are frozen with it on submission.
+    pub async fn set_report_document(
+        &self,
+        caller: &Caller,
+        mut req: pb::SetReportDocumentRequest,
+    ) -> ApiResult<pb::Report> {
+        let j = self.named(&req.name)?;
+        let mut v = Violations::new();
+        if req.etag.is_empty() {
+            v.add("etag", "is required: send the etag you read");
+        }
+        let d = req.document.clone().unwrap_or_default();
+        let line = |value: &str, field: &str, max: usize, v: &mut Violations| {
+            fields::text(value, &format!("document.{field}"), max, fields::Lines::One, v)
+        };
+        let number = line(&d.number, "number", 20, &mut v);
+        if !number.is_empty() && !number.chars().all(|c| c.is_ascii_digit()) {
+            v.add("document.number", "is the register's number: digits only, e.g. 125");
+        }
+        let abbreviation = line(&d.issuer_abbreviation, "issuer_abbreviation", 40, &mut v);
+        if abbreviation.chars().any(|c| c.is_whitespace() || c == '/') {
+            v.add("document.issuer_abbreviation", "is written without spaces or '/', e.g. STTTT");
+        }
+        let document = pb::ReportDocument {
+            number,
+            issuer_abbreviation: abbreviation,
+            issuer: line(&d.issuer, "issuer", fields::MAX_NAME, &mut v),
+            place: line(&d.place, "place", fields::MAX_NAME, &mut v),
+            signer_authority: line(&d.signer_authority, "signer_authority", fields::MAX_NAME, &mut v),
+            signer_title: line(&d.signer_title, "signer_title", fields::MAX_NAME, &mut v),
+            signer_name: line(&d.signer_name, "signer_name", fields::MAX_NAME, &mut v),
+            copies_to: d
+                .copies_to
+                .iter()
+                .enumerate()
+                .map(|(i, c)| line(c, &format!("copies_to[{i}]"), fields::MAX_NAME, &mut v))
+                .collect(),
+            filed_by: line(&d.filed_by, "filed_by", 40, &mut v),
+        };
+        if d.copies_to.len() > 20 {
+            v.add("document.copies_to", "names at most 20 recipients");
+        }
+        v.finish()?;
+        let request_id = std::mem::take(&mut req.request_id);
+        let mut m = match self
+            .begin(caller, &j, methods::reporting::reporting_service::SET_REPORT_DOCUMENT, &request_id, &req)
+            .await?
+        {
+            Begin::Replay(r) => return Ok(r),
+            Begin::Fresh(m) => m,
+        };
+        let (mut report, held) = self.editable(&m, &j, &req.name, &req.etag).await?;
+        report.current.get_or_insert_default().document = Some(document);
+        report.etag = next_etag(&report.etag);
+        store::put_report(m.txn(), &j, &report).await?;
+        fill(&mut report, &held);
+        m.append(&report.name, "DOCUMENT", &report, "").await?;
         m.commit(&report).await?;
         Ok(report)
     }

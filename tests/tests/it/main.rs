@@ -38,6 +38,7 @@ mod privacy;
 mod recover;
 mod reference;
 mod refusals;
+mod report_document;
 mod reporting;
 mod roles;
 mod sanctions;
@@ -89,6 +90,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(recover::trials());
     trials.extend(privacy::trials());
     trials.extend(reference::trials());
+    trials.extend(report_document::trials());
     trials.extend(reporting::trials());
     trials.extend(roles::trials());
     trials.extend(sanctions::trials());

@@ -23,7 +23,7 @@ const DAY: i64 = 86_400;
 /// A centre and a node hosting `provinces` that follows it, both reading `clock`; `None` when
 /// PostgreSQL is unavailable outside CI. `key` replaces the centre's public key in the node's
 /// settings.
-async fn start(
+pub(crate) async fn start(
     backend: Backend,
     provinces: &[&str],
     key: Option<[u8; 32]>,
@@ -108,7 +108,7 @@ async fn campaign(
     c
 }
 
-async fn compile(r: &mut ReportingClient, parent: &str, campaign: &str) -> pb::CompileReportResponse {
+pub(crate) async fn compile(r: &mut ReportingClient, parent: &str, campaign: &str) -> pb::CompileReportResponse {
     r.compile_report(pb::CompileReportRequest {
         parent: parent.into(),
         campaign: campaign.into(),
@@ -123,7 +123,7 @@ async fn get(r: &mut ReportingClient, name: &str, version: u32) -> pb::GetReport
     r.get_report(pb::GetReportRequest { name: name.into(), version }).await.expect("report read").into_inner()
 }
 
-async fn submit(r: &mut ReportingClient, report: &pb::Report) -> pb::Report {
+pub(crate) async fn submit(r: &mut ReportingClient, report: &pb::Report) -> pb::Report {
     r.submit_report(pb::SubmitReportRequest {
         name: report.name.clone(),
         etag: report.etag.clone(),
@@ -134,7 +134,7 @@ async fn submit(r: &mut ReportingClient, report: &pb::Report) -> pb::Report {
     .into_inner()
 }
 
-async fn narrative(
+pub(crate) async fn narrative(
     r: &mut ReportingClient,
     report: &pb::Report,
     section: &str,
@@ -152,7 +152,7 @@ async fn narrative(
 }
 
 /// Waits until version `v` of a report carries its receipt.
-async fn receipt(r: &ReportingClient, name: &str, v: u32) -> pb::GetReportResponse {
+pub(crate) async fn receipt(r: &ReportingClient, name: &str, v: u32) -> pb::GetReportResponse {
     eventually("the centre's receipt is stored", || {
         let mut r = r.clone();
         let name = name.to_owned();
@@ -629,7 +629,7 @@ fn parse_csv(data: &[u8]) -> Vec<Vec<String>> {
         .collect()
 }
 
-async fn the_xlsx_export_has_the_same_figures_and_vietnamese_text_as_the_csv(backend: Backend) {
+async fn the_xlsx_exports_figures_sheet_has_the_same_figures_and_vietnamese_text_as_the_csv(backend: Backend) {
     let Some(soffice) = ["libreoffice", "soffice"]
         .into_iter()
         .find(|b| std::process::Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
@@ -684,14 +684,26 @@ async fn the_xlsx_export_has_the_same_figures_and_vietnamese_text_as_the_csv(bac
     std::fs::write(&xlsx, &xlsx_file.content).unwrap();
     let out = tokio::process::Command::new(soffice)
         .arg(format!("-env:UserInstallation=file://{}", dir.join("profile").display()))
-        .args(["--headless", "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76", "--outdir"])
+        // The figures are the workbook's second sheet (the first is the written report): the
+        // 12th token of the filter's options picks the sheet.
+        .args([
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,2",
+            "--outdir",
+        ])
         .arg(&dir)
         .arg(&xlsx)
         .output()
         .await
         .expect("libreoffice runs");
     assert!(out.status.success(), "libreoffice failed: {}", String::from_utf8_lossy(&out.stderr));
-    let converted = std::fs::read(dir.join("report.csv")).expect("libreoffice wrote the CSV");
+    let csv = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "csv"))
+        .expect("libreoffice wrote a CSV");
+    let converted = std::fs::read(csv).expect("libreoffice wrote the CSV");
     let theirs = parse_csv(&converted);
     // LibreOffice pads rows to the widest; trailing empty cells are not content.
     let trim = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
@@ -713,5 +725,5 @@ both_backends!(
     return_edit_resubmit_accept_keeps_every_version_and_a_late_resubmission_stays_on_time,
     an_edit_after_the_lock_is_refused_until_an_exception_reopens_it,
     a_receipt_that_does_not_verify_is_rejected_and_retried,
-    the_xlsx_export_has_the_same_figures_and_vietnamese_text_as_the_csv,
+    the_xlsx_exports_figures_sheet_has_the_same_figures_and_vietnamese_text_as_the_csv,
 );

@@ -16,6 +16,7 @@ use einfo_domain::Jurisdiction;
 use einfo_proto::inspection::v1 as pb;
 use einfo_proto::methods;
 use einfo_proto::registry::v1 as reg;
+use einfo_reference::catalogue::cite;
 use pb::{DecisionState, DeliveryState, MeasureKind, OffenderKind, PrincipalForm};
 
 use super::{Inspection, event, stale};
@@ -547,16 +548,4 @@ impl Law {
             );
         }
     }
-}
-
-/// A provision as the law cites it: "Điều 64 khoản 1 điểm a Nghị định 174/2013/NĐ-CP".
-fn cite(b: &pb::LegalBasis) -> String {
-    let mut s = format!("Điều {}", b.article);
-    if !b.clause.is_empty() {
-        s.push_str(&format!(" khoản {}", b.clause));
-    }
-    if !b.point.is_empty() {
-        s.push_str(&format!(" điểm {}", b.point));
-    }
-    format!("{s} Nghị định {}", b.decree)
 }
