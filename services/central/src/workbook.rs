@@ -13,7 +13,7 @@ use einfo_proto::central::v1 as pb;
 use einfo_proto::reporting::v1 as rep;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::indicators::{Catalogue as Indicators, Source};
-use einfo_reference::report::{STATUSES, reported, sum_of_status};
+use einfo_reference::report::{HANDLINGS, STATUSES, reported, sum_of_status};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook};
 
 use crate::store::Target;
@@ -217,13 +217,26 @@ pub fn sheets(
         if rules.is_empty() {
             continue;
         }
-        let heads: Vec<String> = rules.iter().map(|r| r.name_vi.clone()).collect();
-        let figures: Vec<Figure<'_>> = rules
+        // A rule of one figure is a column; `violations_handled` a column per handling.
+        let columns: Vec<(String, String, String)> = rules
             .iter()
-            .map(|r| {
-                let code = r.code.clone();
+            .flat_map(|r| -> Vec<(String, String, String)> {
+                if r.field == "handled" {
+                    HANDLINGS
+                        .iter()
+                        .map(|(d, how)| (format!("{}: {}", r.name_vi, how), r.code.clone(), (*d).to_owned()))
+                        .collect()
+                } else {
+                    vec![(r.name_vi.clone(), r.code.clone(), String::new())]
+                }
+            })
+            .collect();
+        let heads: Vec<String> = columns.iter().map(|(h, ..)| h.clone()).collect();
+        let figures: Vec<Figure<'_>> = columns
+            .into_iter()
+            .map(|(_, code, dimension)| {
                 Box::new(move |f: &BTreeMap<(String, String), i64>| {
-                    f.get(&(code.clone(), String::new())).copied().unwrap_or(0)
+                    f.get(&(code.clone(), dimension.clone())).copied().unwrap_or(0)
                 }) as Figure<'_>
             })
             .collect();

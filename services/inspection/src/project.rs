@@ -57,9 +57,14 @@ pub async fn apply_entry<C: ConnectionTrait>(c: &C, j: &Jurisdiction, e: &Change
         "einfo.inspection.v1.InspectionPlan" => {
             let plan: pb::InspectionPlan = decode(e, state)?;
             store::put_plan(c, j, &plan.name, &plan).await?;
-            if e.operation == "CREATE" {
+            // The round's event, again when advancing changed whether it is joint (the latest
+            // event of a resource counts), as the write path records it.
+            let code = crate::service::plans::round_code(&plan);
+            let changed =
+                e.operation == "ADVANCE" && store::plan_event_code(c, &plan.name).await?.as_deref() != Some(code);
+            if e.operation == "CREATE" || changed {
                 let when = instant(plan.decision_time.as_ref());
-                store::put_event(c, event(&plan.name, "plan", 0, when, "", "", 0)).await?;
+                store::put_event(c, event(&plan.name, "plan", 0, when, code, "", 0)).await?;
             }
         }
         "einfo.inspection.v1.Inspection" => {
@@ -70,6 +75,9 @@ pub async fn apply_entry<C: ConnectionTrait>(c: &C, j: &Jurisdiction, e: &Change
                 store::put_event(c, event(&ins.name, "inspection", 0, when, "", &ins.site, 0)).await?;
                 for (i, y) in ins.violations.iter().enumerate() {
                     store::put_event(c, event(&ins.name, "violation", i as i32, when, &y.code, &ins.site, 0)).await?;
+                    if let Some(how) = crate::service::inspections::handled(y) {
+                        store::put_event(c, event(&ins.name, "handled", i as i32, when, how, &ins.site, 0)).await?;
+                    }
                 }
             }
         }

@@ -278,6 +278,18 @@ pub struct Event<'a> {
     pub amount: i64,
 }
 
+/// The code of a round's latest "plan" fact ("joint" or ""), if it has one.
+pub async fn plan_event_code<C: ConnectionTrait>(c: &C, plan: &str) -> ApiResult<Option<String>> {
+    let row = c
+        .query_one_raw(stmt(
+            c.get_database_backend(),
+            "SELECT code FROM insp_events WHERE resource = $1 AND event = 'plan' ORDER BY seq DESC LIMIT 1",
+            [plan.into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index(0)).transpose()?)
+}
+
 /// Records a fact.
 pub async fn put_event<C: ConnectionTrait>(c: &C, e: Event<'_>) -> ApiResult<()> {
     c.execute_raw(stmt(

@@ -41,6 +41,8 @@ const REGISTRY_FIELDS: &[&str] = &[
 ];
 const INSPECTION_FIELDS: &[&str] = &[
     "plans",
+    "joint_rounds",
+    "handled",
     "inspections",
     "sites_inspected",
     "violations",
@@ -164,9 +166,15 @@ pub fn evaluate(rule: &Rule, r: &reg::GetStatisticsResponse, i: &insp::GetStatis
         (Source::Registry, "applications_received") => one(int(r.applications_received)),
         (Source::Registry, "unlicensed_found") => one(int(r.unlicensed_found)),
         (Source::Inspection, "plans") => one(int(i.plans)),
+        (Source::Inspection, "joint_rounds") => one(int(i.joint_rounds)),
         (Source::Inspection, "inspections") => one(int(i.inspections)),
         (Source::Inspection, "sites_inspected") => one(int(i.sites_inspected)),
         (Source::Inspection, "violations") => i.violations.iter().map(|v| (v.code.clone(), int(v.count))).collect(),
+        (Source::Inspection, "handled") => i
+            .handled
+            .iter()
+            .map(|h| (h.handling().as_str_name().trim_start_matches("HANDLING_").to_owned(), int(h.count)))
+            .collect(),
         (Source::Inspection, "decisions") => one(int(i.decisions)),
         (Source::Inspection, "fines_imposed_vnd") => one(i.fines_imposed_vnd),
         (Source::Inspection, "fines_collected_vnd") => one(i.fines_collected_vnd),

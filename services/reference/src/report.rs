@@ -31,6 +31,15 @@ pub const SECTIONS: [(&str, &str); 5] = [
     ("proposals", "Kiến nghị, đề xuất"),
 ];
 
+/// How violations are dealt with without a sanction (the dimensions of `violations_handled`),
+/// and what a report calls each after the indicator's name.
+pub const HANDLINGS: [(&str, &str); 4] = [
+    ("REMINDER", "nhắc nhở"),
+    ("REMOVAL_REQUEST", "yêu cầu gỡ bỏ thông tin vi phạm"),
+    ("REFERRAL_POLICE", "chuyển cơ quan công an"),
+    ("REFERRAL_CENTRE", "chuyển Bộ, Cục xử lý"),
+];
+
 /// The figures of a version as reported (an override where there is one), by (indicator,
 /// dimension).
 pub fn reported(v: &pb::ReportVersion) -> BTreeMap<(String, String), i64> {

@@ -34,7 +34,7 @@ use einfo_proto::central::v1 as central;
 use einfo_proto::reporting::v1 as pb;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::kinds::Kinds;
-use einfo_reference::report::{SECTIONS, reported, status_columns};
+use einfo_reference::report::{HANDLINGS, SECTIONS, reported, status_columns};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, FormatUnderline, Workbook, Worksheet};
 
 use crate::indicators::{Catalogue, Source};
@@ -375,10 +375,24 @@ impl Document {
             .rules()
             .iter()
             .filter(|r| r.source == Source::Inspection && asked(&r.code) && r.field != "violations")
-            .map(|r| Line {
-                label: r.name_vi.clone(),
-                value: Value::Number(figures.get(&(r.code.clone(), String::new())).copied().unwrap_or(0)),
-                money: r.field.ends_with("_vnd"),
+            .flat_map(|r| -> Vec<Line> {
+                let figure =
+                    |dimension: &str| figures.get(&(r.code.clone(), dimension.to_owned())).copied().unwrap_or(0);
+                if r.field == "handled" {
+                    return HANDLINGS
+                        .iter()
+                        .map(|(d, how)| Line {
+                            label: format!("{}: {}", r.name_vi, how),
+                            value: Value::Number(figure(d)),
+                            money: false,
+                        })
+                        .collect();
+                }
+                vec![Line {
+                    label: r.name_vi.clone(),
+                    value: Value::Number(figure("")),
+                    money: r.field.ends_with("_vnd"),
+                }]
             })
             .collect();
         let violations: Vec<(String, i64)> = figures

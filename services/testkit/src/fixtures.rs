@@ -247,6 +247,7 @@ pub fn violations_found(
                 code: (*c).to_owned(),
                 description: format!("Hành vi {c}"),
                 act_time: Some(in_secs(-acted_days_ago * 86_400)),
+                ..Default::default()
             })
             .collect(),
         ..Default::default()

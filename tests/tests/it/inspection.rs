@@ -72,6 +72,7 @@ async fn advance(c: &mut InspectionClient, p: &pb::InspectionPlan, to: PlanState
         etag: p.etag.clone(),
         state: to as i32,
         request_id: format!("advance-{}-{to:?}", p.name),
+        ..Default::default()
     })
     .await
     .unwrap_or_else(|e| panic!("{} advanced to {to:?}: {e:?}", p.name))
@@ -79,7 +80,12 @@ async fn advance(c: &mut InspectionClient, p: &pb::InspectionPlan, to: PlanState
 }
 
 pub(crate) fn violation(code: &str, act_time: prost_types::Timestamp) -> pb::Violation {
-    pb::Violation { code: code.into(), description: format!("Hành vi {code}"), act_time: Some(act_time) }
+    pb::Violation {
+        code: code.into(),
+        description: format!("Hành vi {code}"),
+        act_time: Some(act_time),
+        ..Default::default()
+    }
 }
 
 pub(crate) fn inspection(site: &str, when: prost_types::Timestamp, violations: Vec<pb::Violation>) -> pb::Inspection {
@@ -405,6 +411,7 @@ fn rows(s: &Seeded) -> Vec<Row> {
                 etag: s.plan_stale_etag.clone(),
                 state: PlanState::Closed as i32,
                 request_id: "r-stale-etag".into(),
+                ..Default::default()
             }),
             code: Code::Aborted,
             info: "STALE_ETAG",
@@ -478,6 +485,7 @@ fn expected_01_at_checkpoint(as_of: Option<prost_types::Timestamp>) -> pb::GetSt
         as_of,
         log_sequence: 10,
         plans: 2,
+        joint_rounds: 2,
         inspections: 4,
         sites_inspected: 3,
         violations: vec![count("EX-LICENCE-TERMS", 1), count("ND15-44", 1), count("ND15-99", 2)],
@@ -486,6 +494,7 @@ fn expected_01_at_checkpoint(as_of: Option<prost_types::Timestamp>) -> pb::GetSt
         fines_collected_vnd: 5_000_000,
         licences_suspended: 0,
         licences_revoked: 0,
+        handled: vec![],
     }
 }
 
@@ -510,6 +519,7 @@ fn expected_79(as_of: Option<prost_types::Timestamp>) -> pb::GetStatisticsRespon
         as_of,
         log_sequence: 12,
         plans: 1,
+        joint_rounds: 1,
         inspections: 3,
         sites_inspected: 3,
         violations: vec![count("EX-LICENCE-TERMS", 1), count("ND15-98-3", 1), count("ND15-99", 2)],
@@ -518,6 +528,7 @@ fn expected_79(as_of: Option<prost_types::Timestamp>) -> pb::GetStatisticsRespon
         fines_collected_vnd: 60_000_000,
         licences_suspended: 0,
         licences_revoked: 1,
+        handled: vec![],
     }
 }
 
@@ -742,6 +753,7 @@ async fn a_plan_moves_forward_only_and_a_closed_plan_takes_no_inspection(backend
         etag: p.etag.clone(),
         state: to as i32,
         request_id: id.into(),
+        ..Default::default()
     };
     let before = node.log_sequence("01", "inspection").await;
     let err = c.advance_plan(back(&p, PlanState::Planned, "back-to-planned")).await.expect_err("backwards");
@@ -765,7 +777,103 @@ async fn a_plan_moves_forward_only_and_a_closed_plan_takes_no_inspection(backend
     assert_eq!(ops, ["CREATE", "ADVANCE", "CREATE", "ADVANCE"]);
 }
 
+/// The department counts rounds (cuộc), not site visits: a joint round with the police over three
+/// sites counts one round, one joint round and three sites inspected; a round only the department
+/// took part in is a round, not a joint one; a round planned with the police in which only the
+/// market surveillance took part is joint by who took part.
+async fn a_joint_round_with_police_over_three_sites_counts_one_round_one_joint_round_three_sites(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut r = node.registry("01").await;
+    let mut sites = Vec::new();
+    for d in ["cuoc-1.vn", "cuoc-2.vn", "cuoc-3.vn"] {
+        sites.push(register(&mut r, P01, "general-website", d).await.name);
+    }
+    let names: Vec<&str> = sites.iter().map(String::as_str).collect();
+    let mut c = node.inspection("01").await;
+    let joint = create_plan(
+        &mut c,
+        P01,
+        pb::InspectionPlan {
+            round_kind: pb::RoundKind::Check as i32,
+            issuer_title: "Giám đốc Sở Thông tin và Truyền thông".into(),
+            coordinating_agencies: vec!["police".into()],
+            ..plan(&names)
+        },
+        "joint",
+    )
+    .await;
+    assert_eq!(joint.round_kind(), pb::RoundKind::Check);
+    let joint = advance(&mut c, &joint, PlanState::InProgress).await;
+    // The first visit finds nothing; the second a violation dealt with by a reminder; the third
+    // one referred to the police.
+    let handlings = [None, Some(pb::Handling::Reminder), Some(pb::Handling::ReferralPolice)];
+    for (i, (site, how)) in sites.iter().zip(handlings).enumerate() {
+        let found =
+            how.map(|h| pb::Violation { handling: h as i32, ..violation("ND15-99", days(-3)) }).into_iter().collect();
+        let x = pb::Inspection {
+            plan: joint.name.clone(),
+            r#type: pb::InspectionType::Scheduled as i32,
+            ..inspection(site, days(-2), found)
+        };
+        record(&mut c, x, &format!("visit-{i}")).await;
+    }
+    let closed = c
+        .advance_plan(pb::AdvancePlanRequest {
+            name: joint.name.clone(),
+            etag: joint.etag.clone(),
+            state: PlanState::Closed as i32,
+            participating_agencies: vec!["police".into()],
+            request_id: "close-joint".into(),
+        })
+        .await
+        .expect("closed")
+        .into_inner();
+    assert_eq!(closed.participating_agencies, ["police"]);
+    let s = statistics(&mut c, P01, None).await;
+    assert_eq!((s.plans, s.joint_rounds, s.inspections, s.sites_inspected), (1, 1, 3, 3));
+    let handled = |h: pb::Handling| pb::HandlingCount { handling: h as i32, count: 1 };
+    assert_eq!(s.handled, vec![handled(pb::Handling::Reminder), handled(pb::Handling::ReferralPolice)]);
+
+    // Alone: a round, not a joint one.
+    create_plan(&mut c, P01, pb::InspectionPlan { coordinating_agencies: vec![], ..plan(&names[..1]) }, "alone").await;
+    let s = statistics(&mut c, P01, None).await;
+    assert_eq!((s.plans, s.joint_rounds), (2, 1));
+    // Planned alone, and the market surveillance took part: joint by who took part.
+    let p =
+        create_plan(&mut c, P01, pb::InspectionPlan { coordinating_agencies: vec![], ..plan(&names[..1]) }, "later")
+            .await;
+    c.advance_plan(pb::AdvancePlanRequest {
+        name: p.name.clone(),
+        etag: p.etag.clone(),
+        state: PlanState::Closed as i32,
+        participating_agencies: vec!["market".into()],
+        request_id: "close-later".into(),
+    })
+    .await
+    .expect("closed");
+    let s = statistics(&mut c, P01, None).await;
+    assert_eq!((s.plans, s.joint_rounds), (3, 2));
+    // An agency that does not exist is refused on its field.
+    let e = c
+        .advance_plan(pb::AdvancePlanRequest {
+            name: p.name.clone(),
+            etag: "x".into(),
+            state: PlanState::Closed as i32,
+            participating_agencies: vec!["army".into()],
+            request_id: "bad-agency".into(),
+        })
+        .await
+        .expect_err("unknown agency");
+    crate::refusals::assert_refused(
+        &e,
+        tonic::Code::InvalidArgument,
+        "FIELD_INVALID",
+        Some("participating_agencies[0]"),
+    );
+}
+
 both_backends!(
+    a_joint_round_with_police_over_three_sites_counts_one_round_one_joint_round_three_sites,
     each_bad_input_is_refused_with_its_code_reason_and_field_and_changes_nothing,
     two_provinces_on_one_node_have_their_own_inspection_figures,
     a_plan_moves_forward_only_and_a_closed_plan_takes_no_inspection,

@@ -154,12 +154,55 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
     .await
     .expect("licensed");
 
-    // An inspection on 06/10/2014 of an act of 10/09/2014, fined 7,000,000 đồng.
+    // A joint round with the police, decided 01/10/2014; its inspection on 06/10/2014 of an act
+    // of 10/09/2014, fined 7,000,000 đồng.
     let mut c = node.inspection("01").await;
+    let round = c
+        .create_plan(insp::CreatePlanRequest {
+            parent: P01.into(),
+            plan: Some(insp::InspectionPlan {
+                decision_number: "45/QĐ-STTTT".into(),
+                decision_time: Some(date(2014, 10, 1)),
+                period_start: Some(date(2014, 1, 1)),
+                period_end: Some(date(2014, 10, 31)),
+                lead_unit: "Thanh tra Sở".into(),
+                round_kind: insp::RoundKind::Check as i32,
+                issuer_title: "Giám đốc Sở Thông tin và Truyền thông".into(),
+                coordinating_agencies: vec!["police".into()],
+                target_sites: vec![found.name.clone()],
+                ..Default::default()
+            }),
+            request_id: "round".into(),
+        })
+        .await
+        .expect("round decided")
+        .into_inner();
     let ins = record(
         &mut c,
-        inspection(&found.name, date(2014, 10, 6), vec![violation("ND174-64-1-b", date(2014, 9, 10))]),
+        insp::Inspection {
+            plan: round.name.clone(),
+            r#type: insp::InspectionType::Scheduled as i32,
+            ..inspection(&found.name, date(2014, 10, 6), vec![violation("ND174-64-1-b", date(2014, 9, 10))])
+        },
         "i-2014",
+    )
+    .await;
+    // The social network, in the same round: content to be removed at the department's request.
+    record(
+        &mut c,
+        insp::Inspection {
+            plan: round.name.clone(),
+            r#type: insp::InspectionType::Scheduled as i32,
+            ..inspection(
+                &social.name,
+                date(2014, 10, 6),
+                vec![insp::Violation {
+                    handling: insp::Handling::RemovalRequest as i32,
+                    ..violation("ND174-64-1-b", date(2014, 9, 20))
+                }],
+            )
+        },
+        "i-2014-social",
     )
     .await;
     issue(
@@ -178,9 +221,11 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
         "sites_by_kind_status",
         "sites_operating_by_kind_status",
         "sites_trial_by_kind_status",
-        "inspections",
+        "rounds",
+        "joint_rounds",
         "sites_inspected",
         "violations_by_code",
+        "violations_handled",
         "sanction_decisions",
         "fines_imposed_vnd",
         "applications_received",
@@ -398,7 +443,7 @@ async fn the_national_workbook_has_a_row_per_province_totals_and_each_ones_timel
                 deadline: Some(secs_after(now, 39 * 3600)),
                 lock_time: Some(secs_after(now, 10 * DAY)),
                 targets: targets.iter().map(|t| t.to_string()).collect(),
-                indicators: ["sites_by_kind_status", "sites_operating_by_kind_status", "inspections"]
+                indicators: ["sites_by_kind_status", "sites_operating_by_kind_status", "rounds"]
                     .iter()
                     .map(|c| central::Indicator { code: (*c).into(), ..Default::default() })
                     .collect(),
@@ -496,7 +541,10 @@ async fn the_national_workbook_has_a_row_per_province_totals_and_each_ones_timel
         "the national totals"
     );
     let inspections = sheet(&xlsx.content, "Bảng 2");
-    assert_eq!(inspections[0], strings(&["STT", "Tỉnh, thành phố", "Số cuộc thanh tra, kiểm tra trong kỳ"]));
+    assert_eq!(
+        inspections[0],
+        strings(&["STT", "Tỉnh, thành phố", "Số cuộc thanh tra, kiểm tra trong kỳ (theo quyết định)"])
+    );
 
     let csv = String::from_utf8(export(central::WorkbookFormat::Csv).await.content).unwrap();
     assert!(csv.starts_with("jurisdiction,province,version,timeliness,indicator,dimension,value\n"), "{csv}");

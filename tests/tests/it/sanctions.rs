@@ -53,6 +53,7 @@ async fn record_inspection(c: &mut InspectionClient, site: &pb::Site) -> insp::I
                     code: CODE.into(),
                     description: "Đăng tin tổng hợp ngoài nội dung được cấp phép".into(),
                     act_time: Some(prost_types::Timestamp { seconds: act.timestamp(), nanos: 0 }),
+                    ..Default::default()
                 }],
                 ..Default::default()
             }),

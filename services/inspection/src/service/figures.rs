@@ -73,12 +73,21 @@ impl Inspection {
         };
         for (event, code, count, sites, amount) in store::event_figures(conn, &j, seq, from, to).await? {
             match event.as_str() {
-                "plan" => out.plans = count,
+                "plan" => {
+                    out.plans += count;
+                    if code == "joint" {
+                        out.joint_rounds += count;
+                    }
+                }
                 "inspection" => {
                     out.inspections = count;
                     out.sites_inspected = sites;
                 }
                 "violation" => out.violations.push(pb::ViolationCount { code, count }),
+                "handled" => {
+                    let handling = pb::Handling::from_str_name(&code).unwrap_or_default() as i32;
+                    out.handled.push(pb::HandlingCount { handling, count });
+                }
                 "decision" => {
                     out.decisions = count;
                     out.fines_imposed_vnd = amount;
@@ -89,6 +98,7 @@ impl Inspection {
             }
         }
         out.violations.sort_by(|a, b| a.code.cmp(&b.code));
+        out.handled.sort_by_key(|h| h.handling);
         out.fines_collected_vnd = store::collected(conn, &j, seq, from, to).await?;
         Ok(out)
     }

@@ -14,6 +14,14 @@ use pb::PlanState;
 use super::{Inspection, event};
 use crate::store::{self, Table};
 
+/// The fact a violation dealt with without a sanction leaves: its handling's name.
+pub(crate) fn handled(y: &pb::Violation) -> Option<&'static str> {
+    match y.handling() {
+        pb::Handling::Unspecified => None,
+        h => Some(h.as_str_name()),
+    }
+}
+
 impl Inspection {
     /// Checks the violations of an inspection against the catalogue; their descriptions,
     /// normalised.
@@ -29,6 +37,9 @@ impl Inspection {
                 && catalogue.in_force(&x.code, at).is_none()
             {
                 v.add(f("act_time"), format!("no entry of '{}' was in force on that date", x.code));
+            }
+            if pb::Handling::try_from(x.handling).is_err() {
+                v.add(f("handling"), format!("{} is not a Handling", x.handling));
             }
             descriptions.push(text(&x.description, &f("description"), MAX_NOTES, Lines::Many, v));
         }
@@ -138,6 +149,9 @@ impl Inspection {
         event(&m, &j, seq, &ins.name, "inspection", 0, at, "", &ins.site, 0).await?;
         for (i, y) in ins.violations.iter().enumerate() {
             event(&m, &j, seq, &ins.name, "violation", i as i32, at, &y.code, &ins.site, 0).await?;
+            if let Some(how) = handled(y) {
+                event(&m, &j, seq, &ins.name, "handled", i as i32, at, how, &ins.site, 0).await?;
+            }
         }
         m.commit(&ins).await?;
         Ok(ins)

@@ -23,8 +23,8 @@ use crate::store;
 mod clock;
 mod decisions;
 mod figures;
-mod inspections;
-mod plans;
+pub(crate) mod inspections;
+pub(crate) mod plans;
 
 /// Name of this service in logs.
 pub const SERVICE: &str = "inspection";

@@ -30,11 +30,15 @@ impl Inspection {
             v.add("plan.period_end", "must be after period_start");
         }
         let lead = name(&p.lead_unit, "plan.lead_unit", MAX_NAME, &mut v);
-        for (i, a) in p.coordinating_agencies.iter().enumerate() {
-            if !self.agencies.iter().any(|x| &x.code == a) {
-                v.add(format!("plan.coordinating_agencies[{i}]"), format!("unknown agency '{a}' (see ListAgencies)"));
-            }
-        }
+        self.known_agencies(&p.coordinating_agencies, "plan.coordinating_agencies", &mut v);
+        self.known_agencies(&p.participating_agencies, "plan.participating_agencies", &mut v);
+        let issuer_title = einfo_common::fields::text(
+            &p.issuer_title,
+            "plan.issuer_title",
+            MAX_NAME,
+            einfo_common::fields::Lines::One,
+            &mut v,
+        );
         for (i, s) in p.target_sites.iter().enumerate() {
             match resource(s, &format!("plan.target_sites[{i}]"), "sites", self.scheme) {
                 Ok(sj) if sj == j => {}
@@ -55,6 +59,7 @@ impl Inspection {
             name: format!("{j}/plans/{}", new_id()),
             decision_number: number,
             lead_unit: lead,
+            issuer_title,
             state: PlanState::Planned as i32,
             etag: "1".into(),
             ..p
@@ -62,9 +67,17 @@ impl Inspection {
         store::put_plan(m.txn(), &j, &plan.name, &plan).await?;
         let seq = m.append(&plan.name, "CREATE", &plan, "").await?;
         let at = instant(plan.decision_time.as_ref());
-        event(&m, &j, seq, &plan.name, "plan", 0, at, "", "", 0).await?;
+        event(&m, &j, seq, &plan.name, "plan", 0, at, round_code(&plan), "", 0).await?;
         m.commit(&plan).await?;
         Ok(plan)
+    }
+
+    fn known_agencies(&self, codes: &[String], field: &str, v: &mut Violations) {
+        for (i, a) in codes.iter().enumerate() {
+            if !self.agencies.iter().any(|x| &x.code == a) {
+                v.add(format!("{field}[{i}]"), format!("unknown agency '{a}' (see ListAgencies)"));
+            }
+        }
     }
 
     /// GetPlan.
@@ -101,6 +114,7 @@ impl Inspection {
         if req.etag.is_empty() {
             v.add("etag", "is required: send the etag you read");
         }
+        self.known_agencies(&req.participating_agencies, "participating_agencies", &mut v);
         v.finish()?;
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
@@ -128,10 +142,26 @@ impl Inspection {
             ));
         }
         plan.state = req.state;
+        let joint_before = round_code(&plan);
+        if !req.participating_agencies.is_empty() {
+            plan.participating_agencies = req.participating_agencies.clone();
+        }
         plan.etag = next_etag(&plan.etag);
         store::put_plan(m.txn(), &j, &plan.name, &plan).await?;
-        m.append(&plan.name, "ADVANCE", &plan, "").await?;
+        let seq = m.append(&plan.name, "ADVANCE", &plan, "").await?;
+        if round_code(&plan) != joint_before {
+            let at = instant(plan.decision_time.as_ref());
+            event(&m, &j, seq, &plan.name, "plan", 0, at, round_code(&plan), "", 0).await?;
+        }
         m.commit(&plan).await?;
         Ok(plan)
     }
+}
+
+/// How a round counts: "joint" when another body took part (the agencies recorded as taking
+/// part, or, until they are, the coordinating agencies planned), "" otherwise.
+pub(crate) fn round_code(plan: &pb::InspectionPlan) -> &'static str {
+    let others =
+        if plan.participating_agencies.is_empty() { &plan.coordinating_agencies } else { &plan.participating_agencies };
+    if others.is_empty() { "" } else { "joint" }
 }
