@@ -622,16 +622,19 @@ fn simple_total(l: &mut Layout, total: i64) {
     l.row += 1;
 }
 
-/// The written report as XLSX: the document, then the figures with their codes (`data`).
-pub fn to_xlsx(doc: &Document, data: &[Vec<crate::export::Cell>]) -> anyhow::Result<Vec<u8>> {
+/// The written report as XLSX: the document, then, when given, the figures with their codes
+/// (`data`). The PDF is made from the document alone: LibreOffice prints every sheet.
+pub fn to_xlsx(doc: &Document, data: Option<&[Vec<crate::export::Cell>]>) -> anyhow::Result<Vec<u8>> {
     let mut wb = Workbook::new();
     doc.write(&mut wb)?;
-    crate::export::write_sheet(&mut wb, data, "Số liệu")?;
+    if let Some(data) = data {
+        crate::export::write_sheet(&mut wb, data, "Số liệu")?;
+    }
     Ok(wb.save_to_buffer()?)
 }
 
-/// Converts a workbook's first sheet to PDF with LibreOffice (`office` is its command, e.g.
-/// `soffice`), in a directory of its own with a profile of its own, within `timeout`.
+/// Converts a workbook to PDF with LibreOffice (`office` is its command, e.g. `soffice`), every
+/// sheet of it, in a directory of its own with a profile of its own, within `timeout`.
 ///
 /// # Errors
 /// LibreOffice is missing, fails, or takes longer than `timeout`.

@@ -140,14 +140,14 @@ impl Reporting {
             kinds: &Kinds::bundled(),
             day: day_in_vietnam(at),
         });
-        let xlsx = document::to_xlsx(&doc, &data).map_err(ApiError::internal)?;
         if format == pb::ExportFormat::Xlsx {
             return Ok(pb::ExportReportResponse {
                 file_name: format!("{base}.xlsx"),
                 content_type: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".into(),
-                content: xlsx,
+                content: document::to_xlsx(&doc, Some(&data)).map_err(ApiError::internal)?,
             });
         }
+        let xlsx = document::to_xlsx(&doc, None).map_err(ApiError::internal)?;
         let office = self.office();
         let pdf = document::to_pdf(&xlsx, &office.command, office.timeout).await.map_err(|e| {
             ApiError::new(

@@ -399,6 +399,10 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
             {
                 assert!(text.contains(words), "the PDF says {words:?}:\n{text}");
             }
+            // The document alone: not the figures' sheet with its codes.
+            for code in ["sites_by_kind_status", "general-website", "ND174"] {
+                assert!(!text.contains(code), "no code {code:?} in the PDF:\n{text}");
+            }
             let png = dir.join(format!("province-01-2014-{backend:?}"));
             let shot = tokio::process::Command::new("pdftoppm")
                 .args(["-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile"])
