@@ -331,6 +331,8 @@ pub async fn start(
                 .max_encoding_message_size(max_message),
         );
     }
+    // Read once: inspection judges by it, reporting cites its acts.
+    let catalogue = if role.inspection() || role.reporting() { Some(configured_catalogue(settings)?) } else { None };
     let inspection = if role.inspection() {
         let endpoint = settings.inspection.registry_endpoint.clone().unwrap_or_else(|| own_url(&transport, addr));
         let link = RegistryLink::new(
@@ -341,7 +343,7 @@ pub async fn start(
             Duration::from_millis(settings.inspection.registry_timeout_ms),
         )
         .with_context(|| format!("inspection.registry_endpoint '{endpoint}'"))?;
-        let catalogue = configured_catalogue(settings)?;
+        let catalogue = catalogue.clone().context("the catalogue is read when inspection runs")?;
         tracing::info!(version = catalogue.version(), entries = catalogue.all().len(), "violation catalogue loaded");
         let i = Inspection::new(db.clone(), settings.scheme, hosted.clone(), link, catalogue);
         routes.add_service(
@@ -391,7 +393,9 @@ pub async fn start(
             command: rs.office_command.clone(),
             timeout: Duration::from_secs(rs.office_timeout_secs),
         });
-        r.set_violation_catalogue(configured_catalogue(settings)?);
+        if let Some(c) = &catalogue {
+            r.set_violation_catalogue(c.clone());
+        }
         routes.add_service(
             ReportingGrpc(r.clone())
                 .into_server()

@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use einfo_common::fields::{instant, vietnam};
 use einfo_domain::{Jurisdiction, Scheme};
 use einfo_proto::central::v1 as pb;
 use einfo_proto::reporting::v1 as rep;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::indicators::{Catalogue as Indicators, Source};
-use einfo_reference::report::{HANDLINGS, STATUSES, reported, sum_of_status};
+use einfo_reference::report::{Figures, Pick, reported, single_figures, status_columns};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook};
 
 use crate::store::Target;
@@ -44,25 +45,19 @@ pub fn timeliness(campaign: &pb::Campaign, t: &Target) -> (&'static str, String)
     (state, exception)
 }
 
-/// UTC+07:00.
-fn vietnam(t: DateTime<Utc>) -> DateTime<FixedOffset> {
-    t.fixed_offset().with_timezone(&FixedOffset::east_opt(7 * 3600).unwrap_or(t.fixed_offset().timezone()))
+/// An instant in UTC+07:00.
+fn local(t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    t.with_timezone(&vietnam())
 }
 
 /// The day of the campaign's deadline in Vietnam: the day provinces are named as.
 fn deadline_day(campaign: &pb::Campaign) -> NaiveDate {
-    campaign
-        .deadline
-        .and_then(|d| DateTime::from_timestamp(d.seconds, 0))
-        .map_or_else(NaiveDate::default, |t| vietnam(t).date_naive())
+    local(instant(campaign.deadline.as_ref())).date_naive()
 }
-
-/// A figure of a province's report, from its figures as reported.
-type Figure<'a> = Box<dyn Fn(&BTreeMap<(String, String), i64>) -> i64 + 'a>;
 
 /// dd/mm/yyyy HH:MM in UTC+07:00.
 fn when(t: DateTime<Utc>) -> String {
-    vietnam(t).format("%d/%m/%Y %H:%M").to_string()
+    local(t).format("%d/%m/%Y %H:%M").to_string()
 }
 
 /// A cell of a sheet.
@@ -97,29 +92,32 @@ fn provinces(scheme: Scheme, day: NaiveDate) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A table with one row per province: `columns` are (head, figure of a version); a national
-/// total row sums what was received.
+/// A table with one row per province: a column per (head, what it reads of a version's figures);
+/// a national total row sums what was received.
 fn per_province(
     name: &str,
-    heads: &[String],
-    figures: &[Figure<'_>],
+    columns: &[(String, Pick)],
     rows: &[(String, String)],
-    received: &BTreeMap<String, BTreeMap<(String, String), i64>>,
+    received: &BTreeMap<String, Figures>,
 ) -> Sheet {
-    let mut out =
-        vec![[text("STT"), text("Tỉnh, thành phố")].into_iter().chain(heads.iter().map(|h| text(h.clone()))).collect()];
-    let mut totals = vec![0_i64; figures.len()];
+    let mut out = vec![
+        [text("STT"), text("Tỉnh, thành phố")]
+            .into_iter()
+            .chain(columns.iter().map(|(h, _)| text(h.clone())))
+            .collect(),
+    ];
+    let mut totals = vec![0_i64; columns.len()];
     for (i, (j, province)) in rows.iter().enumerate() {
         let mut row = vec![Cell::Number(i as i64 + 1), text(province.clone())];
         match received.get(j) {
             Some(f) => {
-                for (k, figure) in figures.iter().enumerate() {
-                    let n = figure(f);
+                for (k, (_, pick)) in columns.iter().enumerate() {
+                    let n = pick.of(f);
                     totals[k] += n;
                     row.push(Cell::Number(n));
                 }
             }
-            None => row.extend(figures.iter().map(|_| Cell::Empty)),
+            None => row.extend(columns.iter().map(|_| Cell::Empty)),
         }
         out.push(row);
     }
@@ -145,7 +143,7 @@ pub fn sheets(
         .unwrap_or(Scheme::P63);
     let rows = provinces(scheme, deadline_day(campaign));
     let name_of = |j: &str| name_on_deadline(campaign, j);
-    let received: BTreeMap<String, BTreeMap<(String, String), i64>> = targets
+    let received: BTreeMap<String, Figures> = targets
         .iter()
         .filter_map(|r| match &r.latest {
             Some((_, Some(v))) => Some((r.target.jurisdiction.clone(), reported(v))),
@@ -183,64 +181,27 @@ pub fn sheets(
 
     // Table I: sites by legal status, summed over kinds; operating and on trial where asked.
     if asked("sites_by_kind_status") {
-        let mut heads: Vec<String> = STATUSES.iter().map(|(_, n)| (*n).to_owned()).collect();
-        let mut figures: Vec<Figure<'_>> = STATUSES
-            .iter()
-            .map(|(s, _)| {
-                Box::new(move |f: &BTreeMap<(String, String), i64>| sum_of_status(f, "sites_by_kind_status", s))
-                    as Figure<'_>
-            })
-            .collect();
-        heads.push("Tổng cộng".into());
-        figures.push(Box::new(|f| f.iter().filter(|((i, _), _)| i == "sites_by_kind_status").map(|(_, n)| *n).sum()));
+        let mut columns: Vec<(String, Pick)> =
+            status_columns(received.values()).into_iter().map(|(s, head)| (head.to_owned(), Pick::Status(s))).collect();
+        columns.push(("Tổng cộng".into(), Pick::All("sites_by_kind_status")));
         for (code, head) in [
             ("sites_operating_by_kind_status", "Trong đó: đang hoạt động"),
             ("sites_trial_by_kind_status", "Trong đó: thử nghiệm"),
         ] {
             if asked(code) {
-                heads.push(head.into());
-                figures.push(Box::new(move |f| f.iter().filter(|((i, _), _)| i == code).map(|(_, n)| *n).sum()));
+                columns.push((head.into(), Pick::All(code)));
             }
         }
-        out.push(per_province("Bảng 1", &heads, &figures, &rows, &received));
+        out.push(per_province("Bảng 1", &columns, &rows, &received));
     }
 
-    // Tables II and III: the single figures of inspection, and of registry other than sites.
+    // Tables II and III: the single figures of inspection, and of registry.
     for (sheet, source) in [("Bảng 2", Source::Inspection), ("Bảng 3", Source::Registry)] {
-        let rules: Vec<_> = indicators
-            .rules()
-            .iter()
-            .filter(|r| {
-                r.source == source && asked(&r.code) && r.field != "violations" && !r.field.starts_with("sites")
-            })
-            .collect();
-        if rules.is_empty() {
-            continue;
+        let columns: Vec<(String, Pick)> =
+            single_figures(indicators, source, asked).into_iter().map(|f| (f.label, f.pick)).collect();
+        if !columns.is_empty() {
+            out.push(per_province(sheet, &columns, &rows, &received));
         }
-        // A rule of one figure is a column; `violations_handled` a column per handling.
-        let columns: Vec<(String, String, String)> = rules
-            .iter()
-            .flat_map(|r| -> Vec<(String, String, String)> {
-                if r.field == "handled" {
-                    HANDLINGS
-                        .iter()
-                        .map(|(d, how)| (format!("{}: {}", r.name_vi, how), r.code.clone(), (*d).to_owned()))
-                        .collect()
-                } else {
-                    vec![(r.name_vi.clone(), r.code.clone(), String::new())]
-                }
-            })
-            .collect();
-        let heads: Vec<String> = columns.iter().map(|(h, ..)| h.clone()).collect();
-        let figures: Vec<Figure<'_>> = columns
-            .into_iter()
-            .map(|(_, code, dimension)| {
-                Box::new(move |f: &BTreeMap<(String, String), i64>| {
-                    f.get(&(code.clone(), dimension.clone())).copied().unwrap_or(0)
-                }) as Figure<'_>
-            })
-            .collect();
-        out.push(per_province(sheet, &heads, &figures, &rows, &received));
     }
 
     // Violations by province and provision.

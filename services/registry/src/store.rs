@@ -332,8 +332,6 @@ pub struct Due {
     pub lapsing: Vec<pb::Licence>,
     /// Records in force past their end.
     pub ending: Vec<pb::SiteRecord>,
-    /// Sites stored with a status no longer derived (`TRIAL`, before schema version 4), by name.
-    pub rederive: Vec<String>,
 }
 
 /// Finds what is due.
@@ -360,6 +358,11 @@ pub async fn due<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: DateTime<Utc>
         ))
         .await?;
     let ending = rows.iter().map(|r| decode(&r.try_get_by_index::<Vec<u8>>(0)?)).collect::<ApiResult<_>>()?;
+    Ok(Due { expiring, lapsing, ending })
+}
+
+/// Sites stored with a status no longer derived (`TRIAL`, before schema version 4), by name.
+pub async fn stored_as_trial<C: ConnectionTrait>(c: &C, j: &Jurisdiction) -> ApiResult<Vec<String>> {
     let rows = c
         .query_all_raw(stmt(
             b(c),
@@ -367,8 +370,7 @@ pub async fn due<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: DateTime<Utc>
             [j.to_string().into(), (pb::LegalStatus::Trial as i32).into()],
         ))
         .await?;
-    let rederive = rows.iter().map(|r| r.try_get_by_index(0)).collect::<Result<_, _>>()?;
-    Ok(Due { expiring, lapsing, ending, rederive })
+    Ok(rows.iter().map(|r| r.try_get_by_index(0)).collect::<Result<_, _>>()?)
 }
 
 /// How a site counts in the figures: kind × legal status × operating state × trial. A voided

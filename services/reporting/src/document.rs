@@ -2,10 +2,10 @@
 //!
 //! One model, [`Document`], laid out on a grid of cells: the heading of an administrative
 //! document, the title and the reference it answers, three tables that add up, the narrative
-//! sections, the signature block and the recipients. [`Document::to_xlsx`] writes it as the first
-//! sheet of a workbook (A4, the margins of the rules, Times New Roman); [`Document::grid`] is
-//! the same cells as text, which the tests compare with a golden file; the PDF is the workbook
-//! converted by LibreOffice ([`to_pdf`]).
+//! sections, the signature block and the recipients. [`to_xlsx`] writes it as the first sheet of a
+//! workbook (A4, the margins of the rules, Times New Roman), which the tests read back and compare
+//! with a golden file; the PDF is a workbook of the document alone converted by LibreOffice
+//! ([`to_pdf`]).
 //!
 //! The heading follows the rules in force on the document's date: Circular 01/2011/TT-BNV until
 //! Decree 30/2020/NĐ-CP took effect on the day it was signed, 2020-03-05 (its Art. 37), then the
@@ -28,13 +28,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use einfo_common::fields::{instant, vietnam};
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as central;
 use einfo_proto::reporting::v1 as pb;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::kinds::Kinds;
-use einfo_reference::report::{HANDLINGS, SECTIONS, reported, status_columns};
+use einfo_reference::report::{SECTIONS, reported, single_figures, status_columns};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, FormatUnderline, Workbook, Worksheet};
 
 use crate::indicators::{Catalogue, Source};
@@ -60,7 +61,7 @@ pub fn issuer_on(day: NaiveDate) -> Option<&'static str> {
 
 /// The civil day of an instant in Vietnam (UTC+07:00).
 pub fn day_in_vietnam(t: DateTime<Utc>) -> NaiveDate {
-    FixedOffset::east_opt(7 * 3600).map_or(t.date_naive(), |o| t.with_timezone(&o).date_naive())
+    t.with_timezone(&vietnam()).date_naive()
 }
 
 /// "ngày 05 tháng 01 năm 2020", "ngày 29 tháng 6 năm 2019": days below 10 and the months 1 and 2
@@ -155,9 +156,10 @@ pub struct Document {
     pub heights: BTreeMap<u32, f64>,
     /// The page number's place: top centre (Decree 30/2020) or bottom right (Circular 01/2011).
     pub page_number_on_top: bool,
-    /// File name of the sheet.
-    pub title: String,
 }
+
+/// The document's sheet.
+pub const SHEET: &str = "Báo cáo";
 
 /// What a report version is made into a document with.
 pub struct Inputs<'a> {
@@ -256,12 +258,12 @@ impl Document {
 
         // Table I's columns: the statuses, an old TRIAL where any figure has it, the total, and
         // (when asked) operating and on trial.
-        let site_figures: Vec<(&str, &str, i64)> = figures
-            .iter()
-            .filter(|((i, _), _)| i == "sites_by_kind_status")
-            .filter_map(|((_, d), n)| d.split_once('/').map(|(k, s)| (k, s, *n)))
+        let site_kinds: Vec<&str> = figures
+            .keys()
+            .filter(|(i, _)| i == "sites_by_kind_status")
+            .filter_map(|(_, d)| d.split_once('/').map(|(k, _)| k))
             .collect();
-        let statuses = status_columns(&figures);
+        let statuses = status_columns([&figures]);
         let operating = asked("sites_operating_by_kind_status");
         let trial = asked("sites_trial_by_kind_status");
         let width = (2 + statuses.len() + 1 + usize::from(operating) + usize::from(trial)) as u16;
@@ -269,11 +271,8 @@ impl Document {
 
         // The heading: the bodies at the left, the motto at the right.
         let split = 4_u16;
-        let issuer = Some(x.version.document.as_ref().map(|d| d.issuer.trim()).unwrap_or(""))
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .or_else(|| issuer_on(x.day).map(str::to_owned));
         let doc = x.version.document.clone().unwrap_or_default();
+        let issuer = Some(doc.issuer.trim()).filter(|s| !s.is_empty()).or_else(|| issuer_on(x.day)).map(str::to_owned);
         l.text(0, split - 1, format!("UBND {}", province_name.to_uppercase()), Look::Parent);
         l.text(split, width - 1, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", Look::Motto);
         l.skip();
@@ -303,9 +302,8 @@ impl Document {
             l.skip();
         }
         let mut answers = format!("Thực hiện Công văn số {}", x.campaign.reference);
-        if let Some(t) = x.campaign.reference_time {
-            let t = DateTime::from_timestamp(t.seconds, 0).unwrap_or_default();
-            answers.push_str(&format!(" ngày {}", date_short(day_in_vietnam(t))));
+        if let Some(t) = &x.campaign.reference_time {
+            answers.push_str(&format!(" ngày {}", date_short(day_in_vietnam(instant(Some(t))))));
         }
         if !x.campaign.issuer.trim().is_empty() {
             answers.push_str(&format!(" của {}", x.campaign.issuer.trim()));
@@ -322,10 +320,7 @@ impl Document {
             .map(|k| (k.code.clone(), k.name_vi.clone()))
             .chain(
                 // A kind in the figures but not in the catalogue: named by its code.
-                site_figures
-                    .iter()
-                    .filter(|(k, ..)| x.kinds.get(k).is_none())
-                    .map(|(k, ..)| ((*k).to_owned(), (*k).to_owned())),
+                site_kinds.iter().filter(|k| x.kinds.get(k).is_none()).map(|k| ((*k).to_owned(), (*k).to_owned())),
             )
             .collect::<BTreeMap<_, _>>()
             .into_iter()
@@ -370,31 +365,13 @@ impl Document {
         }
 
         // Table II: inspections and their handling, then violations by provision.
-        let inspection: Vec<Line> = x
-            .indicators
-            .rules()
-            .iter()
-            .filter(|r| r.source == Source::Inspection && asked(&r.code) && r.field != "violations")
-            .flat_map(|r| -> Vec<Line> {
-                let figure =
-                    |dimension: &str| figures.get(&(r.code.clone(), dimension.to_owned())).copied().unwrap_or(0);
-                if r.field == "handled" {
-                    return HANDLINGS
-                        .iter()
-                        .map(|(d, how)| Line {
-                            label: format!("{}: {}", r.name_vi, how),
-                            value: Value::Number(figure(d)),
-                            money: false,
-                        })
-                        .collect();
-                }
-                vec![Line {
-                    label: r.name_vi.clone(),
-                    value: Value::Number(figure("")),
-                    money: r.field.ends_with("_vnd"),
-                }]
-            })
-            .collect();
+        let lines = |source: Source| -> Vec<Line> {
+            single_figures(x.indicators, source, asked)
+                .into_iter()
+                .map(|f| Line { label: f.label, value: Value::Number(f.pick.of(&figures)), money: f.money })
+                .collect()
+        };
+        let inspection = lines(Source::Inspection);
         let violations: Vec<(String, i64)> = figures
             .iter()
             .filter(|((i, _), _)| i == "violations_by_code")
@@ -417,17 +394,7 @@ impl Document {
         }
 
         // Table III: licensing work (the registry's figures other than Table I's).
-        let licensing: Vec<Line> = x
-            .indicators
-            .rules()
-            .iter()
-            .filter(|r| r.source == Source::Registry && asked(&r.code) && !r.field.starts_with("sites"))
-            .map(|r| Line {
-                label: r.name_vi.clone(),
-                value: Value::Number(figures.get(&(r.code.clone(), String::new())).copied().unwrap_or(0)),
-                money: false,
-            })
-            .collect();
+        let licensing = lines(Source::Registry);
         if !licensing.is_empty() {
             l.skip();
             l.line("III. CÔNG TÁC CẤP PHÉP", Look::Heading);
@@ -475,33 +442,13 @@ impl Document {
             }
             l.skip();
         }
-        Document {
-            width,
-            cells: l.cells,
-            heights: l.heights,
-            page_number_on_top: x.day >= decree_30_2020(),
-            title: "Báo cáo".into(),
-        }
-    }
-
-    /// The cells as text, row by row, `width` columns each (a merged range's text in its first
-    /// cell): what a reader of the workbook sees, for golden files.
-    pub fn grid(&self) -> Vec<Vec<String>> {
-        let rows = self.cells.iter().map(|c| c.row + 1).max().unwrap_or(0);
-        let mut out = vec![vec![String::new(); self.width as usize]; rows as usize];
-        for c in &self.cells {
-            out[c.row as usize][c.col as usize] = match &c.value {
-                Value::Text(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-            };
-        }
-        out
+        Document { width, cells: l.cells, heights: l.heights, page_number_on_top: x.day >= decree_30_2020() }
     }
 
     /// Writes the document as a worksheet of `wb`.
     pub fn write(&self, wb: &mut Workbook) -> anyhow::Result<()> {
         let ws = wb.add_worksheet();
-        ws.set_name(&self.title)?;
+        ws.set_name(SHEET)?;
         page_setup(ws, self.page_number_on_top)?;
         for c in 0..self.width {
             ws.set_column_width(c, column_width(c))?;

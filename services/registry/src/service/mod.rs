@@ -38,6 +38,9 @@ pub struct Registry {
     hosted: Arc<HashSet<Jurisdiction>>,
     kinds: Arc<Kinds>,
     calendar: Current<WorkingCalendar>,
+    /// No site is stored with a status no longer derived (`TRIAL`): set once the clock has found
+    /// none, so that it stops looking (nothing writes one any more).
+    rederived: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Registry {
@@ -49,6 +52,7 @@ impl Registry {
             hosted: Arc::new(hosted.into_iter().collect()),
             kinds: Arc::new(Kinds::bundled()),
             calendar: Current::new(WorkingCalendar::bundled().clone()),
+            rederived: Arc::default(),
         }
     }
 

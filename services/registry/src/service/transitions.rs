@@ -21,7 +21,10 @@ impl Registry {
     /// derived (`TRIAL`, before schema version 4), logged as new entries. Returns how many
     /// transitions were written.
     pub async fn run_clock(&self, now: DateTime<Utc>) -> ApiResult<usize> {
+        use std::sync::atomic::Ordering;
         let mut written = 0;
+        let rederive = !self.rederived.load(Ordering::Relaxed);
+        let mut stored_as_trial = 0;
         for j in self.hosted.iter() {
             let due = store::due(self.db.conn(), j, now).await?;
             for l in due.expiring.iter().chain(due.lapsing.iter()) {
@@ -30,9 +33,16 @@ impl Registry {
             for r in &due.ending {
                 written += self.end_record(j, r).await? as usize;
             }
-            for site in &due.rederive {
-                written += self.rederive(j, site).await? as usize;
+            if rederive {
+                let sites = store::stored_as_trial(self.db.conn(), j).await?;
+                stored_as_trial += sites.len();
+                for site in &sites {
+                    written += self.rederive(j, site).await? as usize;
+                }
             }
+        }
+        if rederive && stored_as_trial == 0 {
+            self.rederived.store(true, Ordering::Relaxed);
         }
         Ok(written)
     }
