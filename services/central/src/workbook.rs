@@ -245,6 +245,12 @@ pub fn to_xlsx(campaign: &pb::Campaign, sheets: &[Sheet]) -> anyhow::Result<Vec<
         for c in 2..s.rows.first().map_or(0, Vec::len) as u16 {
             ws.set_column_width(c, if s.name == "Vi phạm" && c == 2 { 70 } else { 14 })?;
         }
+        // The heads wrap in their 14-character columns: a row tall enough for their longest
+        // (a spreadsheet does not grow a row for wrapped text it did not lay out itself).
+        let longest = s.rows.first().map_or(0, |h| {
+            h.iter().skip(2).map(|c| if let Cell::Text(t) = c { t.chars().count() } else { 0 }).max().unwrap_or(0)
+        });
+        ws.set_row_height(0, 15.0 * longest.div_ceil(16).max(1) as f64)?;
         let last = s.rows.len().saturating_sub(1);
         for (r, row) in s.rows.iter().enumerate() {
             let total = r == last && s.name != "Tiến độ";
