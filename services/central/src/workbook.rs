@@ -14,7 +14,11 @@ use einfo_proto::central::v1 as pb;
 use einfo_proto::reporting::v1 as rep;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::indicators::{Catalogue as Indicators, Source};
-use einfo_reference::report::{Figures, Pick, reported, single_figures, status_columns};
+use einfo_reference::kinds::Kinds;
+use einfo_reference::report::{
+    DECISION_LIST, Figures, Pick, SITE_LIST, decision_list_cells, reported, single_figures, site_list_cells,
+    status_columns,
+};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, Workbook};
 
 use crate::store::Target;
@@ -219,6 +223,51 @@ pub fn sheets(
         v.push(vec![Cell::Empty, text("Tổng cộng"), Cell::Empty, Cell::Number(total)]);
         out.push(Sheet { name: "Vi phạm".into(), rows: v });
     }
+
+    // The provinces' annexes, one after the other, each row with its province.
+    let annexes: Vec<(&str, &rep::Annexes)> = targets_in_order
+        .iter()
+        .filter_map(|r| match &r.latest {
+            Some((_, Some(v))) => v.annexes.as_ref().map(|a| (r.target.jurisdiction.as_str(), a)),
+            _ => None,
+        })
+        .collect();
+    if !annexes.is_empty() {
+        let kinds = Kinds::bundled();
+        let mut sites = vec![
+            ["STT", "Tỉnh, thành phố", "Loại"]
+                .into_iter()
+                .chain(SITE_LIST.into_iter().skip(1))
+                .map(text)
+                .collect::<Vec<_>>(),
+        ];
+        let mut decisions =
+            vec![["STT", "Tỉnh, thành phố"].into_iter().chain(DECISION_LIST.into_iter().skip(1)).map(text).collect()];
+        let mut fines = 0;
+        for (j, a) in &annexes {
+            for s in &a.sites {
+                let kind = kinds.get(&s.kind).map_or(s.kind.clone(), |k| k.name_vi.clone());
+                let row = [Cell::Number(sites.len() as i64), text(name_of(j)), text(kind)];
+                sites.push(row.into_iter().chain(site_list_cells(s).into_iter().map(text)).collect());
+            }
+            for d in &a.decisions {
+                fines += d.fine_vnd;
+                let row = [Cell::Number(decisions.len() as i64), text(name_of(j))];
+                decisions.push(
+                    row.into_iter()
+                        .chain(decision_list_cells(d, violations).into_iter().map(text))
+                        .chain([Cell::Number(d.fine_vnd)])
+                        .collect(),
+                );
+            }
+        }
+        let mut total = vec![Cell::Empty, text("Tổng cộng")];
+        total.extend((2..DECISION_LIST.len()).map(|_| Cell::Empty));
+        total.push(Cell::Number(fines));
+        decisions.push(total);
+        out.push(Sheet { name: "Phụ lục 1".into(), rows: sites });
+        out.push(Sheet { name: "Phụ lục 2".into(), rows: decisions });
+    }
     out
 }
 
@@ -243,7 +292,13 @@ pub fn to_xlsx(campaign: &pb::Campaign, sheets: &[Sheet]) -> anyhow::Result<Vec<
         ws.set_column_width(0, 5)?;
         ws.set_column_width(1, 22)?;
         for c in 2..s.rows.first().map_or(0, Vec::len) as u16 {
-            ws.set_column_width(c, if s.name == "Vi phạm" && c == 2 { 70 } else { 14 })?;
+            let width = match (s.name.as_str(), c) {
+                ("Vi phạm", 2) => 70,
+                ("Phụ lục 2", 4) => 40,
+                ("Phụ lục 1", 3..=7) | ("Phụ lục 2", 2..=6) => 26,
+                _ => 14,
+            };
+            ws.set_column_width(c, width)?;
         }
         // The heads wrap in their 14-character columns: a row tall enough for their longest
         // (a spreadsheet does not grow a row for wrapped text it did not lay out itself).
@@ -253,7 +308,7 @@ pub fn to_xlsx(campaign: &pb::Campaign, sheets: &[Sheet]) -> anyhow::Result<Vec<
         ws.set_row_height(0, 15.0 * longest.div_ceil(16).max(1) as f64)?;
         let last = s.rows.len().saturating_sub(1);
         for (r, row) in s.rows.iter().enumerate() {
-            let total = r == last && s.name != "Tiến độ";
+            let total = r == last && row.get(1) == Some(&text("Tổng cộng"));
             for (c, cell) in row.iter().enumerate() {
                 let (r16, c16) = (r as u32, c as u16);
                 let f = match (r, total) {

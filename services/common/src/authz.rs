@@ -89,6 +89,7 @@ pub const POLICY: &[MethodPolicy] = &[
     p(registry::registry_service::IMPORT_SITES, OPERATORS),
     p(registry::registry_service::GET_STATISTICS, PROVINCE_READERS),
     p(registry::registry_service::LIST_SITE_KINDS, ANYONE),
+    p(registry::registry_service::LIST_SITES_AS_OF, PROVINCE_READERS),
     // Inspection: the inspector plans, inspects and sanctions.
     p(inspection::inspection_service::CREATE_PLAN, INSPECTORS),
     p(inspection::inspection_service::GET_PLAN, PROVINCE_READERS),
@@ -106,6 +107,7 @@ pub const POLICY: &[MethodPolicy] = &[
     p(inspection::inspection_service::LIST_CATALOGUE, ANYONE),
     p(inspection::inspection_service::LIST_AGENCIES, ANYONE),
     p(inspection::inspection_service::GET_STATISTICS, PROVINCE_READERS),
+    p(inspection::inspection_service::LIST_DECISIONS_AS_OF, PROVINCE_READERS),
     // Reporting: the reporting officer compiles and submits.
     p(reporting::reporting_service::LIST_CAMPAIGNS, REPORT_READERS),
     p(reporting::reporting_service::COMPILE_REPORT, REPORTERS),

@@ -2,7 +2,7 @@
 //! free text and its limits, reasons, enum values, request ids, page sizes and page tokens, etags and new ids.
 
 use base64::Engine;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use einfo_domain::{Jurisdiction, Scheme};
 use prost::Message;
 
@@ -53,10 +53,7 @@ pub fn name_query(value: &str, field: &str, v: &mut Violations) -> Vec<String> {
     words
 }
 
-/// Civil dates are dates in Asia/Ho_Chi_Minh (UTC+7, no daylight saving since 1975).
-pub fn vietnam() -> FixedOffset {
-    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
-}
+pub use einfo_domain::calendar::{day_in_vietnam, vietnam};
 
 /// An instant as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {

@@ -13,7 +13,17 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use chrono::{Datelike, Days, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, Days, FixedOffset, NaiveDate, Utc, Weekday};
+
+/// Civil dates are dates in Asia/Ho_Chi_Minh (UTC+7, no daylight saving since 1975).
+pub fn vietnam() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).expect("+07:00 is a valid offset")
+}
+
+/// The civil day of an instant in Vietnam.
+pub fn day_in_vietnam(t: DateTime<Utc>) -> NaiveDate {
+    t.with_timezone(&vietnam()).date_naive()
+}
 
 /// The working-day calendar of the civil service: weekends, public holidays and the days moved
 /// by the government's annual decisions.

@@ -61,4 +61,5 @@ rpcs! {
     correct_decision(pb::CorrectDecisionRequest) -> pb::SanctionDecision => correct_decision;
     void_decision(pb::VoidDecisionRequest) -> pb::SanctionDecision => void_decision;
     get_statistics(pb::GetStatisticsRequest) -> pb::GetStatisticsResponse => statistics;
+    list_decisions_as_of(pb::ListDecisionsAsOfRequest) -> pb::ListDecisionsAsOfResponse => list_decisions_as_of;
 }

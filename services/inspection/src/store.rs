@@ -311,18 +311,6 @@ pub async fn put_event<C: ConnectionTrait>(c: &C, e: Event<'_>) -> ApiResult<()>
     Ok(())
 }
 
-/// The last inspection-log sequence committed by `as_of`.
-pub async fn sequence_at<C: ConnectionTrait>(c: &C, j: &Jurisdiction, as_of: DateTime<Utc>) -> ApiResult<u64> {
-    let row = c
-        .query_one_raw(stmt(
-            c.get_database_backend(),
-            "SELECT COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'inspection' AND server_time <= $2",
-            [j.to_string().into(), micros(as_of).into()],
-        ))
-        .await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
-}
-
 /// Counts, by event and code, facts of a period among entries up to `seq`; facts of a resource
 /// voided by `seq` are left out, and of a fact recorded again (a corrected decision) only the
 /// latest by `seq` counts. Returns (event, code, count, distinct sites, sum of amounts).

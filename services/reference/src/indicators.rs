@@ -38,6 +38,7 @@ const REGISTRY_FIELDS: &[&str] = &[
     "licences_revoked",
     "applications_received",
     "unlicensed_found",
+    "licences_expiring",
 ];
 const INSPECTION_FIELDS: &[&str] = &[
     "plans",
@@ -51,6 +52,8 @@ const INSPECTION_FIELDS: &[&str] = &[
     "fines_collected_vnd",
     "licences_suspended",
     "licences_revoked",
+    "warnings",
+    "content_removals",
 ];
 
 /// One indicator and its rule.
@@ -165,6 +168,7 @@ pub fn evaluate(rule: &Rule, r: &reg::GetStatisticsResponse, i: &insp::GetStatis
         (Source::Registry, "licences_revoked") => one(int(r.licences_revoked)),
         (Source::Registry, "applications_received") => one(int(r.applications_received)),
         (Source::Registry, "unlicensed_found") => one(int(r.unlicensed_found)),
+        (Source::Registry, "licences_expiring") => one(int(r.licences_expiring)),
         (Source::Inspection, "plans") => one(int(i.plans)),
         (Source::Inspection, "joint_rounds") => one(int(i.joint_rounds)),
         (Source::Inspection, "inspections") => one(int(i.inspections)),
@@ -180,6 +184,8 @@ pub fn evaluate(rule: &Rule, r: &reg::GetStatisticsResponse, i: &insp::GetStatis
         (Source::Inspection, "fines_collected_vnd") => one(i.fines_collected_vnd),
         (Source::Inspection, "licences_suspended") => one(int(i.licences_suspended)),
         (Source::Inspection, "licences_revoked") => one(int(i.licences_revoked)),
+        (Source::Inspection, "warnings") => one(int(i.warnings)),
+        (Source::Inspection, "content_removals") => one(int(i.content_removals)),
         // from_csv admits only the fields above.
         _ => Vec::new(),
     }

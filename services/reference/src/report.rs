@@ -4,8 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use einfo_domain::calendar::day_in_vietnam;
+use einfo_proto::inspection::v1 as insp;
+use einfo_proto::registry::v1 as reg;
 use einfo_proto::reporting::v1 as pb;
 
+use crate::catalogue::Catalogue as Violations;
 use crate::indicators::{Catalogue, Source};
 
 /// A version's figures as reported, by (indicator, dimension).
@@ -42,7 +46,7 @@ pub const HANDLINGS: [(&str, &str); 4] = [
     ("REMINDER", "nhắc nhở"),
     ("REMOVAL_REQUEST", "yêu cầu gỡ bỏ thông tin vi phạm"),
     ("REFERRAL_POLICE", "chuyển cơ quan công an"),
-    ("REFERRAL_CENTRE", "chuyển Bộ, Cục xử lý"),
+    ("REFERRAL_CENTRE", "kiến nghị, chuyển Bộ, Cục xử lý"),
 ];
 
 /// The figures of a version as reported (an override where there is one), by (indicator,
@@ -135,4 +139,116 @@ pub fn single_figures(indicators: &Catalogue, source: Source, asked: impl Fn(&st
             }]
         })
         .collect()
+}
+
+/// The heads of annex 1, the list of sites.
+pub const SITE_LIST: [&str; 6] = [
+    "STT",
+    "Tên trang thông tin điện tử tổng hợp, mạng xã hội",
+    "Tên miền",
+    "Cơ quan, tổ chức, cá nhân chủ quản",
+    "Giấy phép (số, ngày cấp) hoặc tình trạng",
+    "Tình trạng hoạt động",
+];
+
+/// The heads of annex 2, the list of sanction decisions.
+pub const DECISION_LIST: [&str; 7] = [
+    "STT",
+    "Tổ chức, cá nhân vi phạm",
+    "Trang thông tin điện tử, mạng xã hội",
+    "Hành vi vi phạm (căn cứ pháp lý)",
+    "Hình thức xử phạt, biện pháp khắc phục",
+    "Số, ngày quyết định",
+    "Số tiền phạt (đồng)",
+];
+
+/// dd/mm/yyyy of an instant, in Vietnam.
+fn date(t: Option<&prost_types::Timestamp>) -> String {
+    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| day_in_vietnam(t).format("%d/%m/%Y").to_string())
+        .unwrap_or_default()
+}
+
+/// What a report calls a legal status.
+pub fn status_name(status: i32) -> &'static str {
+    let code = reg::LegalStatus::try_from(status).map_or("", |s| s.as_str_name().trim_start_matches("LEGAL_STATUS_"));
+    STATUSES.iter().chain([&OLD_TRIAL]).find(|(c, _)| *c == code).map_or("Chưa xác định", |(_, name)| name)
+}
+
+/// What a report calls an operational state.
+fn operation_name(state: i32) -> &'static str {
+    match reg::OperationalState::try_from(state) {
+        Ok(reg::OperationalState::Active) => "Đang hoạt động",
+        Ok(reg::OperationalState::Inactive) => "Ngừng hoạt động",
+        Ok(reg::OperationalState::Unreachable) => "Không truy cập được",
+        _ => "",
+    }
+}
+
+/// What a report calls a measure.
+fn measure_name(kind: i32) -> &'static str {
+    match insp::MeasureKind::try_from(kind) {
+        Ok(insp::MeasureKind::LicenceSuspension) => "Đình chỉ giấy phép",
+        Ok(insp::MeasureKind::LicenceRevocation) => "Thu hồi giấy phép",
+        Ok(insp::MeasureKind::DomainWithdrawal) => "Thu hồi tên miền",
+        Ok(insp::MeasureKind::ContentRemoval) => "Buộc gỡ bỏ thông tin vi phạm",
+        Ok(insp::MeasureKind::Confiscation) => "Tịch thu tang vật, phương tiện vi phạm",
+        _ => "",
+    }
+}
+
+/// The owner's or offender's number on a line of its own: "Mã số thuế: 0100109106" for an
+/// organisation, "Số định danh: *********345" for a person (masked); nothing when there is none.
+fn number_line(number: &str, person: bool) -> String {
+    match number {
+        "" => String::new(),
+        n if person => format!("\nSố định danh: {n}"),
+        n => format!("\nMã số thuế: {n}"),
+    }
+}
+
+/// A site's cells in annex 1 after its STT: name, domains, owner (with the tax code, or a
+/// person's masked number), the licence's number and date or else the legal status (and trial),
+/// whether it operates.
+pub fn site_list_cells(s: &pb::AnnexSite) -> [String; 5] {
+    let person = s.owner_number.starts_with('*') || s.owner_number.len() == 12;
+    let mut licence = if s.licence_number.is_empty() {
+        status_name(s.legal_status).to_owned()
+    } else {
+        let mut g = format!("Giấy phép số {}", s.licence_number);
+        let issued = date(s.licence_issue_time.as_ref());
+        if !issued.is_empty() {
+            g.push_str(&format!(" ngày {issued}"));
+        }
+        if s.legal_status != reg::LegalStatus::Licensed as i32 {
+            g.push_str(&format!("\n{}", status_name(s.legal_status)));
+        }
+        g
+    };
+    if s.trial {
+        licence.push_str("\nĐang thử nghiệm");
+    }
+    [
+        s.display_name.clone(),
+        s.domains.join("\n"),
+        format!("{}{}", s.owner, number_line(&s.owner_number, person)),
+        licence,
+        operation_name(s.operational_state).to_owned(),
+    ]
+}
+
+/// A decision's cells in annex 2 after its STT and before its amount: the offender (a person
+/// marked so, with the masked number where known), the site, the acts cited to the point, the
+/// forms and measures, the number and date.
+pub fn decision_list_cells(d: &pb::AnnexDecision, violations: &Violations) -> [String; 5] {
+    let person = d.offender_kind == insp::OffenderKind::Person as i32;
+    let mut forms = vec![if d.warning { "Cảnh cáo" } else { "Phạt tiền" }];
+    forms.extend(d.measures.iter().map(|m| measure_name(*m)).filter(|m| !m.is_empty()));
+    [
+        format!("{}{}{}", d.offender, if person { " (cá nhân)" } else { "" }, number_line(&d.offender_number, person)),
+        d.site.clone(),
+        d.violations.iter().map(|code| violations.act(code)).collect::<Vec<_>>().join("\n"),
+        forms.join("\n"),
+        format!("{}\nngày {}", d.number, date(d.decision_time.as_ref())),
+    ]
 }

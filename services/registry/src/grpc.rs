@@ -64,4 +64,5 @@ rpcs! {
     apply_sanction(pb::ApplySanctionRequest) -> pb::Licence => apply_sanction;
     import_sites(pb::ImportSitesRequest) -> pb::ImportSitesResponse => import_sites;
     get_statistics(pb::GetStatisticsRequest) -> pb::GetStatisticsResponse => statistics;
+    list_sites_as_of(pb::ListSitesAsOfRequest) -> pb::ListSitesAsOfResponse => list_sites_as_of;
 }

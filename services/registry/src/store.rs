@@ -607,11 +607,18 @@ pub async fn current_figures<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: D
              SELECT 'overdue', '', 0, 0, 0, COUNT(*) FROM reg_applications
               WHERE jurisdiction = $1 AND state = 1 AND deadline <= $2
              UNION ALL
+             SELECT 'expiring', '', 0, 0, 0, COUNT(*) FROM reg_licences
+              WHERE jurisdiction = $1 AND state IN (1, 2) AND expire_time > $2 AND expire_time <= $3
+             UNION ALL
              SELECT 'event', event, 0, 0, 0, count FROM reg_event_counts WHERE jurisdiction = $1 AND count <> 0",
-            [j.to_string().into(), micros(now).into()],
+            [
+                j.to_string().into(),
+                micros(now).into(),
+                micros(now + chrono::Duration::days(EXPIRING_DAYS)).into(),
+            ],
         ))
         .await?;
-    let mut f = Figures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new() };
+    let mut f = Figures { seq: 0, sites: Vec::new(), pending: 0, overdue: 0, events: Vec::new(), expiring: 0 };
     let mut sites = Vec::new();
     for r in rows {
         let (what, name, status, operating, trial, n): (String, String, i32, i32, i32, i64) = (
@@ -628,6 +635,7 @@ pub async fn current_figures<C: ConnectionTrait>(c: &C, j: &Jurisdiction, now: D
             "site" => sites.push((name, status, operating, trial != 0, n)),
             "pending" => f.pending = n,
             "overdue" => f.overdue = n,
+            "expiring" => f.expiring = n,
             _ => f.events.push((name, n)),
         }
     }
@@ -647,6 +655,19 @@ pub struct Figures {
     pub overdue: u64,
     /// Dated facts (of the period asked) by event, facts about voided sites excluded.
     pub events: Vec<(String, u64)>,
+    /// Licences in force at the time asked that expire within [`EXPIRING_DAYS`] after it.
+    pub expiring: u64,
+}
+
+/// How far ahead a licence counts as expiring: 90 days, a reporting convention of einfo's (no
+/// text sets it).
+pub const EXPIRING_DAYS: i64 = 90;
+
+/// Whether a licence is in force at `at` and expires within [`EXPIRING_DAYS`] after it.
+pub fn expiring(l: &pb::Licence, at: DateTime<Utc>) -> bool {
+    let in_force = [pb::LicenceState::Valid as i32, pb::LicenceState::Suspended as i32].contains(&l.state);
+    let expires = instant(l.expire_time.as_ref());
+    in_force && at < expires && expires <= at + chrono::Duration::days(EXPIRING_DAYS)
 }
 
 /// Records a dated fact: licence_issued, licence_suspended, licence_revoked,
@@ -669,18 +690,6 @@ pub async fn put_event<C: ConnectionTrait>(
         add_event_count(c, j, event, 1).await?;
     }
     Ok(())
-}
-
-/// The last log sequence committed by `as_of`.
-pub async fn sequence_at<C: ConnectionTrait>(c: &C, j: &Jurisdiction, as_of: DateTime<Utc>) -> ApiResult<u64> {
-    let row = c
-        .query_one_raw(stmt(
-            b(c),
-            "SELECT COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = 'registry' AND server_time <= $2",
-            [j.to_string().into(), micros(as_of).into()],
-        ))
-        .await?;
-    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
 }
 
 /// Sites by (kind, status) as of log sequence `seq`, voided ones excluded.

@@ -28,14 +28,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use einfo_common::fields::{instant, vietnam};
+use chrono::{Datelike, NaiveDate};
+pub use einfo_common::fields::day_in_vietnam;
+use einfo_common::fields::instant;
 use einfo_domain::Jurisdiction;
 use einfo_proto::central::v1 as central;
 use einfo_proto::reporting::v1 as pb;
 use einfo_reference::catalogue::Catalogue as Violations;
 use einfo_reference::kinds::Kinds;
-use einfo_reference::report::{SECTIONS, reported, single_figures, status_columns};
+use einfo_reference::report::{
+    DECISION_LIST, SECTIONS, SITE_LIST, decision_list_cells, reported, single_figures, site_list_cells, status_columns,
+};
 use rust_xlsxwriter::{Format, FormatAlign, FormatBorder, FormatUnderline, Workbook, Worksheet};
 
 use crate::indicators::{Catalogue, Source};
@@ -57,11 +60,6 @@ const ISSUERS: [(&str, &str, &str); 1] = [("Sở Thông tin và Truyền thông"
 pub fn issuer_on(day: NaiveDate) -> Option<&'static str> {
     let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default();
     ISSUERS.iter().find(|(_, from, to)| date(from) <= day && day < date(to)).map(|(name, ..)| *name)
-}
-
-/// The civil day of an instant in Vietnam (UTC+07:00).
-pub fn day_in_vietnam(t: DateTime<Utc>) -> NaiveDate {
-    t.with_timezone(&vietnam()).date_naive()
 }
 
 /// "ngày 05 tháng 01 năm 2020", "ngày 29 tháng 6 năm 2019": days below 10 and the months 1 and 2
@@ -111,6 +109,8 @@ pub enum Look {
     TotalText,
     /// A total: bold, bordered.
     TotalNumber,
+    /// A total amount in đồng: bold, bordered, thousands grouped.
+    TotalMoney,
     /// The signer's authority and title: capitals, bold, centred.
     Signer,
     /// The signer's name: bold, centred.
@@ -145,21 +145,34 @@ pub struct Placed {
     pub look: Look,
 }
 
-/// The written report, laid out.
+/// A sheet of the written report, laid out: the report itself, or an annex.
 #[derive(Clone, Debug)]
-pub struct Document {
-    /// Columns of the grid.
-    pub width: u16,
+pub struct Sheet {
+    /// The sheet's name.
+    pub name: String,
+    /// Column widths (characters).
+    pub widths: Vec<f64>,
     /// Every cell written.
     pub cells: Vec<Placed>,
     /// Row heights in points, where a row needs more than one line.
     pub heights: BTreeMap<u32, f64>,
     /// The page number's place: top centre (Decree 30/2020) or bottom right (Circular 01/2011).
     pub page_number_on_top: bool,
+    /// Printed across the page (the annexes' wide lists).
+    pub landscape: bool,
+}
+
+/// The written report: the report's sheet, then its annexes.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// The sheets, in order.
+    pub sheets: Vec<Sheet>,
 }
 
 /// The document's sheet.
 pub const SHEET: &str = "Báo cáo";
+/// The annexes' sheets: the list of sites, the list of sanction decisions.
+pub const ANNEX_SHEETS: [&str; 2] = ["Phụ lục 1", "Phụ lục 2"];
 
 /// What a report version is made into a document with.
 pub struct Inputs<'a> {
@@ -186,6 +199,7 @@ const FIGURE: f64 = 7.0;
 
 struct Layout {
     width: u16,
+    widths: Vec<f64>,
     row: u32,
     cells: Vec<Placed>,
     heights: BTreeMap<u32, f64>,
@@ -210,7 +224,23 @@ impl Layout {
     }
 
     fn width_chars(&self, col: u16, last: u16) -> f64 {
-        (col..=last).map(column_width).sum()
+        (col..=last).map(|c| self.column(c)).sum()
+    }
+
+    fn column(&self, c: u16) -> f64 {
+        self.widths.get(usize::from(c)).copied().unwrap_or(FIGURE)
+    }
+
+    /// The laid-out sheet.
+    fn sheet(self, name: &str, page_number_on_top: bool, landscape: bool) -> Sheet {
+        Sheet {
+            name: name.to_owned(),
+            widths: self.widths,
+            cells: self.cells,
+            heights: self.heights,
+            page_number_on_top,
+            landscape,
+        }
     }
 
     /// Lines a text needs in a cell `chars` wide (Times New Roman 13 is about 1.15 characters of
@@ -229,14 +259,6 @@ impl Layout {
 
     fn skip(&mut self) {
         self.row += 1;
-    }
-}
-
-fn column_width(c: u16) -> f64 {
-    match c {
-        0 => FIRST,
-        1 => NAME,
-        _ => FIGURE,
     }
 }
 
@@ -267,7 +289,9 @@ impl Document {
         let operating = asked("sites_operating_by_kind_status");
         let trial = asked("sites_trial_by_kind_status");
         let width = (2 + statuses.len() + 1 + usize::from(operating) + usize::from(trial)) as u16;
-        let mut l = Layout { width, row: 0, cells: Vec::new(), heights: BTreeMap::new() };
+        let mut widths = vec![FIRST, NAME];
+        widths.resize(usize::from(width), FIGURE);
+        let mut l = Layout { width, widths, row: 0, cells: Vec::new(), heights: BTreeMap::new() };
 
         // The heading: the bodies at the left, the motto at the right.
         let split = 4_u16;
@@ -287,7 +311,8 @@ impl Document {
             Err(_) => doc.number.trim().to_owned(),
         };
         let abbreviation = Some(doc.issuer_abbreviation.trim()).filter(|a| !a.is_empty()).unwrap_or("……");
-        l.text(0, split - 1, format!("Số: {number}/BC-{abbreviation}"), Look::Centred);
+        let reference = format!("Số: {number}/BC-{abbreviation}");
+        l.text(0, split - 1, reference.clone(), Look::Centred);
         let place = Some(doc.place.trim()).filter(|p| !p.is_empty()).unwrap_or("……………");
         l.text(split, width - 1, format!("{place}, {}", date_words(x.day)), Look::PlaceDate);
         l.skip();
@@ -442,16 +467,31 @@ impl Document {
             }
             l.skip();
         }
-        Document { width, cells: l.cells, heights: l.heights, page_number_on_top: x.day >= decree_30_2020() }
+        let on_top = x.day >= decree_30_2020();
+        let mut sheets = vec![l.sheet(SHEET, on_top, false)];
+        if let Some(a) = &x.version.annexes {
+            let of = format!(
+                "(Kèm theo Báo cáo số {} ngày {} của {} {})",
+                reference.trim_start_matches("Số: "),
+                date_short(x.day),
+                reporter,
+                province_name
+            );
+            sheets.push(sites_annex(x, a, &province_name, &of).sheet(ANNEX_SHEETS[0], on_top, true));
+            sheets.push(decisions_annex(x, a, &of).sheet(ANNEX_SHEETS[1], on_top, true));
+        }
+        Document { sheets }
     }
+}
 
-    /// Writes the document as a worksheet of `wb`.
+impl Sheet {
+    /// Writes the sheet as a worksheet of `wb`.
     pub fn write(&self, wb: &mut Workbook) -> anyhow::Result<()> {
         let ws = wb.add_worksheet();
-        ws.set_name(SHEET)?;
-        page_setup(ws, self.page_number_on_top)?;
-        for c in 0..self.width {
-            ws.set_column_width(c, column_width(c))?;
+        ws.set_name(&self.name)?;
+        page_setup(ws, self.page_number_on_top, self.landscape)?;
+        for (c, w) in self.widths.iter().enumerate() {
+            ws.set_column_width(c as u16, *w)?;
         }
         for (row, h) in &self.heights {
             ws.set_row_height(*row, *h)?;
@@ -470,11 +510,114 @@ impl Document {
     }
 }
 
+/// The heading of an annex: its number, its title, what it holds for, and which report it is
+/// attached to.
+fn annex_heading(l: &mut Layout, number: &str, title: &str, holds: &str, of: &str) {
+    l.line(number, Look::Subject);
+    l.line(title, Look::Subject);
+    l.line(holds, Look::PlaceDate);
+    l.line(of, Look::PlaceDate);
+    l.skip();
+}
+
+/// A row of a list: one cell per column, as tall as its tallest.
+fn list_row(l: &mut Layout, cells: Vec<(Value, Look)>) {
+    let mut lines = 1;
+    for (i, (value, look)) in cells.into_iter().enumerate() {
+        let c = i as u16;
+        if let Value::Text(t) = &value {
+            lines = lines.max(l.lines_needed(t, l.column(c) * 1.1));
+        }
+        l.put(c, c, value, look);
+    }
+    l.tall(lines);
+    l.row += 1;
+}
+
+/// A row across a list: a group's name, or "Không có." under an empty list.
+fn list_band(l: &mut Layout, text: &str, look: Look) {
+    l.text(0, l.width - 1, text, look);
+    l.row += 1;
+}
+
+fn text(s: impl Into<String>) -> (Value, Look) {
+    (Value::Text(s.into()), Look::TableText)
+}
+
+/// Annex 1: the register, by kind, as it stood at the cut-off.
+fn sites_annex(x: &Inputs<'_>, a: &pb::Annexes, province: &str, of: &str) -> Layout {
+    let widths = vec![FIRST + 0.5, 26.0, 22.0, 28.0, 26.0, 14.0];
+    let mut l = Layout { width: widths.len() as u16, widths, row: 0, cells: Vec::new(), heights: BTreeMap::new() };
+    let as_of = day_in_vietnam(instant(a.as_of.as_ref()));
+    annex_heading(
+        &mut l,
+        "Phụ lục 1",
+        &format!("DANH SÁCH TRANG THÔNG TIN ĐIỆN TỬ TỔNG HỢP, MẠNG XÃ HỘI TRÊN ĐỊA BÀN {}", province.to_uppercase()),
+        &format!("(Tính đến ngày {})", date_short(as_of)),
+        of,
+    );
+    let heads: Vec<String> = SITE_LIST.iter().map(|h| (*h).to_owned()).collect();
+    head_row(&mut l, &heads);
+    if a.sites.is_empty() {
+        list_band(&mut l, "Không có.", Look::TableText);
+    }
+    let numerals = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII"];
+    let mut kinds: Vec<&str> = a.sites.iter().map(|s| s.kind.as_str()).collect();
+    kinds.dedup();
+    for (k, kind) in kinds.iter().enumerate() {
+        let name = x.kinds.get(kind).map_or((*kind).to_owned(), |k| k.name_vi.clone());
+        list_band(&mut l, &format!("{}. {name}", numerals.get(k).copied().unwrap_or("")), Look::TotalText);
+        for (i, s) in a.sites.iter().filter(|s| s.kind == *kind).enumerate() {
+            let mut cells = vec![(Value::Text((i + 1).to_string()), Look::TableText)];
+            cells.extend(site_list_cells(s).into_iter().map(text));
+            list_row(&mut l, cells);
+        }
+    }
+    l
+}
+
+/// Annex 2: the sanction decisions dated in the campaign's period, with the total of the fines.
+fn decisions_annex(x: &Inputs<'_>, a: &pb::Annexes, of: &str) -> Layout {
+    let widths = vec![FIRST + 0.5, 24.0, 22.0, 36.0, 18.0, 17.0, 14.0];
+    let mut l = Layout { width: widths.len() as u16, widths, row: 0, cells: Vec::new(), heights: BTreeMap::new() };
+    let start = x.campaign.period_start.as_ref().map(|t| day_in_vietnam(instant(Some(t))));
+    let end = x.campaign.period_end.as_ref().or(a.as_of.as_ref()).map(|t| {
+        // The period's end is exclusive: its last day is the day before.
+        day_in_vietnam(instant(Some(t)) - chrono::Duration::microseconds(1))
+    });
+    let holds = match (start, end) {
+        (Some(s), Some(e)) => format!("(Từ ngày {} đến ngày {})", date_short(s), date_short(e)),
+        (None, Some(e)) => format!("(Đến ngày {})", date_short(e)),
+        _ => String::new(),
+    };
+    annex_heading(&mut l, "Phụ lục 2", "DANH SÁCH QUYẾT ĐỊNH XỬ PHẠT VI PHẠM HÀNH CHÍNH", &holds, of);
+    let heads: Vec<String> = DECISION_LIST.iter().map(|h| (*h).to_owned()).collect();
+    head_row(&mut l, &heads);
+    if a.decisions.is_empty() {
+        list_band(&mut l, "Không có.", Look::TableText);
+        return l;
+    }
+    for (i, d) in a.decisions.iter().enumerate() {
+        let mut cells = vec![(Value::Text((i + 1).to_string()), Look::TableText)];
+        cells.extend(decision_list_cells(d, x.violations).into_iter().map(text));
+        cells.push((Value::Number(d.fine_vnd), Look::TableMoney));
+        list_row(&mut l, cells);
+    }
+    let last = l.width - 1;
+    l.text(0, last - 1, "Tổng cộng", Look::TotalText);
+    l.put(last, last, Value::Number(a.decisions.iter().map(|d| d.fine_vnd).sum()), Look::TotalMoney);
+    l.row += 1;
+    l
+}
+
 /// A4 portrait, the margins of both rules (top and bottom 20 mm, left 30 mm, right 15 mm, in
 /// inches), one page wide, no gridlines, the page number where the rule in force puts it.
-fn page_setup(ws: &mut Worksheet, page_number_on_top: bool) -> anyhow::Result<()> {
+fn page_setup(ws: &mut Worksheet, page_number_on_top: bool, landscape: bool) -> anyhow::Result<()> {
     const MM: f64 = 1.0 / 25.4;
     ws.set_paper_size(9); // A4
+    if landscape {
+        ws.set_landscape();
+    }
     ws.set_margins(30.0 * MM, 15.0 * MM, 20.0 * MM, 20.0 * MM, 10.0 * MM, 10.0 * MM);
     ws.set_print_fit_to_pages(1, 0);
     ws.set_screen_gridlines(false);
@@ -507,6 +650,9 @@ fn format(look: Look) -> Format {
         Look::TableMoney => cell(base.set_font_size(11)).set_align(FormatAlign::Right).set_num_format("[$-42A]#,##0"),
         Look::TotalText => cell(base.set_font_size(11).set_bold()),
         Look::TotalNumber => cell(base.set_font_size(11).set_bold()).set_align(FormatAlign::Right).set_num_format("0"),
+        Look::TotalMoney => {
+            cell(base.set_font_size(11).set_bold()).set_align(FormatAlign::Right).set_num_format("[$-42A]#,##0")
+        }
         Look::Signer => centred(base.set_bold()),
         Look::SignerName => centred(base.set_bold()),
         Look::CopiesHead => base.set_font_size(12).set_bold().set_italic(),
@@ -516,8 +662,7 @@ fn format(look: Look) -> Format {
 
 /// A table's head row, sized for its longest head.
 fn head_row(l: &mut Layout, heads: &[String]) {
-    let lines =
-        heads.iter().enumerate().map(|(i, h)| l.lines_needed(h, column_width(i as u16) * 1.1)).max().unwrap_or(1);
+    let lines = heads.iter().enumerate().map(|(i, h)| l.lines_needed(h, l.column(i as u16) * 1.1)).max().unwrap_or(1);
     for (i, h) in heads.iter().enumerate() {
         let i = i as u16;
         l.text(i, i, h.clone(), Look::TableHead);
@@ -569,11 +714,13 @@ fn simple_total(l: &mut Layout, total: i64) {
     l.row += 1;
 }
 
-/// The written report as XLSX: the document, then, when given, the figures with their codes
-/// (`data`). The PDF is made from the document alone: LibreOffice prints every sheet.
+/// The written report as XLSX: the document and its annexes, then, when given, the figures with
+/// their codes (`data`). The PDF is made from the document alone: LibreOffice prints every sheet.
 pub fn to_xlsx(doc: &Document, data: Option<&[Vec<crate::export::Cell>]>) -> anyhow::Result<Vec<u8>> {
     let mut wb = Workbook::new();
-    doc.write(&mut wb)?;
+    for sheet in &doc.sheets {
+        sheet.write(&mut wb)?;
+    }
     if let Some(data) = data {
         crate::export::write_sheet(&mut wb, data, "Số liệu")?;
     }
@@ -645,7 +792,7 @@ mod tests {
 
     #[test]
     fn a_day_in_vietnam_is_utc_plus_seven() {
-        let t = DateTime::parse_from_rfc3339("2014-11-19T18:00:00Z").unwrap().to_utc();
+        let t = chrono::DateTime::parse_from_rfc3339("2014-11-19T18:00:00Z").unwrap().to_utc();
         assert_eq!(day_in_vietnam(t), day(2014, 11, 20));
     }
 }

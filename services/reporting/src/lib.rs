@@ -5,6 +5,7 @@
 //! comes back; the written report (`document`: XLSX, PDF) and its figures (CSV).
 #![forbid(unsafe_code)]
 
+pub mod annex;
 pub mod document;
 pub mod export;
 pub mod feed;

@@ -85,6 +85,60 @@ impl StatisticsLinks {
         let mut c = InspectionServiceClient::with_interceptor(self.inspection.clone(), token(&self.keys, j)?);
         Ok(c.get_statistics(req).await?.into_inner())
     }
+
+    /// Registry's register of `j` as it stood at `as_of`, every page.
+    pub async fn register(
+        &self,
+        j: &Jurisdiction,
+        as_of: prost_types::Timestamp,
+    ) -> Result<Vec<reg::RegisterEntry>, tonic::Status> {
+        let mut c = RegistryServiceClient::with_interceptor(self.registry.clone(), token(&self.keys, j)?);
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = reg::ListSitesAsOfRequest {
+                parent: j.to_string(),
+                as_of: Some(as_of),
+                page_size: 1000,
+                page_token: std::mem::take(&mut page_token),
+            };
+            let page = c.list_sites_as_of(req).await?.into_inner();
+            out.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Inspection's decisions of `j` dated in [`start`, `end`) as they stood at `as_of`, every page.
+    pub async fn decisions(
+        &self,
+        j: &Jurisdiction,
+        as_of: prost_types::Timestamp,
+        start: prost_types::Timestamp,
+        end: prost_types::Timestamp,
+    ) -> Result<Vec<insp::DecisionEntry>, tonic::Status> {
+        let mut c = InspectionServiceClient::with_interceptor(self.inspection.clone(), token(&self.keys, j)?);
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = insp::ListDecisionsAsOfRequest {
+                parent: j.to_string(),
+                as_of: Some(as_of),
+                period_start: Some(start),
+                period_end: Some(end),
+                page_size: 1000,
+                page_token: std::mem::take(&mut page_token),
+            };
+            let page = c.list_decisions_as_of(req).await?.into_inner();
+            out.extend(page.entries);
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
 }
 
 /// A lazily connected channel to the centre, and its public key when configured.

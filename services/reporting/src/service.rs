@@ -310,7 +310,9 @@ impl Reporting {
         let now = self.db.now();
         let as_of = opt_instant(c.as_of.as_ref()).map_or(now, |t| t.min(now));
         let (period_start, period_end) = (c.period_start, c.period_end);
-        let (r, i) = tokio::join!(
+        let at = timestamp(as_of);
+        let (start, end) = (period_start.unwrap_or_default(), period_end.unwrap_or(at));
+        let (r, i, register, decisions) = tokio::join!(
             self.stats.registry_statistics(
                 &j,
                 reg::GetStatisticsRequest {
@@ -329,12 +331,17 @@ impl Reporting {
                     period_end
                 }
             ),
+            self.stats.register(&j, at),
+            self.stats.decisions(&j, at, start, end),
         );
         let unavailable = |what: &str, st: tonic::Status| {
             ApiError::new(Reason::Unavailable, format!("{what} statistics: {}", st.message()))
         };
         let r = r.map_err(|st| unavailable("registry", st))?;
         let i = i.map_err(|st| unavailable("inspection", st))?;
+        let register = register.map_err(|st| unavailable("registry register", st))?;
+        let decisions = decisions.map_err(|st| unavailable("inspection decisions", st))?;
+        let annexes = crate::annex::annexes(at, &register, &decisions);
 
         let request_id = std::mem::take(&mut req.request_id);
         let mut m = match self
@@ -431,6 +438,7 @@ impl Reporting {
             }
         }
         current.values = fresh.into_values().collect();
+        current.annexes = Some(annexes);
         report.current = Some(current);
         report.etag = next_etag(&report.etag);
         store::put_report(m.txn(), &j, &report).await?;

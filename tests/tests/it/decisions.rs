@@ -456,7 +456,7 @@ async fn a_warning_is_issued_only_where_the_provision_allows_one(backend: Backen
         &file,
         format!(
             "{header}\n\
-             TEST-W,2026.1,Cảnh cáo hoặc phạt tiền,Warning or fine,1/2026/NĐ-CP,1,1,a,1000000,2000000,500000,1000000,,WARNING;FINE,,,2020-01-01,,test file,true\n\
+             TEST-W,2026.1,Cảnh cáo hoặc phạt tiền,Warning or fine,1/2026/NĐ-CP,1,1,a,1000000,2000000,500000,1000000,CONTENT_REMOVAL,WARNING;FINE,,,2020-01-01,,test file,true\n\
              TEST-F,2026.1,Phạt tiền,Fine only,1/2026/NĐ-CP,1,2,,3000000,5000000,1500000,2500000,,FINE,,,2020-01-01,,test file,true\n"
         ),
     )
@@ -472,7 +472,9 @@ async fn a_warning_is_issued_only_where_the_provision_allows_one(backend: Backen
         warning: true,
         ..decision(ins, OffenderKind::Person, fine)
     };
-    let d = issue(&mut c, warning(&warned, 0), "w").await;
+    let removal =
+        pb::Measure { kind: pb::MeasureKind::ContentRemoval as i32, deadline: Some(days(10)), ..Default::default() };
+    let d = issue(&mut c, pb::SanctionDecision { measures: vec![removal], ..warning(&warned, 0) }, "w").await;
     assert!(d.warning && d.fine_vnd == 0, "{d:?}");
     for (d, id, field) in [
         (warning(&warned, 500_000), "w-fined", "decision.fine_vnd"),
@@ -485,6 +487,36 @@ async fn a_warning_is_issued_only_where_the_provision_allows_one(backend: Backen
         assert_refused(&e, Code::InvalidArgument, "FIELD_INVALID", Some(field));
     }
     issue(&mut c, decision(&fined, OffenderKind::Person, 2_000_000), "f").await;
+    // The figures: two decisions, one a warning that also orders the content removed — now, and
+    // as the log stood over a period that holds them.
+    let now = c
+        .get_statistics(pb::GetStatisticsRequest { jurisdiction: P01.into(), ..Default::default() })
+        .await
+        .expect("statistics")
+        .into_inner();
+    assert_eq!((now.decisions, now.warnings, now.content_removals), (2, 1, 1), "{now:?}");
+    let dated = c
+        .get_statistics(pb::GetStatisticsRequest {
+            jurisdiction: P01.into(),
+            as_of: now.as_of,
+            period_start: Some(days(-30)),
+            period_end: Some(days(1)),
+        })
+        .await
+        .expect("statistics of a period")
+        .into_inner();
+    assert_eq!((dated.decisions, dated.warnings, dated.content_removals), (2, 1, 1), "{dated:?}");
+    let before = c
+        .get_statistics(pb::GetStatisticsRequest {
+            jurisdiction: P01.into(),
+            as_of: now.as_of,
+            period_start: Some(days(-30)),
+            period_end: Some(days(-3)),
+        })
+        .await
+        .expect("statistics of an earlier period")
+        .into_inner();
+    assert_eq!((before.decisions, before.warnings, before.content_removals), (0, 0, 0), "{before:?}");
 }
 
 both_backends!(

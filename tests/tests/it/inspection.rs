@@ -495,6 +495,8 @@ fn expected_01_at_checkpoint(as_of: Option<prost_types::Timestamp>) -> pb::GetSt
         licences_suspended: 0,
         licences_revoked: 0,
         handled: vec![],
+        warnings: 0,
+        content_removals: 0,
     }
 }
 
@@ -529,6 +531,8 @@ fn expected_79(as_of: Option<prost_types::Timestamp>) -> pb::GetStatisticsRespon
         licences_suspended: 0,
         licences_revoked: 1,
         handled: vec![],
+        warnings: 0,
+        content_removals: 0,
     }
 }
 

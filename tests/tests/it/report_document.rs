@@ -21,10 +21,20 @@ const P48: &str = "provinces/2008-48";
 const P79: &str = "provinces/2008-79";
 const DAY: i64 = 86_400;
 
-/// The golden copy of the document's first sheet (reviewed by eye once; regenerate with
+/// The golden copy of a sheet of the document (reviewed by eye once; regenerate with
 /// `EINFO_WRITE_GOLDEN=1`).
-fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("reports").join("province-01-2014.csv")
+fn golden(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("reports").join(file)
+}
+
+/// Compares `text` with the golden file `file`, or writes it under `EINFO_WRITE_GOLDEN`.
+fn assert_golden(file: &str, text: &str) {
+    if std::env::var_os("EINFO_WRITE_GOLDEN").is_some() {
+        std::fs::create_dir_all(golden(file).parent().unwrap()).unwrap();
+        std::fs::write(golden(file), text).unwrap();
+    }
+    let want = std::fs::read_to_string(golden(file)).expect("the golden file (EINFO_WRITE_GOLDEN=1 writes it)");
+    assert_eq!(text, want, "the sheet differs from {}", golden(file).display());
 }
 
 /// Where the test leaves what a person should look at (the PDF's first page as PNG).
@@ -187,6 +197,38 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
         "i-2014",
     )
     .await;
+    // A blog of a person, in the same round, fined 3,000,000 đồng on 25/10/2014.
+    let mut blog = einfo_testkit::site("Blog Nguyễn Văn Hùng", &["blog-hung-2014.vn"]);
+    blog.owner = Some(reg::Owner {
+        kind: reg::OwnerKind::Person as i32,
+        display_name: "Nguyễn Văn Hùng".into(),
+        tax_code: "001204012345".into(),
+        address: "12 Hàng Bài, Hoàn Kiếm, Hà Nội".into(),
+        ..Default::default()
+    });
+    let blog = einfo_testkit::fixtures::register(&mut r, P01, blog).await;
+    let blog_inspection = record(
+        &mut c,
+        insp::Inspection {
+            plan: round.name.clone(),
+            r#type: insp::InspectionType::Scheduled as i32,
+            ..inspection(&blog.name, date(2014, 10, 7), vec![violation("ND174-64-1-b", date(2014, 9, 15))])
+        },
+        "i-2014-blog",
+    )
+    .await;
+    issue(
+        &mut c,
+        insp::SanctionDecision {
+            number: "46/QĐ-XPVPHC".into(),
+            decision_time: Some(date(2014, 10, 25)),
+            compliance_deadline: Some(date(2014, 11, 25)),
+            offender_name: "Nguyễn Văn Hùng".into(),
+            ..decision(&blog_inspection, insp::OffenderKind::Person, 3_000_000)
+        },
+        "fined-blog",
+    )
+    .await;
     // The social network, in the same round: content to be removed at the department's request.
     record(
         &mut c,
@@ -228,9 +270,16 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
         "violations_handled",
         "sanction_decisions",
         "fines_imposed_vnd",
+        "fines_collected_vnd",
+        "warnings",
+        "licences_suspended_by_decision",
+        "licences_revoked_by_decision",
+        "content_removals",
         "applications_received",
         "applications_pending",
+        "applications_overdue",
         "licences_issued",
+        "licences_expiring",
     ];
     let campaign = centre
         .admin()
@@ -341,16 +390,42 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
     for code in ["general-website", "LICENSED", "ND174", "provinces/"] {
         assert!(!text.contains(code), "no code {code:?} in the document:\n{text}");
     }
-    if std::env::var_os("EINFO_WRITE_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden().parent().unwrap()).unwrap();
-        std::fs::write(golden(), &text).unwrap();
+    assert_golden("province-01-2014.csv", &text);
+    // The annexes: the register with the person's number masked, the decisions with their total.
+    let sites = to_csv(&sheet(&xlsx.content, "Phụ lục 1"));
+    let decisions_grid = sheet(&xlsx.content, "Phụ lục 2");
+    let decisions = to_csv(&decisions_grid);
+    for (annex, words) in [
+        (&sites, "Giấy phép số 25/GP-STTTT ngày 17/11/2014"),
+        (&sites, "Nguyễn Văn Hùng\nSố định danh: *********345"),
+        (&sites, "Hoạt động không phép"),
+        (&decisions, "Nguyễn Văn Hùng (cá nhân)\nSố định danh: *********345"),
+        (&decisions, "Điều 64 khoản 1 điểm b Nghị định 174/2013/NĐ-CP"),
+        (&decisions, "45/QĐ-XPVPHC\nngày 20/10/2014"),
+    ] {
+        assert!(annex.contains(words), "the annex says {words:?}:\n{annex}");
     }
-    let want = std::fs::read_to_string(golden()).expect("the golden file (EINFO_WRITE_GOLDEN=1 writes it)");
-    assert_eq!(text, want, "the document differs from {}", golden().display());
+    for annex in [&sites, &decisions, &text] {
+        assert!(!annex.contains("001204012345"), "a person's number is masked:\n{annex}");
+    }
+    let amounts: Vec<i64> = decisions_grid[6..decisions_grid.len() - 1].iter().map(|r| r[6].parse().unwrap()).collect();
+    assert_eq!(amounts, [7_000_000, 3_000_000], "the decisions' amounts");
+    assert_eq!(decisions_grid.last().unwrap()[6], "10000000", "annex 2's total");
+    // The lists agree with the tables: as many sites as Table I's total, as many decisions and
+    // as much in fines as Table II says.
+    let listed = sheet(&xlsx.content, "Phụ lục 1").iter().filter(|r| r[0].parse::<u32>().is_ok()).count();
+    let figure = |label: &str| grid.iter().find(|r| r[1] == label).map(|r| r[grid[0].len() - 2].clone());
+    let table_i_total = grid.iter().find(|r| r[1] == "Tổng cộng").map(|r| r[9].clone());
+    assert_eq!(Some(listed.to_string()), table_i_total, "annex 1 lists every site Table I counts");
+    assert_eq!(figure("Số quyết định xử phạt vi phạm hành chính"), Some(amounts.len().to_string()));
+    assert_eq!(figure("Tổng số tiền phạt (đồng)"), Some(amounts.iter().sum::<i64>().to_string()));
+    assert_golden("province-01-2014-phu-luc-1.csv", &sites);
+    assert_golden("province-01-2014-phu-luc-2.csv", &decisions);
     // The figures with their codes, on the second sheet, are the CSV export's rows.
     let csv = export(pb::ExportFormat::Csv).await.expect("CSV").into_inner();
     let data = to_csv(&sheet(&xlsx.content, "Số liệu"));
-    assert_eq!(data, String::from_utf8(csv.content).unwrap(), "the second sheet is the CSV");
+    assert_eq!(data, String::from_utf8(csv.content).unwrap(), "the figures' sheet is the CSV");
+    assert_golden("province-01-2014-so-lieu.csv", &data);
 
     // The same from the command line, as the province's reporting officer runs it.
     let data_dir = node.db.dir.join("cli");
@@ -395,8 +470,15 @@ async fn the_written_report_of_2014_is_an_administrative_document_that_adds_up(b
                 .await
                 .expect("pdftotext runs (poppler-utils)");
             let text = String::from_utf8_lossy(&text.stdout);
-            for words in ["BÁO CÁO", "3224/BTTTT-PTTH&TTĐT", "SỞ THÔNG TIN VÀ TRUYỀN THÔNG", "Tổng cộng"]
-            {
+            for words in [
+                "BÁO CÁO",
+                "3224/BTTTT-PTTH&TTĐT",
+                "SỞ THÔNG TIN VÀ TRUYỀN THÔNG",
+                "Tổng cộng",
+                "Phụ lục 1",
+                "DANH SÁCH QUYẾT ĐỊNH XỬ PHẠT VI PHẠM HÀNH CHÍNH",
+                "*********345",
+            ] {
                 assert!(text.contains(words), "the PDF says {words:?}:\n{text}");
             }
             // The document alone: not the figures' sheet with its codes.
@@ -549,6 +631,28 @@ async fn the_national_workbook_has_a_row_per_province_totals_and_each_ones_timel
         inspections[0],
         strings(&["STT", "Tỉnh, thành phố", "Số cuộc thanh tra, kiểm tra trong kỳ (theo quyết định)"])
     );
+
+    // The provinces' annexes, concatenated, each row with its province.
+    let annex = sheet(&xlsx.content, "Phụ lục 1");
+    let listed: Vec<Vec<String>> = annex.iter().map(|r| r[..5].to_vec()).collect();
+    assert_eq!(
+        listed,
+        vec![
+            strings(&[
+                "STT",
+                "Tỉnh, thành phố",
+                "Loại",
+                "Tên trang thông tin điện tử tổng hợp, mạng xã hội",
+                "Tên miền"
+            ]),
+            strings(&["1", "Thành phố Hà Nội", "Trang thông tin điện tử tổng hợp", "Trang hanoi-1.vn", "hanoi-1.vn"]),
+            strings(&["2", "Thành phố Hà Nội", "Mạng xã hội", "Trang hanoi-2.vn", "hanoi-2.vn"]),
+            strings(&["3", "Thành phố Hồ Chí Minh", "Trang thông tin điện tử tổng hợp", "Trang hcm-1.vn", "hcm-1.vn"]),
+        ]
+    );
+    let decisions = sheet(&xlsx.content, "Phụ lục 2");
+    assert_eq!(decisions.len(), 2, "the head and a zero total: no decision in any province");
+    assert_eq!((decisions[1][1].as_str(), decisions[1][7].as_str()), ("Tổng cộng", "0"));
 
     let csv = String::from_utf8(export(central::WorkbookFormat::Csv).await.content).unwrap();
     assert!(csv.starts_with("jurisdiction,province,version,timeliness,indicator,dimension,value\n"), "{csv}");

@@ -684,12 +684,12 @@ async fn the_xlsx_exports_figures_sheet_has_the_same_figures_and_vietnamese_text
     std::fs::write(&xlsx, &xlsx_file.content).unwrap();
     let out = tokio::process::Command::new(soffice)
         .arg(format!("-env:UserInstallation=file://{}", dir.join("profile").display()))
-        // The figures are the workbook's second sheet (the first is the written report): the
-        // 12th token of the filter's options picks the sheet.
+        // The figures are the workbook's fourth sheet (after the written report and its two
+        // annexes): the 12th token of the filter's options picks the sheet.
         .args([
             "--headless",
             "--convert-to",
-            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,2",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,4",
             "--outdir",
         ])
         .arg(&dir)

@@ -46,6 +46,7 @@ ApplySanction service
 ImportSites operator
 GetStatistics operator inspector reporter service central-admin central-analyst
 ListSiteKinds operator inspector reporter service central-admin central-analyst
+ListSitesAsOf operator inspector reporter service central-admin central-analyst
 ";
 
 /// Methods that name no jurisdiction: any allowed role may succeed whatever province it is of.

@@ -132,6 +132,7 @@ fn expected_01(as_of: Option<prost_types::Timestamp>) -> pb::GetStatisticsRespon
         licences_revoked: 0,
         applications_received: 2,
         unlicensed_found: 3,
+        licences_expiring: 0,
     }
 }
 
@@ -166,6 +167,7 @@ async fn two_provinces_on_one_node_have_their_own_figures(backend: Backend) {
             applications_received: 1,
             // The voided site was recorded in error: it was never found.
             unlicensed_found: 1,
+            licences_expiring: 0,
         }
     );
     assert_eq!(got.log_sequence, node.last_sequence("79").await);
@@ -406,7 +408,32 @@ async fn trial_and_operation_are_dimensions_beside_the_legal_status(backend: Bac
     assert_eq!(national, node_cells, "the gateway's national figures agree");
 }
 
+/// Licences expiring: in force and ending within 90 days — one ending in 30 days counts, one
+/// ending in 200 days does not, nor one revoked; now and as the log stood.
+async fn licences_expiring_within_90_days_are_counted_now_and_as_of(backend: Backend) {
+    let Some(node) = TestNode::start(backend, &["01"]).await else { return };
+    let mut r = node.registry("01").await;
+    for (domain, days) in [("sap-het-han.vn", 30), ("con-lau.vn", 200), ("bi-thu-hoi.vn", 30)] {
+        let s = register_found(&mut r, P01, "general-website", domain, pb::DiscoverySource::Sweep).await;
+        let l = einfo_testkit::fixtures::license(&mut r, &s, in_secs(days * 86_400)).await;
+        if domain == "bi-thu-hoi.vn" {
+            r.revoke_licence(pb::RevokeLicenceRequest {
+                name: l.name.clone(),
+                reason: "Quyết định thu hồi".into(),
+                request_id: "revoke".into(),
+            })
+            .await
+            .expect("revoked");
+        }
+    }
+    let now = statistics(&mut r, P01, None).await;
+    assert_eq!(now.licences_expiring, 1, "{now:?}");
+    let as_of = statistics(&mut r, P01, now.as_of).await;
+    assert_eq!(as_of.licences_expiring, 1, "the history says the same: {as_of:?}");
+}
+
 both_backends!(
+    licences_expiring_within_90_days_are_counted_now_and_as_of,
     trial_and_operation_are_dimensions_beside_the_legal_status,
     running_counts_agree_with_the_history,
     two_provinces_on_one_node_have_their_own_figures,

@@ -20,7 +20,8 @@ pub use einfo_proto::log::v1::{Actor, ChangeEntry};
 pub use migration::Migrator;
 pub use service::ChangeLogService;
 pub use store::{
-    Begin, Idempotency, LogId, Mutation, head, insert_entry, list_logs, read_entries, set_head, verify_log,
+    Begin, Idempotency, LogId, Mutation, head, insert_entry, list_logs, read_entries, sequence_at, set_head, states_at,
+    verify_log,
 };
 
 use prost::Message;

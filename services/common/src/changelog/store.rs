@@ -401,6 +401,50 @@ fn entry_from_row(log: &LogId, r: &QueryResult) -> ApiResult<ChangeEntry> {
     })
 }
 
+/// The last sequence of a log committed by `as_of` (0 when none).
+pub async fn sequence_at<C: ConnectionTrait>(c: &C, log: &LogId, as_of: DateTime<Utc>) -> ApiResult<u64> {
+    let row = c
+        .query_one_raw(stmt(
+            c.get_database_backend(),
+            "SELECT COALESCE(MAX(seq), 0) FROM change_log WHERE jurisdiction = $1 AND service = $2 AND server_time <= $3",
+            [log.jurisdiction.to_string().into(), log.service.into(), micros(as_of).into()],
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get_by_index::<i64>(0)).transpose()?.unwrap_or(0) as u64)
+}
+
+/// The state of every resource of type `M` in a log as it stood at sequence `seq`: each one's
+/// last entry up to `seq`, decoded, by resource name.
+///
+/// # Errors
+/// A database error, or a state that does not decode as `M`.
+pub async fn states_at<C: ConnectionTrait, M: prost::Name + Default>(
+    c: &C,
+    log: &LogId,
+    seq: u64,
+) -> ApiResult<std::collections::BTreeMap<String, M>> {
+    let rows = c
+        .query_all_raw(stmt(
+            c.get_database_backend(),
+            "SELECT l.resource, l.state FROM change_log l
+             JOIN (SELECT resource, MAX(seq) AS seq FROM change_log
+                   WHERE jurisdiction = $1 AND service = $2 AND state_type = $3 AND seq <= $4 GROUP BY resource) last
+               ON l.resource = last.resource AND l.seq = last.seq
+             WHERE l.jurisdiction = $1 AND l.service = $2",
+            [log.jurisdiction.to_string().into(), log.service.into(), M::type_url().into(), (seq as i64).into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let resource: String = r.try_get_by_index(0)?;
+            let state: Vec<u8> = r.try_get_by_index(1)?;
+            let m = M::decode(state.as_slice())
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("{log}: the state of {resource}: {e}")))?;
+            Ok((resource, m))
+        })
+        .collect()
+}
+
 /// Every log in a database, as (jurisdiction, service) strings.
 pub async fn list_logs<C: ConnectionTrait>(conn: &C) -> ApiResult<Vec<(String, String)>> {
     let rows = conn
