@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use einfo_app::node::{self, Role};
 
+mod desk;
 mod render;
 use einfo_common::auth::{Caller, TokenKeys};
 use einfo_common::config::Settings;
@@ -68,6 +69,19 @@ enum Command {
     Login(LoginArgs),
     /// Start a local federation on SQLite: the 63 provinces on several nodes, and the gateway.
     Up(UpArgs),
+    /// A province's sites: register, show, list, update, void, import (CSV or XLSX). Exit codes:
+    /// 0 done, 1 refused by the server, 2 usage, 3 the server could not be reached.
+    #[command(subcommand)]
+    Site(desk::SiteCommand),
+    /// A province's licence applications: submit, supplement, approve, reject, list.
+    #[command(subcommand)]
+    Application(desk::ApplicationCommand),
+    /// A province's licences: show, list, renew, suspend, revoke.
+    #[command(subcommand)]
+    Licence(desk::LicenceCommand),
+    /// A province's rounds, inspections and sanction decisions: plan, record, decide, list.
+    #[command(subcommand)]
+    Inspection(desk::InspectionCommand),
     /// A province's reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -106,6 +120,8 @@ enum ReportCommand {
     /// Write a province's report for a campaign to a file: the written report as XLSX or PDF
     /// (made by LibreOffice on the node), or its figures as CSV.
     Export(ReportExportArgs),
+    #[command(flatten)]
+    Work(desk::ReportWork),
 }
 
 #[derive(Args)]
@@ -142,6 +158,8 @@ enum National {
     /// Write a campaign's national workbook (a sheet per table, one row per province, national
     /// totals, and the timeliness of every province), or its figures as CSV.
     Export(NationalExportArgs),
+    #[command(flatten)]
+    Work(desk::NationalWork),
 }
 
 #[derive(Args)]
@@ -325,6 +343,9 @@ struct NationalArgs {
     /// 63 or 34 provinces.
     #[arg(long, default_value_t = 63)]
     grouping: u8,
+    /// Print JSON rather than a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -512,6 +533,20 @@ fn settings(db: &DbArgs) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
+pub use desk::exit_code;
+
+/// Runs `einfo` and turns its outcome into the process's exit code: 0 done, 1 refused (or any
+/// other failure), 2 usage, 3 unreachable, the error printed on standard error.
+pub fn main_exit() -> std::process::ExitCode {
+    match main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::from(exit_code(&e) as u8)
+        }
+    }
+}
+
 /// Runs `einfo` with the process's arguments on a new runtime.
 pub fn main() -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(Cli::parse()))
@@ -540,7 +575,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(Serve::Gateway(a)) => serve_gateway(a).await,
         Command::National(National::Summary(a)) => national_summary(a).await,
         Command::Report(ReportCommand::Export(a)) => report_export(a).await,
+        Command::Report(ReportCommand::Work(c)) => desk::report(c).await,
+        Command::Site(c) => desk::site(c).await,
+        Command::Application(c) => desk::application(c).await,
+        Command::Licence(c) => desk::licence(c).await,
+        Command::Inspection(c) => desk::inspection(c).await,
         Command::National(National::Export(a)) => national_export(a).await,
+        Command::National(National::Work(c)) => desk::national(c).await,
         Command::Gateway(GatewayCommand::Rebuild(a)) => rebuild(a).await,
         Command::Bench(a) => einfo_bench::run(a).await,
         Command::BenchGateway(a) => einfo_bench::run_gateway(a).await,
@@ -1177,8 +1218,12 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     );
     println!("Try:");
     println!("  einfo national summary --gateway https://{gateway_addr} --data-dir {}", a.data_dir.display());
-    println!("  einfo token --data-dir {} --jurisdiction provinces/2008-01", a.data_dir.display());
-    println!("  einfo token --data-dir {} --jurisdiction central --role central-admin", a.data_dir.display());
+    println!(
+        "  einfo site register --data-dir {} --province 01 --name 'Tin tức Thủ đô' --domain tintucthudo.vn \
+         --owner 'Công ty Thủ đô' --tax-code 0100109106",
+        a.data_dir.display()
+    );
+    println!("  einfo site list --data-dir {} --province 01", a.data_dir.display());
     // Ctrl-C or SIGTERM stops it early even with --seconds: the nodes and the gateway stop on
     // the signal by themselves, and the federation must not linger half-stopped.
     let deadline = async {
@@ -1242,6 +1287,10 @@ async fn national_summary(a: NationalArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("{:?}: {}{}", s.code(), s.message(), tls_hint(&a.gateway, &s)))?
         .into_inner();
-    print!("{}", render::render_summary(&summary));
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&render::summary_json(&summary))?);
+    } else {
+        print!("{}", render::render_summary(&summary));
+    }
     Ok(())
 }

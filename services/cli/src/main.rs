@@ -2,6 +2,6 @@
 //! a local federation.
 #![forbid(unsafe_code)]
 
-fn main() -> anyhow::Result<()> {
-    einfo_cli::main()
+fn main() -> std::process::ExitCode {
+    einfo_cli::main_exit()
 }

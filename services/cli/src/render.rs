@@ -13,6 +13,43 @@ const COLUMNS: [(LegalStatus, &str); 7] = [
     (LegalStatus::Expired, "expired"),
 ];
 
+fn cells_json(cells: &[pb::SummaryCell]) -> serde_json::Value {
+    cells
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "kind": c.kind,
+                "legal_status": c.legal_status().as_str_name().trim_start_matches("LEGAL_STATUS_").to_lowercase(),
+                "count": c.count,
+                "operating": c.operating,
+                "not_operating": c.not_operating,
+                "trial": c.trial,
+            })
+        })
+        .collect()
+}
+
+/// The national table as JSON: the units with their cells and totals, the national cells and
+/// total, whether it is complete, and the jurisdictions missing or stale.
+pub fn summary_json(s: &pb::NationalSummary) -> serde_json::Value {
+    serde_json::json!({
+        "grouping": if s.grouping == pb::Grouping::Provinces34 as i32 { 34 } else { 63 },
+        "complete": s.complete,
+        "revision": s.revision,
+        "units": s.units.iter().map(|u| serde_json::json!({
+            "unit": u.unit,
+            "display_name": u.display_name,
+            "total": u.total,
+            "members": u.members,
+            "flagged": u.flagged,
+            "cells": cells_json(&u.cells),
+        })).collect::<Vec<_>>(),
+        "totals": cells_json(&s.totals),
+        "total": s.total,
+        "missing": s.missing.iter().map(|m| m.jurisdiction.clone()).collect::<Vec<_>>(),
+    })
+}
+
 /// The national table as text: one row per unit, a column per legal status, the total, then of
 /// the total how many operate and how many are on trial; then the jurisdictions missing or
 /// stale. A `TRIAL` status (which a node of an earlier version may still report) gets a column

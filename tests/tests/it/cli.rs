@@ -544,6 +544,71 @@ async fn einfo_up_starts_a_gateway_and_nodes_for_all_63_provinces_and_the_nation
     assert_eq!(row_total(&summary, "provinces/2008-01"), Some(1), "{summary}");
     assert!(summary.contains("complete: every one of 63 jurisdictions is live"), "{summary}");
 
+    // The operator's command finds the node and a certificate acting for Hà Nội in up's data
+    // directory; the site is counted nationally within seconds (JSON for scripts), 34 units under
+    // the 2025 grouping.
+    let out = einfo()
+        .args(["site", "register", "--province", "01", "--name", "Tin tức Thủ đô", "--domain", "tintucthudo.vn"])
+        .args(["--owner", "Công ty Thủ đô", "--tax-code", "0100109106", "--profile"])
+        .arg(data_dir.join("no-profile.json"))
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .output()
+        .await
+        .expect("run einfo site register");
+    assert!(out.status.success(), "einfo site register: {}", String::from_utf8_lossy(&out.stderr));
+    let summary_json = |grouping: &'static str| {
+        let data_dir = data_dir.clone();
+        async move {
+            let out = einfo()
+                .args(["national", "summary", "--json", "--grouping", grouping, "--gateway"])
+                .arg(format!("https://127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .output()
+                .await
+                .expect("run einfo national summary --json");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+        }
+    };
+    let json = eventually("the site registered from the terminal counted nationally", || async {
+        let j = summary_json("63").await;
+        (j["total"] == 2).then_some(j)
+    })
+    .await;
+    assert_eq!(json["units"].as_array().unwrap().len(), 63);
+    let hanoi = json["units"].as_array().unwrap().iter().find(|u| u["unit"] == "provinces/2008-01").unwrap().clone();
+    assert_eq!(hanoi["total"], 2, "{hanoi}");
+    assert_eq!(summary_json("34").await["units"].as_array().unwrap().len(), 34);
+    // The centre's other questions from a terminal: every province live, a search across the
+    // country without accents.
+    let ask = |args: &'static [&'static str]| {
+        let data_dir = data_dir.clone();
+        async move {
+            let out = einfo()
+                .args(["national"])
+                .args(args)
+                .args(["--json", "--gateway"])
+                .arg(format!("https://127.0.0.1:{port}"))
+                .arg("--profile")
+                .arg(data_dir.join("no-profile.json"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .output()
+                .await
+                .expect("run einfo national");
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON")
+        }
+    };
+    let fresh = ask(&["freshness"]).await;
+    assert_eq!(fresh.as_array().unwrap().len(), 63, "{fresh}");
+    assert!(fresh.as_array().unwrap().iter().all(|f| f["state"] == "live"), "{fresh}");
+    let found = ask(&["search", "--query", "tin tuc thu do"]).await;
+    assert_eq!(found["sites"][0]["jurisdiction"], "provinces/2008-01", "{found}");
+    assert_eq!(ask(&["conflicts"]).await, serde_json::json!([]));
+
     // SIGTERM stops the gateway and every node, and `up` exits cleanly long before --seconds.
     terminate(&mut child, &log, Duration::from_secs(30), "einfo up").await;
 }

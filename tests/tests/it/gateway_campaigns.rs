@@ -343,6 +343,25 @@ async fn campaign_completeness_counts_expected_submitted_on_time_late_and_missin
     assert_eq!(r.units.len(), 3);
     assert_eq!(r.totals, Some(unit(String::new(), 4, 3, 1, 2, 1)));
 
+    // The same from a terminal: `einfo national campaign`, as central staff.
+    let dir = g.db.dir.join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token-secret"), g.settings.auth.secret.clone().expect("the test secret")).unwrap();
+    let out = einfo_testkit::process::einfo()
+        .args(["national", "campaign", "--campaign", &c.name, "--json", "--gateway", &g.url(), "--profile"])
+        .arg(dir.join("no-profile.json"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .await
+        .expect("run einfo national campaign");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let counts: Vec<i64> =
+        ["expected", "submitted", "on_time", "late", "missing"].iter().map(|k| got[k].as_i64().unwrap()).collect();
+    assert_eq!(counts, [4, 3, 1, 2, 1], "{got}");
+    assert_eq!(got["targets"][1]["timeliness"], "MISSING");
+
     let e = g
         .national()
         .get_campaign_completeness(gw::GetCampaignCompletenessRequest { campaign: " ".into(), grouping: 0 })

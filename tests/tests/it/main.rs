@@ -16,6 +16,7 @@ mod checkpoints;
 mod cli;
 mod crash;
 mod decisions;
+mod desk;
 mod docs;
 mod faults;
 mod fixtures;
@@ -50,13 +51,7 @@ mod tls;
 
 fn main() -> std::process::ExitCode {
     if std::env::var_os(einfo_testkit::process::RUN_AS_CLI).is_some() {
-        return match einfo_cli::main() {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e:?}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+        return einfo_cli::main_exit();
     }
     let mut trials = Vec::new();
     trials.extend(accounts::trials());
@@ -69,6 +64,7 @@ fn main() -> std::process::ExitCode {
     trials.extend(cli::trials());
     trials.extend(crash::trials());
     trials.extend(decisions::trials());
+    trials.extend(desk::trials());
     trials.extend(docs::trials());
     trials.extend(faults::trials());
     trials.extend(fixtures::trials());
