@@ -96,6 +96,10 @@ async fn an_operator_keeps_the_register_from_a_terminal(backend: Backend) {
     let (code, out, err) = site(&node, &dir, &["update", id, "--state", "inactive", "--json"]).await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["operational_state"], "inactive");
+    let (code, out, err) =
+        site(&node, &dir, &["correct", id, "--name", "Tin tức Hà Nội mới", "--reason", "Gõ sai tên", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["display_name"], "Tin tức Hà Nội mới");
     let (code, shown, err) = site(&node, &dir, &["show", &name]).await;
     assert_eq!(code, 0, "{err}");
     assert!(shown.contains("Tên miền    tintuc-hanoi.vn, báo-hànội.vn"), "{shown}");
@@ -373,6 +377,19 @@ async fn an_inspector_plans_records_and_decides_from_a_terminal(backend: Backend
         .await,
     );
     assert_eq!(plan["round_kind"], "check");
+    let plan_name = plan["name"].as_str().unwrap().to_owned();
+    let round = json(
+        &ok(
+            &node,
+            &dir,
+            &["inspection", "round", &plan_name, "--state", "in-progress", "--took-part", "police", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(
+        (round["state"].as_str(), round["participating_agencies"].clone()),
+        (Some("in-progress"), serde_json::json!(["police"]))
+    );
     let evidence = format!("https://tin-b.vn/={}", "ab".repeat(32));
     let ins = json(
         &ok(

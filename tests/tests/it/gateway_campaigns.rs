@@ -218,6 +218,37 @@ async fn expiring_licences_overdue_applications_and_enforcement_figures_are_nati
         .await
         .expect_err("STRICT with unconfigured provinces");
     assert_eq!(e.code(), Code::Unavailable);
+
+    // The same questions from a terminal, as central staff.
+    let expiring = national_cli(&g, &["expiring", "--days", "30"]).await;
+    assert_eq!(expiring["total"], 2, "{expiring}");
+    assert_eq!(national_cli(&g, &["overdue"]).await["total"], 1);
+    let rfc = |t: prost_types::Timestamp| chrono::DateTime::from_timestamp(t.seconds, 0).unwrap().to_rfc3339();
+    let (from, to) = (rfc(in_secs(-30 * DAY)), rfc(in_secs(3600)));
+    let enforcement = national_cli(&g, &["enforcement", "--from", &from, "--to", &to]).await;
+    assert_eq!(
+        (enforcement["totals"]["decisions"].as_i64(), enforcement["totals"]["fines_vnd"].as_i64()),
+        (Some(2), Some(26_000_000))
+    );
+}
+
+/// `einfo national … --json` against `g`, with a token signed from the test secret: its JSON.
+async fn national_cli(g: &TestGateway, args: &[&str]) -> serde_json::Value {
+    let dir = g.db.dir.join("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token-secret"), g.settings.auth.secret.clone().expect("the test secret")).unwrap();
+    let out = einfo_testkit::process::einfo()
+        .arg("national")
+        .args(args)
+        .args(["--json", "--gateway", &g.url(), "--profile"])
+        .arg(dir.join("no-profile.json"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .await
+        .expect("run einfo national");
+    assert!(out.status.success(), "einfo national {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
 // ------------------------------------------------------------------ the centre
@@ -344,19 +375,7 @@ async fn campaign_completeness_counts_expected_submitted_on_time_late_and_missin
     assert_eq!(r.totals, Some(unit(String::new(), 4, 3, 1, 2, 1)));
 
     // The same from a terminal: `einfo national campaign`, as central staff.
-    let dir = g.db.dir.join("cli");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("token-secret"), g.settings.auth.secret.clone().expect("the test secret")).unwrap();
-    let out = einfo_testkit::process::einfo()
-        .args(["national", "campaign", "--campaign", &c.name, "--json", "--gateway", &g.url(), "--profile"])
-        .arg(dir.join("no-profile.json"))
-        .arg("--data-dir")
-        .arg(&dir)
-        .output()
-        .await
-        .expect("run einfo national campaign");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let got = national_cli(&g, &["campaign", "--campaign", &c.name]).await;
     let counts: Vec<i64> =
         ["expected", "submitted", "on_time", "late", "missing"].iter().map(|k| got[k].as_i64().unwrap()).collect();
     assert_eq!(counts, [4, 3, 1, 2, 1], "{got}");

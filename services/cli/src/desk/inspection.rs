@@ -26,6 +26,9 @@ impl Conn {
 pub enum InspectionCommand {
     /// Record a round (cuộc thanh tra, kiểm tra) as its decision orders it.
     Plan(PlanArgs),
+    /// Move a round on — started (`in-progress`) or finished (`closed`) — with the agencies that
+    /// actually took part.
+    Round(RoundArgs),
     /// Record an inspection of a site: what was found, the evidence, the violations.
     Record(RecordArgs),
     /// Issue a sanction decision on an inspection's violations.
@@ -65,6 +68,20 @@ pub struct PlanArgs {
     /// A site to inspect (repeat for more).
     #[arg(long = "site")]
     sites: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RoundArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The round: its id or `provinces/2008-01/plans/{id}`.
+    plan: String,
+    /// in-progress or closed.
+    #[arg(long)]
+    state: String,
+    /// An agency that took part (`police`, `culture`; repeat for more).
+    #[arg(long = "took-part")]
+    participants: Vec<String>,
 }
 
 #[derive(Args)]
@@ -212,6 +229,30 @@ pub async fn inspection(c: InspectionCommand) -> anyhow::Result<()> {
             req.request_id = request_id(&req);
             let got = conn.inspection().create_plan(req).await.map_err(|s| conn.failed(&s))?.into_inner();
             print(&conn, plan_json(&got));
+        }
+        InspectionCommand::Round(a) => {
+            let conn = a.target.connect(Role::Inspector).await?;
+            let name = conn.resource("plans", &a.plan);
+            let mut client = conn.inspection();
+            let plan = client
+                .get_plan(pb::GetPlanRequest { name: name.clone() })
+                .await
+                .map_err(|s| conn.failed(&s))?
+                .into_inner();
+            let mut req = pb::AdvancePlanRequest {
+                name,
+                etag: plan.etag,
+                state: parse_enum("PLAN_STATE", &a.state, "state", |n| {
+                    pb::PlanState::from_str_name(n).map(|e| e as i32)
+                })?,
+                request_id: String::new(),
+                participating_agencies: a.participants.clone(),
+            };
+            req.request_id = request_id(&req);
+            let got = client.advance_plan(req).await.map_err(|s| conn.failed(&s))?.into_inner();
+            let mut j = plan_json(&got);
+            j["participating_agencies"] = serde_json::json!(got.participating_agencies);
+            print(&conn, j);
         }
         InspectionCommand::Record(a) => {
             let conn = a.target.connect(Role::Inspector).await?;

@@ -12,7 +12,7 @@ use einfo_reference::report::status_name;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use super::{Failure, call_failure, day, profile_token, short, table, usage};
+use super::{Failure, call_failure, day, profile_token, short, table, usage, when};
 
 /// The gateway and the caller.
 #[derive(Args, Clone, Debug)]
@@ -65,6 +65,34 @@ pub enum NationalWork {
     /// Where a campaign stands: expected, submitted, on time, late, missing; every province's
     /// timeliness by the centre's receipts.
     Campaign(CampaignArgs),
+    /// Valid licences across the country expiring within a number of days.
+    Expiring(ExpiringArgs),
+    /// Applications across the country pending past their deadline.
+    Overdue(Centre),
+    /// Inspections, violations, decisions, fines, suspensions and revocations by province over a
+    /// period.
+    Enforcement(EnforcementArgs),
+}
+
+#[derive(Args)]
+pub struct ExpiringArgs {
+    #[command(flatten)]
+    centre: Centre,
+    /// Within this many days.
+    #[arg(long, default_value_t = 90)]
+    days: i64,
+}
+
+#[derive(Args)]
+pub struct EnforcementArgs {
+    #[command(flatten)]
+    centre: Centre,
+    /// Start of the period (a date or an RFC 3339 instant).
+    #[arg(long)]
+    from: String,
+    /// End of the period, exclusive.
+    #[arg(long)]
+    to: String,
 }
 
 #[derive(Args)]
@@ -278,6 +306,122 @@ pub async fn national(c: NationalWork) -> anyhow::Result<()> {
                     "first_receive_time": x.first_receive_time.map(|t| t.seconds),
                     "deadline": x.deadline.map(|t| t.seconds),
                 })).collect::<Vec<_>>(),
+            });
+            out(a.centre.json, json, text)
+        }
+        NationalWork::Expiring(a) => {
+            let mut client = a.centre.client().await?;
+            let got = client
+                .list_expiring_licences(gw::ListExpiringLicencesRequest {
+                    options: partial(),
+                    within: Some(prost_types::Duration { seconds: a.days * 86_400, nanos: 0 }),
+                    page_size: 1000,
+                })
+                .await
+                .map_err(|s| call_failure(&a.centre.gateway, &s))?
+                .into_inner();
+            let mut rows = Vec::new();
+            let mut json = Vec::new();
+            for n in &got.licences {
+                let l = n.licence.clone().unwrap_or_default();
+                rows.push(vec![
+                    name_of(&n.jurisdiction),
+                    l.number.clone(),
+                    day(l.expire_time.as_ref()),
+                    l.name.clone(),
+                ]);
+                json.push(serde_json::json!({
+                    "jurisdiction": n.jurisdiction,
+                    "number": l.number,
+                    "expire_time": l.expire_time.map(|t| t.seconds),
+                    "name": l.name,
+                }));
+            }
+            let mut text = table(&["tỉnh, thành phố", "giấy phép", "hết hạn", "mã"], &rows);
+            text.push_str(&format!("Tổng cộng: {} giấy phép hết hạn trong {} ngày\n", got.total, a.days));
+            out(a.centre.json, serde_json::json!({"total": got.total, "licences": json}), text)
+        }
+        NationalWork::Overdue(a) => {
+            let mut client = a.client().await?;
+            let got = client
+                .list_overdue_applications(gw::ListOverdueApplicationsRequest { options: partial(), page_size: 1000 })
+                .await
+                .map_err(|s| call_failure(&a.gateway, &s))?
+                .into_inner();
+            let mut rows = Vec::new();
+            let mut json = Vec::new();
+            for n in &got.applications {
+                let x = n.application.clone().unwrap_or_default();
+                rows.push(vec![
+                    name_of(&n.jurisdiction),
+                    day(x.receive_time.as_ref()),
+                    day(x.deadline.as_ref()),
+                    x.name.clone(),
+                ]);
+                json.push(serde_json::json!({
+                    "jurisdiction": n.jurisdiction,
+                    "receive_time": x.receive_time.map(|t| t.seconds),
+                    "deadline": x.deadline.map(|t| t.seconds),
+                    "name": x.name,
+                }));
+            }
+            let mut text = table(&["tỉnh, thành phố", "tiếp nhận", "hạn xử lý", "hồ sơ"], &rows);
+            text.push_str(&format!("Tổng cộng: {} hồ sơ quá hạn\n", got.total));
+            out(a.json, serde_json::json!({"total": got.total, "applications": json}), text)
+        }
+        NationalWork::Enforcement(a) => {
+            let (from, to) = (when(&a.from, "from")?, when(&a.to, "to")?);
+            let mut client = a.centre.client().await?;
+            let got = client
+                .get_enforcement_summary(gw::GetEnforcementSummaryRequest {
+                    options: partial(),
+                    period_start: Some(from),
+                    period_end: Some(to),
+                })
+                .await
+                .map_err(|s| call_failure(&a.centre.gateway, &s))?
+                .into_inner();
+            let figures = |e: &gw::EnforcementFigures| {
+                serde_json::json!({
+                    "unit": e.unit,
+                    "inspections": e.inspections,
+                    "violations": e.violations,
+                    "decisions": e.decisions,
+                    "fines_vnd": e.fines_vnd,
+                    "suspensions": e.suspensions,
+                    "revocations": e.revocations,
+                })
+            };
+            let row = |name: String, e: &gw::EnforcementFigures| {
+                vec![
+                    name,
+                    e.inspections.to_string(),
+                    e.violations.to_string(),
+                    e.decisions.to_string(),
+                    e.fines_vnd.to_string(),
+                    e.suspensions.to_string(),
+                    e.revocations.to_string(),
+                ]
+            };
+            let totals = got.totals.clone().unwrap_or_default();
+            let mut rows: Vec<Vec<String>> = got.units.iter().map(|u| row(name_of(&u.unit), u)).collect();
+            rows.push(row("Tổng cộng".into(), &totals));
+            let text = table(
+                &[
+                    "tỉnh, thành phố",
+                    "lượt kiểm tra",
+                    "vi phạm",
+                    "quyết định",
+                    "tiền phạt (đồng)",
+                    "đình chỉ",
+                    "thu hồi",
+                ],
+                &rows,
+            );
+            let json = serde_json::json!({
+                "units": got.units.iter().map(figures).collect::<Vec<_>>(),
+                "totals": figures(&totals),
+                "missing": got.missing.iter().map(|m| m.jurisdiction.clone()).collect::<Vec<_>>(),
             });
             out(a.centre.json, json, text)
         }

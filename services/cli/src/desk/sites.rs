@@ -67,6 +67,9 @@ pub enum SiteCommand {
     List(SiteListArgs),
     /// Change a site's name, operating state, hosting or notes.
     Update(SiteUpdateArgs),
+    /// Correct what was recorded wrongly — its name, kind, domains, owner — with the reason (a
+    /// correction, not a change in the world: the figures of the past follow it).
+    Correct(SiteCorrectArgs),
     /// Void a site recorded in error, with the reason.
     Void(SiteVoidArgs),
     /// Import sites from CSV or XLSX (the first sheet): every bad row is listed with its line
@@ -154,6 +157,32 @@ pub struct SiteUpdateArgs {
     /// New notes.
     #[arg(long)]
     notes: Option<String>,
+}
+
+#[derive(Args)]
+pub struct SiteCorrectArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The site: its id or `provinces/2008-01/sites/{id}`.
+    site: String,
+    /// The right name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The right kind.
+    #[arg(long)]
+    kind: Option<String>,
+    /// The right domains (repeat; they replace the recorded ones).
+    #[arg(long = "domain")]
+    domains: Vec<String>,
+    /// The right owner's name.
+    #[arg(long)]
+    owner: Option<String>,
+    /// The right tax code or identification number.
+    #[arg(long)]
+    tax_code: Option<String>,
+    /// What was wrong.
+    #[arg(long)]
+    reason: String,
 }
 
 #[derive(Args)]
@@ -307,6 +336,47 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
             };
             req.request_id = request_id(&req);
             let got = client.update_site(req).await.map_err(|s| conn.failed(&s))?.into_inner();
+            print_site(&conn, &got, &kinds);
+        }
+        SiteCommand::Correct(a) => {
+            let conn = a.target.connect(Role::Operator).await?;
+            let name = conn.resource("sites", &a.site);
+            let mut client = conn.registry();
+            let mut site =
+                client.get_site(pb::GetSiteRequest { name }).await.map_err(|s| conn.failed(&s))?.into_inner();
+            let mut paths = Vec::new();
+            if let Some(n) = &a.name {
+                site.display_name = n.clone();
+                paths.push("display_name");
+            }
+            if let Some(k) = &a.kind {
+                site.kind = k.clone();
+                paths.push("kind");
+            }
+            if !a.domains.is_empty() {
+                site.domains = a.domains.clone();
+                paths.push("domains");
+            }
+            let owner = site.owner.get_or_insert_with(Default::default);
+            if let Some(o) = &a.owner {
+                owner.display_name = o.clone();
+                paths.push("owner.display_name");
+            }
+            if let Some(t) = &a.tax_code {
+                owner.tax_code = t.clone();
+                paths.push("owner.tax_code");
+            }
+            if paths.is_empty() {
+                return Err(usage("nothing to correct: give --name, --kind, --domain, --owner or --tax-code"));
+            }
+            let mut req = pb::CorrectSiteRequest {
+                site: Some(site),
+                update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() }),
+                reason: a.reason.clone(),
+                request_id: String::new(),
+            };
+            req.request_id = request_id(&req);
+            let got = client.correct_site(req).await.map_err(|s| conn.failed(&s))?.into_inner();
             print_site(&conn, &got, &kinds);
         }
         SiteCommand::Void(a) => {
