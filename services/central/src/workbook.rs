@@ -291,23 +291,39 @@ pub fn to_xlsx(campaign: &pb::Campaign, sheets: &[Sheet]) -> anyhow::Result<Vec<
         ws.set_header(format!("&C&\"Times New Roman\"&11 {} — {}", campaign.reference.replace('&', "&&"), s.name));
         ws.set_column_width(0, 5)?;
         ws.set_column_width(1, 22)?;
-        for c in 2..s.rows.first().map_or(0, Vec::len) as u16 {
-            let width = match (s.name.as_str(), c) {
+        let width = |c: usize| -> usize {
+            match (s.name.as_str(), c) {
+                (_, 0) => 5,
+                (_, 1) => 22,
                 ("Vi phạm", 2) => 70,
                 ("Phụ lục 2", 4) => 40,
-                ("Phụ lục 1", 3..=7) | ("Phụ lục 2", 2..=6) => 26,
+                ("Phụ lục 1", 2..=7) | ("Phụ lục 2", 2..=6) => 26,
                 _ => 14,
-            };
-            ws.set_column_width(c, width)?;
+            }
+        };
+        for c in 2..s.rows.first().map_or(0, Vec::len) {
+            ws.set_column_width(c as u16, width(c) as f64)?;
         }
-        // The heads wrap in their 14-character columns: a row tall enough for their longest
-        // (a spreadsheet does not grow a row for wrapped text it did not lay out itself).
-        let longest = s.rows.first().map_or(0, |h| {
-            h.iter().skip(2).map(|c| if let Cell::Text(t) = c { t.chars().count() } else { 0 }).max().unwrap_or(0)
-        });
-        ws.set_row_height(0, 15.0 * longest.div_ceil(16).max(1) as f64)?;
         let last = s.rows.len().saturating_sub(1);
         for (r, row) in s.rows.iter().enumerate() {
+            // Wrapped text in a row tall enough for its longest cell (a spreadsheet does not grow
+            // a row for wrapped text it did not lay out itself): lines of each cell's width, and
+            // its own line breaks (an owner and a number, a decision's number and date).
+            let lines = row
+                .iter()
+                .enumerate()
+                .map(|(c, cell)| match cell {
+                    Cell::Text(t) => t
+                        .split('\n')
+                        .map(|l| l.chars().count().div_ceil(width(c).saturating_sub(2).max(1)).max(1))
+                        .sum(),
+                    _ => 1,
+                })
+                .max()
+                .unwrap_or(1);
+            if lines > 1 {
+                ws.set_row_height(r as u32, 15.0 * lines as f64)?;
+            }
             let total = r == last && row.get(1) == Some(&text("Tổng cộng"));
             for (c, cell) in row.iter().enumerate() {
                 let (r16, c16) = (r as u32, c as u16);
