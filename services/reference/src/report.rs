@@ -162,8 +162,8 @@ pub const DECISION_LIST: [&str; 7] = [
     "Số tiền phạt (đồng)",
 ];
 
-/// dd/mm/yyyy of an instant, in Vietnam.
-fn date(t: Option<&prost_types::Timestamp>) -> String {
+/// dd/mm/yyyy of an instant, in Vietnam; empty when unset.
+pub fn day_text(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| day_in_vietnam(t).format("%d/%m/%Y").to_string())
         .unwrap_or_default()
@@ -216,7 +216,7 @@ pub fn site_list_cells(s: &pb::AnnexSite) -> [String; 5] {
         status_name(s.legal_status).to_owned()
     } else {
         let mut g = format!("Giấy phép số {}", s.licence_number);
-        let issued = date(s.licence_issue_time.as_ref());
+        let issued = day_text(s.licence_issue_time.as_ref());
         if !issued.is_empty() {
             g.push_str(&format!(" ngày {issued}"));
         }
@@ -249,6 +249,6 @@ pub fn decision_list_cells(d: &pb::AnnexDecision, violations: &Violations) -> [S
         d.site.clone(),
         d.violations.iter().map(|code| violations.act(code)).collect::<Vec<_>>().join("\n"),
         forms.join("\n"),
-        format!("{}\nngày {}", d.number, date(d.decision_time.as_ref())),
+        format!("{}\nngày {}", d.number, day_text(d.decision_time.as_ref())),
     ]
 }

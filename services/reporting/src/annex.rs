@@ -10,18 +10,17 @@ use einfo_proto::inspection::v1 as insp;
 use einfo_proto::registry::v1 as reg;
 use einfo_proto::reporting::v1 as pb;
 
+/// A domain as a list shows it: its Unicode form, else its ASCII one.
+fn shown(d: &reg::DomainName) -> String {
+    if d.unicode.is_empty() { d.ascii.clone() } else { d.unicode.clone() }
+}
+
 /// A site's row of annex 1.
 fn site_row(e: &reg::RegisterEntry) -> Option<pb::AnnexSite> {
     let s = e.site.as_ref()?;
     let owner = s.owner.clone().unwrap_or_default();
-    let domains = if s.domain_details.is_empty() {
-        s.domains.clone()
-    } else {
-        s.domain_details
-            .iter()
-            .map(|d| if d.unicode.is_empty() { d.ascii.clone() } else { d.unicode.clone() })
-            .collect()
-    };
+    let domains =
+        if s.domain_details.is_empty() { s.domains.clone() } else { s.domain_details.iter().map(shown).collect() };
     let licence = e.licence.clone().unwrap_or_default();
     Some(pb::AnnexSite {
         site: s.name.clone(),
@@ -65,11 +64,7 @@ pub fn annexes(
                 .map(|o| o.tax_code.clone())
                 .unwrap_or_default();
             let site_label = site.map_or_else(String::new, |s| {
-                let domain = s
-                    .domain_details
-                    .first()
-                    .map(|d| if d.unicode.is_empty() { d.ascii.clone() } else { d.unicode.clone() })
-                    .or_else(|| s.domains.first().cloned());
+                let domain = s.domain_details.first().map(shown).or_else(|| s.domains.first().cloned());
                 match domain {
                     Some(domain) => format!("{} ({domain})", s.display_name),
                     None => s.display_name.clone(),

@@ -17,6 +17,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
 
+use einfo_reference::report::day_text as day;
+
 mod inspection;
 mod licensing;
 mod national;
@@ -140,6 +142,28 @@ fn profile_token(path: Option<PathBuf>, j: &Jurisdiction) -> Option<(String, Str
     Some((p["token"].as_str()?.to_owned(), p["server"].as_str()?.to_owned()))
 }
 
+/// The token to call as — the profile's, when it signed in for `j`, else one signed for `role`
+/// from the data directory — and a channel to `url` (mutual TLS with a certificate of the data
+/// directory's PKI acting for `j`, for an https:// URL).
+async fn sign_in(
+    signed_in: Option<String>,
+    data_dir: &std::path::Path,
+    role: Role,
+    j: Jurisdiction,
+    url: &str,
+) -> anyhow::Result<(BearerToken, Channel)> {
+    let token = match signed_in {
+        Some(token) => BearerToken::new(&token)?,
+        None => {
+            let caller = Caller { subject: "cli".into(), role, jurisdiction: j };
+            crate::local_token(data_dir, &caller).map_err(|e| usage(format!("{e:#}")))?
+        }
+    };
+    let channel =
+        crate::connect(url, &data_dir.join("pki"), &j).await.map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+    Ok((token, channel))
+}
+
 impl Target {
     async fn connect(&self, role: Role) -> anyhow::Result<Conn> {
         let jurisdiction = province(&self.province)?;
@@ -159,16 +183,8 @@ impl Target {
                     })?
             }
         };
-        let token = match signed_in {
-            Some((token, _)) => BearerToken::new(&token)?,
-            None => {
-                let caller = Caller { subject: "cli".into(), role, jurisdiction };
-                crate::local_token(&self.data_dir, &caller).map_err(|e| usage(format!("{e:#}")))?
-            }
-        };
-        let channel = crate::connect(&node, &self.data_dir.join("pki"), &jurisdiction)
-            .await
-            .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+        let signed_in = signed_in.map(|(token, _)| token);
+        let (token, channel) = sign_in(signed_in, &self.data_dir, role, jurisdiction, &node).await?;
         Ok(Conn { node, jurisdiction, channel, token, json: self.json })
     }
 }
@@ -222,12 +238,6 @@ fn when(value: &str, flag: &str) -> anyhow::Result<prost_types::Timestamp> {
     }
     .ok_or_else(|| usage(format!("--{flag} '{value}': a date (dd/mm/yyyy or yyyy-mm-dd) or an RFC 3339 instant")))?;
     Ok(einfo_common::fields::timestamp(t))
-}
-
-fn day(t: Option<&prost_types::Timestamp>) -> String {
-    t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
-        .map(|t| einfo_common::fields::day_in_vietnam(t).format("%d/%m/%Y").to_string())
-        .unwrap_or_default()
 }
 
 fn short(value: &str, prefix: &str) -> String {

@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use einfo_common::auth::{BearerToken, Caller, Role};
+use einfo_common::auth::{BearerToken, Role};
 use einfo_domain::Jurisdiction;
 use einfo_proto::gateway::v1 as gw;
 use einfo_reference::report::status_name;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use super::{Failure, call_failure, day, profile_token, short, table, usage, when};
+use super::{call_failure, day, profile_token, short, sign_in, table, usage, when};
 
 /// The gateway and the caller.
 #[derive(Args, Clone, Debug)]
@@ -36,17 +36,9 @@ type National = gw::national_service_client::NationalServiceClient<InterceptedSe
 
 impl Centre {
     async fn client(&self) -> anyhow::Result<National> {
-        let token = match profile_token(self.profile.clone(), &Jurisdiction::Central) {
-            Some((token, _)) => BearerToken::new(&token)?,
-            None => {
-                let caller =
-                    Caller { subject: "cli".into(), role: Role::CentralAnalyst, jurisdiction: Jurisdiction::Central };
-                crate::local_token(&self.data_dir, &caller).map_err(|e| usage(format!("{e:#}")))?
-            }
-        };
-        let channel = crate::connect(&self.gateway, &self.data_dir.join("pki"), &Jurisdiction::Central)
-            .await
-            .map_err(|e| Failure::Unreachable(format!("{e:#}")))?;
+        let signed_in = profile_token(self.profile.clone(), &Jurisdiction::Central).map(|(token, _)| token);
+        let (token, channel) =
+            sign_in(signed_in, &self.data_dir, Role::CentralAnalyst, Jurisdiction::Central, &self.gateway).await?;
         Ok(gw::national_service_client::NationalServiceClient::with_interceptor(channel, token)
             .max_decoding_message_size(64 * 1024 * 1024))
     }

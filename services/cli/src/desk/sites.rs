@@ -250,9 +250,7 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::Show(a) => {
             let conn = a.target.connect(Role::Operator).await?;
-            let name = conn.resource("sites", &a.site);
-            let got =
-                conn.registry().get_site(pb::GetSiteRequest { name }).await.map_err(|s| conn.failed(&s))?.into_inner();
+            let got = conn.read_site(&a.site).await?;
             print_site(&conn, &got, &kinds);
         }
         SiteCommand::List(a) => {
@@ -302,10 +300,8 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::Update(a) => {
             let conn = a.target.connect(Role::Operator).await?;
-            let name = conn.resource("sites", &a.site);
+            let mut site = conn.read_site(&a.site).await?;
             let mut client = conn.registry();
-            let mut site =
-                client.get_site(pb::GetSiteRequest { name }).await.map_err(|s| conn.failed(&s))?.into_inner();
             let mut paths = Vec::new();
             if let Some(n) = &a.name {
                 site.display_name = n.clone();
@@ -340,10 +336,8 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::Correct(a) => {
             let conn = a.target.connect(Role::Operator).await?;
-            let name = conn.resource("sites", &a.site);
+            let mut site = conn.read_site(&a.site).await?;
             let mut client = conn.registry();
-            let mut site =
-                client.get_site(pb::GetSiteRequest { name }).await.map_err(|s| conn.failed(&s))?.into_inner();
             let mut paths = Vec::new();
             if let Some(n) = &a.name {
                 site.display_name = n.clone();
@@ -381,13 +375,8 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::Void(a) => {
             let conn = a.target.connect(Role::Operator).await?;
-            let name = conn.resource("sites", &a.site);
-            let mut client = conn.registry();
-            let site = client
-                .get_site(pb::GetSiteRequest { name: name.clone() })
-                .await
-                .map_err(|s| conn.failed(&s))?
-                .into_inner();
+            let site = conn.read_site(&a.site).await?;
+            let (name, mut client) = (site.name.clone(), conn.registry());
             let mut req =
                 pb::VoidSiteRequest { name, etag: site.etag, reason: a.reason.clone(), request_id: String::new() };
             req.request_id = request_id(&req);
@@ -397,6 +386,14 @@ pub async fn site(c: SiteCommand) -> anyhow::Result<()> {
         SiteCommand::Import(a) => import(a).await?,
     }
     Ok(())
+}
+
+impl Conn {
+    /// The site `id` (its id or its full name) as the node has it now.
+    async fn read_site(&self, id: &str) -> anyhow::Result<pb::Site> {
+        let name = self.resource("sites", id);
+        Ok(self.registry().get_site(pb::GetSiteRequest { name }).await.map_err(|s| self.failed(&s))?.into_inner())
+    }
 }
 
 fn print_site(conn: &Conn, s: &pb::Site, kinds: &Kinds) {
